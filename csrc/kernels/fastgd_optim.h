@@ -1,0 +1,63 @@
+/* fastgd fused optimizer kernels: the C API.
+ *
+ * Every kernel updates a list of ntensors arrays in place: param[t], grad[t] and the state
+ * arrays each point at numel[t] contiguous elements of one dtype (float: _f32, double: _f64).
+ * Hyper-parameters are plain scalars; step-dependent factors (bias corrections, decayed
+ * learning rates) are computed once per tensor, in double, from step[t] (the step number
+ * after increment, >= 1). Nothing here knows about Python. The update rules are those of the
+ * torch.optim documentation; src/fastgd/reference/ states each one in numpy.
+ *
+ * nthreads <= 0 means the default thread count. Kernels with step-dependent factors take a
+ * caller-owned workspace `work` of 2 * ntensors doubles, so no kernel allocates or fails.
+ */
+#ifndef FASTGD_OPTIM_H
+#define FASTGD_OPTIM_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    double lr, momentum, dampening, weight_decay;
+    int nesterov, maximize;
+} fgd_sgd_hparams;
+
+typedef struct {
+    double lr, lr_decay, weight_decay, eps;
+    int maximize;
+} fgd_adagrad_hparams;
+
+typedef struct {
+    double lr, alpha, eps, weight_decay, momentum;
+    int centered, maximize;
+} fgd_rmsprop_hparams;
+
+/* decoupled_weight_decay = 1 is AdamW: param *= 1 - lr * weight_decay before the Adam step. */
+typedef struct {
+    double lr, beta1, beta2, eps, weight_decay;
+    int amsgrad, maximize, decoupled_weight_decay;
+} fgd_adam_hparams;
+
+#define FGD_DECLARE(T, SFX)                                                                   \
+    /* momentum_buffer may be NULL when momentum == 0; buffer_is_new[t] != 0 sets            \
+     * momentum_buffer[t] = grad (PyTorch's first step) instead of the momentum update. */   \
+    void fgd_sgd_##SFX(size_t ntensors, T *const *param, const T *const *grad,                \
+                       T *const *momentum_buffer, const unsigned char *buffer_is_new,         \
+                       const size_t *numel, const fgd_sgd_hparams *hp, int nthreads);         \
+    void fgd_adagrad_##SFX(size_t ntensors, T *const *param, const T *const *grad,            \
+                           T *const *state_sum, const size_t *numel, const int64_t *step,     \
+                           const fgd_adagrad_hparams *hp, double *work, int nthreads);        \
+    /* grad_avg may be NULL unless centered; momentum_buffer may be NULL unless momentum > 0 */\
+    void fgd_rmsprop_##SFX(size_t ntensors, T *const *param, const T *const *grad,            \
+                           T *const *square_avg, T *const *grad_avg,                          \
+                           T *const *momentum_buffer, const size_t *numel,                    \
+                           const fgd_rmsprop_hparams *hp, int nthreads);                      \
+    /* max_exp_avg_sq may be NULL unless amsgrad */                                           \
+    void fgd_adam_##SFX(size_t ntensors, T *const *param, const T *const *grad,               \
+                        T *const *exp_avg, T *const *exp_avg_sq, T *const *max_exp_avg_sq,    \
+                        const size_t *numel, const int64_t *step, const fgd_adam_hparams *hp, \
+                        double *work, int nthreads);
+
+FGD_DECLARE(float, f32)
+FGD_DECLARE(double, f64)
+#undef FGD_DECLARE
+
+#endif

@@ -1,0 +1,275 @@
+/* Template body of optim.c: expects T (element type), SFX (name suffix) and SQRT.
+ *
+ * Each algorithm has a context (pointers and hyper-parameters, cast to T once), a range
+ * function that updates elements [b, e) of tensor t in one vectorised pass, and the public
+ * entry that fills the context and hands the ranges to fgd_for_ranges(). The element-wise
+ * expressions follow torch.optim's single-tensor code operation by operation, so that
+ * float32 rounds as PyTorch and the numpy reference do. */
+#define FN(name) FGD_CAT(name, SFX)
+
+/* torch.lerp: start + w (end - start) for |w| < 0.5, else end - (end - start)(1 - w). */
+#define LERP(start, end, w, small_w) \
+    ((small_w) ? (start) + (w) * ((end) - (start)) : (end) - ((end) - (start)) * ((T)1 - (w)))
+/* torch.maximum: NaN in either argument propagates. */
+#define NANMAX(a, b) (((a) != (a) || (a) >= (b)) ? (a) : (b))
+
+/* ---------------------------------------------------------------- SGD */
+typedef struct {
+    T *const *param;
+    const T *const *grad;
+    T *const *buf;
+    const unsigned char *is_new;
+    T lr, momentum, one_minus_dampening, weight_decay, sign;
+    int nesterov;
+} FN(sgd_ctx);
+
+FGD_HOT static void FN(sgd_range)(const void *vctx, size_t t, size_t b, size_t e)
+{
+    const FN(sgd_ctx) *c = (const FN(sgd_ctx) *)vctx;
+    T *restrict p = c->param[t] + b;
+    const T *restrict g = c->grad[t] + b;
+    const size_t n = e - b;
+    const T lr = c->lr, wd = c->weight_decay, sign = c->sign, mom = c->momentum;
+    const T keep = c->one_minus_dampening;
+    const int decay = wd != 0;
+    if (mom == 0) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            T d = sign * g[i];
+            if (decay)
+                d = d + wd * p[i];
+            p[i] = p[i] + (-lr) * d;
+        }
+        return;
+    }
+    T *restrict buf = c->buf[t] + b;
+    const int is_new = c->is_new[t], nesterov = c->nesterov;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        T d = sign * g[i];
+        if (decay)
+            d = d + wd * p[i];
+        T m = is_new ? d : buf[i] * mom + keep * d;
+        buf[i] = m;
+        d = nesterov ? d + mom * m : m;
+        p[i] = p[i] + (-lr) * d;
+    }
+}
+
+void FN(fgd_sgd)(size_t ntensors, T *const *param, const T *const *grad,
+                 T *const *momentum_buffer, const unsigned char *buffer_is_new,
+                 const size_t *numel, const fgd_sgd_hparams *hp, int nthreads)
+{
+    FN(sgd_ctx) c = {param, grad, momentum_buffer, buffer_is_new, (T)hp->lr, (T)hp->momentum,
+                     (T)(1.0 - hp->dampening), (T)hp->weight_decay,
+                     hp->maximize ? (T)-1 : (T)1, hp->nesterov};
+    fgd_for_ranges(ntensors, numel, nthreads, FN(sgd_range), &c);
+}
+
+/* ---------------------------------------------------------------- Adagrad */
+typedef struct {
+    T *const *param;
+    const T *const *grad;
+    T *const *sum;
+    const double *clr; /* per tensor: lr / (1 + (step - 1) lr_decay) */
+    T weight_decay, eps, sign;
+} FN(adagrad_ctx);
+
+FGD_HOT static void FN(adagrad_range)(const void *vctx, size_t t, size_t b, size_t e)
+{
+    const FN(adagrad_ctx) *c = (const FN(adagrad_ctx) *)vctx;
+    T *restrict p = c->param[t] + b;
+    const T *restrict g = c->grad[t] + b;
+    T *restrict s = c->sum[t] + b;
+    const size_t n = e - b;
+    const T neg_clr = (T)(-c->clr[t]), wd = c->weight_decay, eps = c->eps, sign = c->sign;
+    const int decay = wd != 0;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        T d = sign * g[i];
+        if (decay)
+            d = d + wd * p[i];
+        T si = s[i] + d * d;
+        s[i] = si;
+        p[i] = p[i] + neg_clr * (d / (SQRT(si) + eps));
+    }
+}
+
+void FN(fgd_adagrad)(size_t ntensors, T *const *param, const T *const *grad,
+                     T *const *state_sum, const size_t *numel, const int64_t *step,
+                     const fgd_adagrad_hparams *hp, double *work, int nthreads)
+{
+    double *clr = work;
+    for (size_t t = 0; t < ntensors; t++)
+        clr[t] = t && step[t] == step[t - 1]
+                     ? clr[t - 1]
+                     : hp->lr / (1.0 + (double)(step[t] - 1) * hp->lr_decay);
+    FN(adagrad_ctx) c = {param, grad, state_sum, clr, (T)hp->weight_decay, (T)hp->eps,
+                         hp->maximize ? (T)-1 : (T)1};
+    fgd_for_ranges(ntensors, numel, nthreads, FN(adagrad_range), &c);
+}
+
+/* ---------------------------------------------------------------- RMSprop */
+typedef struct {
+    T *const *param;
+    const T *const *grad;
+    T *const *square_avg, *const *grad_avg, *const *buf;
+    T lr, alpha, one_minus_alpha, eps, weight_decay, momentum, sign;
+    int centered;
+} FN(rmsprop_ctx);
+
+FGD_HOT static void FN(rmsprop_range)(const void *vctx, size_t t, size_t b, size_t e)
+{
+    const FN(rmsprop_ctx) *c = (const FN(rmsprop_ctx) *)vctx;
+    T *restrict p = c->param[t] + b;
+    const T *restrict g = c->grad[t] + b;
+    T *restrict sq = c->square_avg[t] + b;
+    T *restrict ga = c->centered ? c->grad_avg[t] + b : NULL;
+    T *restrict buf = c->momentum > 0 ? c->buf[t] + b : NULL;
+    const size_t n = e - b;
+    const T lr = c->lr, alpha = c->alpha, oma = c->one_minus_alpha, eps = c->eps;
+    const T wd = c->weight_decay, mom = c->momentum, sign = c->sign;
+    const int decay = wd != 0, small_w = oma < (T)0.5;
+    if (ga) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            T d = sign * g[i];
+            if (decay)
+                d = d + wd * p[i];
+            T s = sq[i] * alpha + (oma * d) * d;
+            sq[i] = s;
+            T a = LERP(ga[i], d, oma, small_w);
+            ga[i] = a;
+            T avg = SQRT(s + ((T)-1 * a) * a) + eps;
+            if (buf) {
+                T m = buf[i] * mom + d / avg;
+                buf[i] = m;
+                p[i] = p[i] + (-lr) * m;
+            } else {
+                p[i] = p[i] + (-lr) * (d / avg);
+            }
+        }
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            T d = sign * g[i];
+            if (decay)
+                d = d + wd * p[i];
+            T s = sq[i] * alpha + (oma * d) * d;
+            sq[i] = s;
+            T avg = SQRT(s) + eps;
+            if (buf) {
+                T m = buf[i] * mom + d / avg;
+                buf[i] = m;
+                p[i] = p[i] + (-lr) * m;
+            } else {
+                p[i] = p[i] + (-lr) * (d / avg);
+            }
+        }
+    }
+}
+
+void FN(fgd_rmsprop)(size_t ntensors, T *const *param, const T *const *grad, T *const *square_avg,
+                     T *const *grad_avg, T *const *momentum_buffer, const size_t *numel,
+                     const fgd_rmsprop_hparams *hp, int nthreads)
+{
+    FN(rmsprop_ctx) c = {param, grad, square_avg, grad_avg, momentum_buffer, (T)hp->lr,
+                         (T)hp->alpha, (T)(1.0 - hp->alpha), (T)hp->eps, (T)hp->weight_decay,
+                         (T)hp->momentum, hp->maximize ? (T)-1 : (T)1, hp->centered};
+    fgd_for_ranges(ntensors, numel, nthreads, FN(rmsprop_range), &c);
+}
+
+/* ---------------------------------------------------------------- Adam / AdamW */
+typedef struct {
+    T *const *param;
+    const T *const *grad;
+    T *const *exp_avg, *const *exp_avg_sq, *const *max_exp_avg_sq;
+    const double *factors; /* per tensor: step_size = lr / (1 - beta1^step), sqrt(1 - beta2^step) */
+    T beta2, one_minus_beta1, one_minus_beta2, eps, weight_decay, decay_factor, sign;
+    int l2, decoupled;
+} FN(adam_ctx);
+
+FGD_HOT static void FN(adam_range)(const void *vctx, size_t t, size_t b, size_t e)
+{
+    const FN(adam_ctx) *c = (const FN(adam_ctx) *)vctx;
+    T *restrict p = c->param[t] + b;
+    const T *restrict g = c->grad[t] + b;
+    T *restrict m = c->exp_avg[t] + b;
+    T *restrict v = c->exp_avg_sq[t] + b;
+    T *restrict vmax = c->max_exp_avg_sq ? c->max_exp_avg_sq[t] + b : NULL;
+    const size_t n = e - b;
+    const T neg_step = (T)(-c->factors[2 * t]), bc2_sqrt = (T)c->factors[2 * t + 1];
+    const T beta2 = c->beta2, w1 = c->one_minus_beta1, omb2 = c->one_minus_beta2;
+    const T eps = c->eps, wd = c->weight_decay, keep = c->decay_factor, sign = c->sign;
+    const int l2 = c->l2, decoupled = c->decoupled, small_w = w1 < (T)0.5;
+    if (vmax) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            T d = sign * g[i];
+            T pi = p[i];
+            if (decoupled)
+                pi = pi * keep;
+            if (l2)
+                d = d + wd * pi;
+            T mi = LERP(m[i], d, w1, small_w);
+            T vi = v[i] * beta2 + (omb2 * d) * d;
+            T vm = NANMAX(vmax[i], vi);
+            m[i] = mi;
+            v[i] = vi;
+            vmax[i] = vm;
+            p[i] = pi + neg_step * (mi / (SQRT(vm) / bc2_sqrt + eps));
+        }
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            T d = sign * g[i];
+            T pi = p[i];
+            if (decoupled)
+                pi = pi * keep;
+            if (l2)
+                d = d + wd * pi;
+            T mi = LERP(m[i], d, w1, small_w);
+            T vi = v[i] * beta2 + (omb2 * d) * d;
+            m[i] = mi;
+            v[i] = vi;
+            p[i] = pi + neg_step * (mi / (SQRT(vi) / bc2_sqrt + eps));
+        }
+    }
+}
+
+void FN(fgd_adam)(size_t ntensors, T *const *param, const T *const *grad, T *const *exp_avg,
+                  T *const *exp_avg_sq, T *const *max_exp_avg_sq, const size_t *numel,
+                  const int64_t *step, const fgd_adam_hparams *hp, double *work, int nthreads)
+{
+    double *f = work;
+    for (size_t t = 0; t < ntensors; t++) {
+        if (t && step[t] == step[t - 1]) {
+            f[2 * t] = f[2 * t - 2];
+            f[2 * t + 1] = f[2 * t - 1];
+        } else {
+            f[2 * t] = hp->lr / (1.0 - pow(hp->beta1, (double)step[t]));
+            f[2 * t + 1] = sqrt(1.0 - pow(hp->beta2, (double)step[t]));
+        }
+    }
+    const int has_wd = hp->weight_decay != 0;
+    FN(adam_ctx) c = {param,
+                      grad,
+                      exp_avg,
+                      exp_avg_sq,
+                      hp->amsgrad ? max_exp_avg_sq : NULL,
+                      f,
+                      (T)hp->beta2,
+                      (T)(1.0 - hp->beta1),
+                      (T)(1.0 - hp->beta2),
+                      (T)hp->eps,
+                      (T)hp->weight_decay,
+                      (T)(1.0 - hp->lr * hp->weight_decay),
+                      hp->maximize ? (T)-1 : (T)1,
+                      has_wd && !hp->decoupled_weight_decay,
+                      has_wd && hp->decoupled_weight_decay};
+    fgd_for_ranges(ntensors, numel, nthreads, FN(adam_range), &c);
+}
+
+#undef FN
+#undef LERP
+#undef NANMAX

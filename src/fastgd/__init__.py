@@ -1,0 +1,12 @@
+"""fastgd: fast, clear gradient descent.
+
+Native (C, OpenMP, SIMD) kernels behind a small numpy API, each with a plain-numpy reference
+twin (``backend="reference"``) that states the math.
+"""
+from ._optim import get_num_threads, set_num_threads
+from . import functional, optim, reference
+
+__version__ = "0.1.0"
+
+__all__ = ["functional", "optim", "reference", "get_num_threads", "set_num_threads",
+           "__version__"]

@@ -1,0 +1,363 @@
+"""The optimizer base class: parameter groups, per-parameter state, ``step`` and state dicts.
+
+A subclass names its state arrays and supplies three small methods: ``_hyper`` (check a
+group's hyper-parameters), ``_needs`` (which state arrays they use) and the two update
+paths, ``_native`` (one fused kernel call for the whole group) and ``_reference`` (the numpy
+twin, one array at a time).
+"""
+import numpy as np
+
+from .. import _checks
+from .._optim import TensorPlan
+
+_STEP = "step"
+
+
+class _Slot:
+    """What a parameter group owns besides its dict: step counters, state and the plan."""
+
+    def __init__(self, params, state_names):
+        self.params = params
+        self.steps = np.zeros(len(params), dtype=np.int64)
+        # 1 until the lazily initialised buffer (SGD's momentum) has taken its first gradient
+        self.is_new = np.ones(len(params), dtype=np.uint8)
+        self.buffers = dict.fromkeys(state_names)
+        self.plan = None
+
+    def build_plan(self, state_names):
+        self.plan = TensorPlan(list(self.params), [self.buffers[k] for k in state_names],
+                               self.steps, self.is_new, "params", tuple(state_names))
+
+
+class Optimizer:
+    """Base class of fastgd's optimizers (PyTorch's ``torch.optim.Optimizer`` for numpy).
+
+    Parameters
+    ----------
+    params : list of ndarray, or list of dict
+        The arrays to optimise (updated in place), or parameter groups: dicts with a
+        ``"params"`` list and hyper-parameters that override ``defaults``.
+    defaults : dict
+        Hyper-parameters of groups that do not set them.
+    backend : {"native", "reference"}
+        The fused C kernels, or their plain-numpy twins.
+    """
+
+    #: names of the per-parameter state arrays, in the order the kernel takes them
+    state_names = ()
+    #: a state array that starts as a copy of the first gradient (SGD's momentum buffer)
+    _lazy_buffer = None
+
+    def __init__(self, params, defaults, *, backend="native"):
+        self.backend = _checks.backend(backend)
+        self._hyper(defaults, "")
+        self.defaults = dict(defaults)
+        self.param_groups = []
+        self._slots = []
+        for group in _as_groups(params):
+            self.add_param_group(group)
+
+    # ------------------------------------------------------------------ groups
+    def add_param_group(self, param_group):
+        """Add a group of parameters with its own hyper-parameters (see ``params``)."""
+        where = f"param_groups[{len(self.param_groups)}]"
+        if not isinstance(param_group, dict):
+            raise TypeError(f"{where} must be a dict, got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError(f"{where} has no 'params' entry")
+        unknown = sorted(set(param_group) - set(self.defaults) - {"params"})
+        if unknown:
+            raise ValueError(f"{where} has unknown hyper-parameter {unknown[0]!r}; expected "
+                             f"some of {sorted(self.defaults)}")
+        params = param_group["params"]
+        params = [params] if isinstance(params, np.ndarray) else _as_list(params, f"{where}['params']")
+        if not params:
+            raise ValueError(f"{where} has an empty 'params' list")
+        first = sum(len(s.params) for s in self._slots)
+        for i, p in enumerate(params):
+            _checks.parameter(p, f"params[{first + i}]")
+        group = {**self.defaults, **param_group, "params": params}
+        self._hyper(group, where)
+        existing = [p for s in self._slots for p in s.params]
+        _checks.disjoint(existing + params, [f"params[{i}]" for i in range(first + len(params))])
+        slot = _Slot(tuple(params), self.state_names)
+        slot.build_plan(self.state_names)
+        self.param_groups.append(group)
+        self._slots.append(slot)
+
+    # ------------------------------------------------------------------ step
+    def step(self, grads):
+        """Update every parameter in place from its gradient.
+
+        Parameters
+        ----------
+        grads : sequence of ndarray or None
+            One gradient per parameter, in the order of the groups and their ``params``;
+            same dtype and shape as its parameter. ``None`` skips that parameter.
+
+        All gradients and hyper-parameters are checked before any array is written.
+        """
+        n = sum(len(s.params) for s in self._slots)
+        grads = _checks.grads_sequence(grads, n)
+        todo, offset = [], 0
+        for gi, (group, slot) in enumerate(zip(self.param_groups, self._slots)):
+            where = f"param_groups[{gi}]"
+            params = group.get("params")
+            if type(params) is not list:
+                params = _as_list(params, f"{where}['params']")
+            if not slot.plan.same_params(params):
+                raise ValueError(f"{where}['params'] was changed after the optimizer was built; "
+                                 "use add_param_group() or a new optimizer")
+            hp = self._hyper(group, where)
+            needs = self._needs(hp)
+            if any(needs[k] and slot.buffers[k] is None for k in self.state_names):
+                self._allocate(slot, group, needs)
+            mask = sum(1 << i for i, k in enumerate(self.state_names) if needs[k])
+            if self.backend == "native":
+                slot.plan.prepare(grads, offset, mask)
+            else:
+                self._check_grads(slot, grads, offset)
+            todo.append((slot, hp, offset))
+            offset += len(slot.params)
+        for slot, hp, offset in todo:
+            if self.backend == "native":
+                self._native(slot.plan, hp)
+            else:
+                self._reference_group(slot, grads, offset, hp)
+
+    def _reference_group(self, slot, grads, offset, hp):
+        for j, p in enumerate(slot.params):
+            g = grads[offset + j]
+            if g is None:
+                continue
+            slot.steps[j] += 1
+            state = {k: (None if b is None else b[j]) for k, b in slot.buffers.items()}
+            self._reference(p, g, state, int(slot.steps[j]), bool(slot.is_new[j]), hp)
+            if self._lazy_buffer and state[self._lazy_buffer] is not None \
+                    and self._needs(hp)[self._lazy_buffer]:
+                slot.is_new[j] = 0
+
+    def _check_grads(self, slot, grads, offset):
+        for j, p in enumerate(slot.params):
+            g = grads[offset + j]
+            if g is None:
+                continue
+            name = f"grads[{offset + j}]"
+            if not isinstance(g, np.ndarray):
+                raise TypeError(f"{name} must be a numpy.ndarray or None, got {type(g).__name__}")
+            _checks.like(g, p, name, f"params[{offset + j}]")
+            if not p.flags.writeable:
+                raise ValueError(f"params[{offset + j}] is read-only; parameters are updated in place")
+            others = [p] + [b[j] for b in slot.buffers.values() if b is not None]
+            if any(np.may_share_memory(g, o) for o in others):
+                raise ValueError(f"{name} shares memory with params[{offset + j}] or its state")
+
+    def _allocate(self, slot, group, needs):
+        for k in self.state_names:
+            if needs[k] and slot.buffers[k] is None:
+                fill = self._initial_value(k, group)
+                slot.buffers[k] = [np.full_like(p, fill) for p in slot.params]
+                if k == self._lazy_buffer:
+                    slot.is_new[:] = 1
+        slot.build_plan(self.state_names)
+
+    def _initial_value(self, name, group):
+        return 0.0
+
+    # ------------------------------------------------------------------ state
+    @property
+    def state(self):
+        """Per-parameter state by global index: ``{i: {"step": int, name: ndarray, ...}}``.
+
+        The arrays are the optimizer's own (live) buffers; ``state_dict()`` copies them.
+        """
+        return self._collect(copy=False)
+
+    def _collect(self, copy):
+        out, i = {}, 0
+        for slot in self._slots:
+            for j in range(len(slot.params)):
+                if slot.steps[j] > 0:
+                    entry = {_STEP: int(slot.steps[j])}
+                    for k, b in slot.buffers.items():
+                        if b is None:
+                            continue
+                        if k == self._lazy_buffer and slot.is_new[j]:
+                            entry[k] = None
+                        else:
+                            entry[k] = b[j].copy() if copy else b[j]
+                    out[i] = entry
+                i += 1
+        return out
+
+    def state_dict(self):
+        """A snapshot ``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}``.
+
+        Arrays are copies, so later steps do not change a saved snapshot; loading it into an
+        optimizer over the same parameters resumes the run bit for bit.
+        """
+        groups, i = [], 0
+        for group in self.param_groups:
+            g = {k: v for k, v in group.items() if k != "params"}
+            g["params"] = list(range(i, i + len(group["params"])))
+            i += len(group["params"])
+            groups.append(g)
+        return {"state": self._collect(copy=True), "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore hyper-parameters and state saved by ``state_dict()``.
+
+        The whole dict is checked against the parameters first; on any mismatch a
+        ``ValueError``/``TypeError`` is raised and the optimizer is left unchanged.
+        """
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            raise ValueError("state_dict must be a dict with exactly the keys 'state' and "
+                             "'param_groups'")
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(saved_groups, (list, tuple)) or len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"state_dict has {len(saved_groups) if isinstance(saved_groups, (list, tuple)) else '?'} "
+                             f"param groups, the optimizer has {len(self.param_groups)}")
+        if not isinstance(saved_state, dict):
+            raise TypeError("state_dict['state'] must be a dict")
+        new_groups, params_by_index, start = [], [], 0
+        for gi, (sg, group) in enumerate(zip(saved_groups, self.param_groups)):
+            where = f"state_dict['param_groups'][{gi}]"
+            if not isinstance(sg, dict) or "params" not in sg:
+                raise ValueError(f"{where} must be a dict with a 'params' list")
+            n = len(group["params"])
+            if list(sg["params"]) != list(range(start, start + n)):
+                raise ValueError(f"{where}['params'] must be the indices {start}..{start + n - 1} "
+                                 f"for this optimizer's {n} parameters")
+            unknown = sorted(set(sg) - set(self.defaults) - {"params"})
+            if unknown:
+                raise ValueError(f"{where} has unknown hyper-parameter {unknown[0]!r}")
+            merged = {**group, **{k: v for k, v in sg.items() if k != "params"}}
+            merged["params"] = group["params"]
+            self._hyper(merged, where)
+            new_groups.append(merged)
+            params_by_index.extend(group["params"])
+            start += n
+        entries = {}
+        for key, entry in saved_state.items():
+            if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)) \
+                    or not 0 <= key < len(params_by_index):
+                raise ValueError(f"state_dict['state'] has key {key!r}, not a parameter index "
+                                 f"in 0..{len(params_by_index) - 1}")
+            entries[int(key)] = self._check_entry(entry, params_by_index[int(key)],
+                                                  f"state_dict['state'][{key}]")
+        # everything fits: apply
+        for group, merged in zip(self.param_groups, new_groups):
+            group.clear()
+            group.update(merged)
+        i = 0
+        for group, slot in zip(self.param_groups, self._slots):
+            for k in self.state_names:
+                if slot.buffers[k] is not None:
+                    fill = self._initial_value(k, group)
+                    for b in slot.buffers[k]:
+                        b[...] = fill
+            slot.steps[:] = 0
+            slot.is_new[:] = 1
+            needs = {k: False for k in self.state_names}
+            for j in range(len(slot.params)):
+                for k in entries.get(i + j, {}):
+                    if k != _STEP and entries[i + j][k] is not None:
+                        needs[k] = True
+            if any(needs[k] and slot.buffers[k] is None for k in self.state_names):
+                self._allocate(slot, group, needs)
+            for j in range(len(slot.params)):
+                entry = entries.get(i + j)
+                if entry is None:
+                    continue
+                slot.steps[j] = entry[_STEP]
+                for k, v in entry.items():
+                    if k == _STEP:
+                        continue
+                    if v is None:
+                        continue
+                    slot.buffers[k][j][...] = v
+                    if k == self._lazy_buffer:
+                        slot.is_new[j] = 0
+            i += len(slot.params)
+
+    def _check_entry(self, entry, param, where):
+        if not isinstance(entry, dict):
+            raise TypeError(f"{where} must be a dict, got {type(entry).__name__}")
+        unknown = sorted(set(entry) - set(self.state_names) - {_STEP})
+        if unknown:
+            raise ValueError(f"{where} has unknown key {unknown[0]!r}; expected 'step' and some "
+                             f"of {list(self.state_names)}")
+        if _STEP not in entry:
+            raise ValueError(f"{where} has no 'step'")
+        step = entry[_STEP]
+        step = step.item() if isinstance(step, np.ndarray) and step.ndim == 0 else step
+        if isinstance(step, (float, np.floating)) and float(step).is_integer():
+            step = int(step)
+        if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) or step < 1:
+            raise ValueError(f"{where}['step'] must be an integer >= 1, got {entry[_STEP]!r}")
+        out = {_STEP: int(step)}
+        for k in self.state_names:
+            if k not in entry:
+                continue
+            v = entry[k]
+            if v is None:
+                if k != self._lazy_buffer:
+                    raise ValueError(f"{where}[{k!r}] is None")
+                out[k] = None
+                continue
+            if not isinstance(v, np.ndarray):
+                raise TypeError(f"{where}[{k!r}] must be a numpy.ndarray, got {type(v).__name__}")
+            if v.shape != param.shape:
+                raise ValueError(f"{where}[{k!r}] has shape {v.shape} but its parameter has "
+                                 f"shape {param.shape}")
+            if v.dtype != param.dtype:
+                raise TypeError(f"{where}[{k!r}] has dtype {v.dtype} but its parameter has "
+                                f"{param.dtype}")
+            out[k] = v
+        return out
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} (backend={self.backend!r})"]
+        for i, g in enumerate(self.param_groups):
+            hp = ", ".join(f"{k}={v!r}" for k, v in g.items() if k != "params")
+            lines.append(f"  group {i}: {len(g['params'])} arrays, {hp}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ subclass API
+    def _hyper(self, group, where):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _needs(self, hp):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _native(self, plan, hp):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _reference(self, param, grad, state, step, is_new, hp):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _as_list(value, name):
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a list of numpy arrays, got {type(value).__name__}")
+    return list(value)
+
+
+def _as_groups(params):
+    if isinstance(params, np.ndarray):
+        raise TypeError("params must be a list of arrays (or of parameter-group dicts), not a "
+                        "single array: pass [x]")
+    params = _as_list(params, "params")
+    if not params:
+        raise ValueError("params is empty: the optimizer got no parameters")
+    dicts = [isinstance(p, dict) for p in params]
+    if all(dicts):
+        return params
+    if any(dicts):
+        raise TypeError("params must be all arrays or all parameter-group dicts, not a mix")
+    return [{"params": params}]
+
+
+def name(where, key):
+    """How an error names a hyper-parameter: ``lr`` or ``param_groups[1]['lr']``."""
+    return f"{where}[{key!r}]" if where else key

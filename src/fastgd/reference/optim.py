@@ -1,0 +1,126 @@
+"""Optimizer update rules in numpy, one parameter array at a time.
+
+Each function follows the algorithm box of the matching ``torch.optim`` class and the order
+of operations of PyTorch's single-tensor implementation. Scalars are converted to the
+array's dtype before use, so float32 stays float32 throughout (numpy's NEP 50 rules). All
+arrays are updated in place; nothing is returned.
+"""
+import numpy as np
+
+
+def _lerp_(start, end, weight):
+    """``start += weight * (end - start)`` the way ``torch.lerp`` rounds it."""
+    w = start.dtype.type(weight)
+    if abs(w) < 0.5:
+        start += w * (end - start)
+    else:
+        start[...] = end - (end - start) * (1 - w)
+
+
+def _direction(param, grad, weight_decay, maximize):
+    """The gradient the update uses: negated to maximise, plus L2 weight decay."""
+    d = -grad if maximize else grad.copy()
+    if weight_decay != 0:
+        d += param.dtype.type(weight_decay) * param
+    return d
+
+
+def sgd(param, grad, momentum_buffer, *, lr, momentum, dampening, weight_decay, nesterov,
+        maximize, buffer_is_new):
+    r"""SGD with momentum and Nesterov.
+
+    .. math::
+        g_t = \pm\nabla f + \lambda\theta,\quad
+        b_t = \mu b_{t-1} + (1-\tau) g_t \ (b_1 = g_1),\quad
+        \theta_t = \theta_{t-1} - \gamma\,(g_t + \mu b_t \text{ if nesterov else } b_t)
+    """
+    t = param.dtype.type
+    d = _direction(param, grad, weight_decay, maximize)
+    if momentum != 0:
+        if buffer_is_new:
+            momentum_buffer[...] = d
+        else:
+            momentum_buffer *= t(momentum)
+            momentum_buffer += t(1 - dampening) * d
+        if nesterov:
+            d = d + t(momentum) * momentum_buffer
+        else:
+            d = momentum_buffer
+    param += t(-lr) * d
+
+
+def adagrad(param, grad, state_sum, *, step, lr, lr_decay, weight_decay, eps, maximize):
+    r"""Adagrad.
+
+    .. math::
+        \tilde\gamma = \frac{\gamma}{1 + (t-1)\eta},\quad
+        s_t = s_{t-1} + g_t^2,\quad
+        \theta_t = \theta_{t-1} - \tilde\gamma\,\frac{g_t}{\sqrt{s_t} + \epsilon}
+    """
+    t = param.dtype.type
+    d = _direction(param, grad, weight_decay, maximize)
+    clr = lr / (1 + (step - 1) * lr_decay)
+    state_sum += d * d
+    std = np.sqrt(state_sum) + t(eps)
+    param += t(-clr) * (d / std)
+
+
+def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, eps, weight_decay,
+            momentum, centered, maximize):
+    r"""RMSprop, optionally centered and with momentum.
+
+    .. math::
+        v_t = \alpha v_{t-1} + (1-\alpha) g_t^2,\quad
+        \tilde v_t = v_t - \bar g_t^2 \text{ if centered},\quad
+        \theta_t = \theta_{t-1} - \gamma\,\frac{g_t}{\sqrt{\tilde v_t} + \epsilon}
+        \ (\text{through } b_t = \mu b_{t-1} + \cdot \text{ with momentum})
+    """
+    t = param.dtype.type
+    d = _direction(param, grad, weight_decay, maximize)
+    square_avg *= t(alpha)
+    square_avg += t(1 - alpha) * d * d
+    if centered:
+        _lerp_(grad_avg, d, 1 - alpha)
+        avg = np.sqrt(square_avg + t(-1) * grad_avg * grad_avg)
+    else:
+        avg = np.sqrt(square_avg)
+    avg += t(eps)
+    if momentum > 0:
+        momentum_buffer *= t(momentum)
+        momentum_buffer += d / avg
+        param += t(-lr) * momentum_buffer
+    else:
+        param += t(-lr) * (d / avg)
+
+
+def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, beta1, beta2, eps,
+         weight_decay, amsgrad, maximize, decoupled_weight_decay):
+    r"""Adam, and AdamW when ``decoupled_weight_decay`` is true.
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,\quad
+        \theta_t = \theta_{t-1} - \frac{\gamma}{1-\beta_1^t}\,
+            \frac{m_t}{\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon}
+
+    AdamW first shrinks :math:`\theta \leftarrow \theta(1 - \gamma\lambda)` instead of adding
+    :math:`\lambda\theta` to the gradient; AMSGrad uses :math:`\max_{s\le t} v_s` for :math:`v_t`.
+    """
+    t = param.dtype.type
+    if decoupled_weight_decay:
+        if weight_decay != 0:
+            param *= t(1 - lr * weight_decay)
+        d = _direction(param, grad, 0, maximize)
+    else:
+        d = _direction(param, grad, weight_decay, maximize)
+    _lerp_(exp_avg, d, 1 - beta1)
+    exp_avg_sq *= t(beta2)
+    exp_avg_sq += t(1 - beta2) * d * d
+    step_size = lr / (1 - beta1**step)
+    bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+    if amsgrad:
+        np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        denom = np.sqrt(max_exp_avg_sq) / t(bias_correction2_sqrt) + t(eps)
+    else:
+        denom = np.sqrt(exp_avg_sq) / t(bias_correction2_sqrt) + t(eps)
+    param += t(-step_size) * (exp_avg / denom)
