@@ -1,4 +1,5 @@
 """Argument checks shared by the public entry points: clear errors, before any write."""
+import math
 import numbers
 
 import numpy as np
@@ -10,10 +11,12 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def real(value, name, *, low=None, high=None, low_open=False, high_open=False):
     """``value`` as a float, checked to be a finite real number within the bounds."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    t = type(value)
+    if t is not float and t is not int:  # fast path for the common types; bool is not int here
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a real number, got {t.__name__}")
     v = float(value)
-    if not np.isfinite(v):
+    if not math.isfinite(v):
         raise ValueError(f"{name} must be finite, got {v}")
     if low is not None and (v < low or (low_open and v == low)):
         raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {v}")
@@ -23,7 +26,7 @@ def real(value, name, *, low=None, high=None, low_open=False, high_open=False):
 
 
 def flag(value, name):
-    if not isinstance(value, (bool, np.bool_)):
+    if type(value) is not bool and not isinstance(value, np.bool_):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
     return bool(value)
 

@@ -23,6 +23,7 @@ class _Slot:
         self.is_new = np.ones(len(params), dtype=np.uint8)
         self.buffers = dict.fromkeys(state_names)
         self.plan = None
+        self.checked = None  # (hyper-parameter values, kernel arguments, state mask)
 
     def build_plan(self, state_names):
         self.plan = TensorPlan(list(self.params), [self.buffers[k] for k in state_names],
@@ -54,6 +55,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups = []
         self._slots = []
+        self._nparams = 0
         for group in _as_groups(params):
             self.add_param_group(group)
 
@@ -84,6 +86,7 @@ class Optimizer:
         slot.build_plan(self.state_names)
         self.param_groups.append(group)
         self._slots.append(slot)
+        self._nparams += len(params)
 
     # ------------------------------------------------------------------ step
     def step(self, grads):
@@ -97,33 +100,48 @@ class Optimizer:
 
         All gradients and hyper-parameters are checked before any array is written.
         """
-        n = sum(len(s.params) for s in self._slots)
-        grads = _checks.grads_sequence(grads, n)
+        grads = _checks.grads_sequence(grads, self._nparams)
+        native = self.backend == "native"
         todo, offset = [], 0
-        for gi, (group, slot) in enumerate(zip(self.param_groups, self._slots)):
-            where = f"param_groups[{gi}]"
-            params = group.get("params")
-            if type(params) is not list:
-                params = _as_list(params, f"{where}['params']")
-            if not slot.plan.same_params(params):
-                raise ValueError(f"{where}['params'] was changed after the optimizer was built; "
-                                 "use add_param_group() or a new optimizer")
-            hp = self._hyper(group, where)
-            needs = self._needs(hp)
-            if any(needs[k] and slot.buffers[k] is None for k in self.state_names):
-                self._allocate(slot, group, needs)
-            mask = sum(1 << i for i, k in enumerate(self.state_names) if needs[k])
-            if self.backend == "native":
+        for gi, slot in enumerate(self._slots):
+            group = self.param_groups[gi]
+            params = group["params"]
+            if type(params) is not list or not slot.plan.same_params(params):
+                raise ValueError(f"param_groups[{gi}]['params'] was changed after the optimizer "
+                                 "was built; use add_param_group() or a new optimizer")
+            hp, mask = self._checked(group, slot, gi)
+            if native:
                 slot.plan.prepare(grads, offset, mask)
             else:
                 self._check_grads(slot, grads, offset)
             todo.append((slot, hp, offset))
             offset += len(slot.params)
         for slot, hp, offset in todo:
-            if self.backend == "native":
+            if native:
                 self._native(slot.plan, hp)
             else:
                 self._reference_group(slot, grads, offset, hp)
+
+    def _checked(self, group, slot, gi):
+        """The group's checked kernel arguments and state mask, re-checked only on change."""
+        key = tuple([tuple(v) if type(v) is list else v
+                     for k, v in group.items() if k != "params"])
+        if slot.checked is not None and slot.checked[0] == key:
+            return slot.checked[1], slot.checked[2]
+        where = f"param_groups[{gi}]"
+        unknown = sorted(set(group) - set(self.defaults) - {"params"})
+        if unknown:
+            raise ValueError(f"{where} has unknown hyper-parameter {unknown[0]!r}")
+        for k in self.defaults:
+            if k not in group:
+                raise ValueError(f"{where} lacks the hyper-parameter {k!r}")
+        hp = self._hyper(group, where)
+        needs = self._needs(hp)
+        if any(needs[k] and slot.buffers[k] is None for k in self.state_names):
+            self._allocate(slot, group, needs)
+        mask = sum(1 << i for i, k in enumerate(self.state_names) if needs[k])
+        slot.checked = (key, hp, mask)
+        return hp, mask
 
     def _reference_group(self, slot, grads, offset, hp):
         for j, p in enumerate(slot.params):
@@ -246,9 +264,10 @@ class Optimizer:
             entries[int(key)] = self._check_entry(entry, params_by_index[int(key)],
                                                   f"state_dict['state'][{key}]")
         # everything fits: apply
-        for group, merged in zip(self.param_groups, new_groups):
+        for group, merged, slot in zip(self.param_groups, new_groups, self._slots):
             group.clear()
             group.update(merged)
+            slot.checked = None
         i = 0
         for group, slot in zip(self.param_groups, self._slots):
             for k in self.state_names:
