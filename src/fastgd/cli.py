@@ -1,0 +1,53 @@
+"""The ``fastgd`` command (also ``python -m fastgd``): one sub-command per module.
+
+Each sub-command module provides ``add_arguments(parser)`` and ``run(args) -> int``; errors a
+user can fix (a missing file, bad columns, a missing optional package) are ``CLIError`` and
+print as one line on stderr with exit status 2, never as a traceback.
+"""
+import argparse
+import importlib
+import sys
+
+# sub-command -> (module, one-line help)
+COMMANDS = {
+    "train": ("fastgd.train_cli", "train an MLP (default: the bundled 8x8 digits) and report test accuracy"),
+    "demo": ("fastgd.demo", "write the figures of gradient descent's phenomena as PNG files"),
+}
+
+
+class CLIError(Exception):
+    """An error in the user's input, printed as one line."""
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="fastgd", description="fast, clear gradient descent")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules = {}
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        try:
+            modules[name] = importlib.import_module(module)
+        except ModuleNotFoundError as exc:  # a sub-command not built yet
+            if exc.name != module:
+                raise
+            continue
+        modules[name].add_arguments(p)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.command not in modules:
+        print(f"fastgd: the '{args.command}' command is not available", file=sys.stderr)
+        return 2
+    try:
+        return int(modules[args.command].run(args) or 0)
+    except CLIError as exc:
+        print(f"fastgd {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
