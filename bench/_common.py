@@ -1,0 +1,184 @@
+"""Shared set-up for the optimizer benchmarks (``conftest.py``, ``test_bench_optim.py``, ``ratios.py``).
+
+Not a test module (the name does not match ``test_*.py``). It builds "contenders": one
+optimizer over its own freshly generated parameters and fixed gradients, exposing ``step()``
+(exactly one ``optimizer.step()``) and ``params()`` (numpy views of the parameters).
+
+Every contender of a scenario starts from bit-identical data (same seed), so after the same
+number of steps their parameters can be compared (``max_abs_diff``) to show that the timed
+calls did the same work.
+"""
+import functools
+import inspect
+import os
+import platform
+import sys
+
+import numpy as np
+
+import fastgd
+
+#: threads for fastgd and torch (the issue's goals are stated for 2 threads on a 2-core box)
+THREADS = 2
+#: seed of the parameters and gradients
+SEED = 20240601
+
+M = 1_000_000
+
+#: benchmarked optimizers: (fastgd.optim / torch.optim class name, keyword arguments).
+#: The keyword arguments mean the same thing in both libraries.
+OPTIMIZERS = {
+    "adam": ("Adam", dict(lr=1e-3)),
+    "adamw": ("AdamW", dict(lr=1e-3, weight_decay=1e-2)),
+    "sgd-momentum": ("SGD", dict(lr=1e-3, momentum=0.9)),
+    "rmsprop": ("RMSprop", dict(lr=1e-2, alpha=0.99)),
+    "adagrad": ("Adagrad", dict(lr=1e-2)),
+}
+
+#: contender kinds: fastgd backends and torch implementations
+FASTGD_KINDS = ("fastgd-native", "fastgd-reference")
+TORCH_KINDS = ("torch-fused", "torch-foreach", "torch-single")
+KINDS = FASTGD_KINDS + TORCH_KINDS
+_TORCH_MODE = {"torch-fused": dict(fused=True), "torch-foreach": dict(foreach=True),
+               "torch-single": dict(foreach=False)}
+
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def configure_fastgd_threads(n=THREADS):
+    fastgd.set_num_threads(n)
+
+
+def import_torch(n=THREADS):
+    """torch with ``n`` intra-op threads, or None when torch is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(n)
+    return torch
+
+
+def make_problem(n_params, numel, dtype, seed=SEED):
+    """``n_params`` parameters and gradients of ``numel`` elements, standard normal."""
+    rng = np.random.default_rng(seed)
+    dt = _DTYPES.get(dtype, dtype)
+    params = [rng.standard_normal(numel, dtype=dt) for _ in range(n_params)]
+    grads = [rng.standard_normal(numel, dtype=dt) for _ in range(n_params)]
+    return params, grads
+
+
+def torch_has_fused(torch, opt):
+    """Whether ``torch.optim.<opt>`` takes ``fused=`` (RMSprop does not in torch 2.13)."""
+    cls = getattr(torch.optim, OPTIMIZERS[opt][0])
+    return "fused" in inspect.signature(cls.__init__).parameters
+
+
+class Contender:
+    """One optimizer over its own data; ``step()`` is one ``optimizer.step()``."""
+
+    def __init__(self, kind, step, params, optimizer):
+        self.kind = kind
+        self.step = step
+        self._params = params
+        self.optimizer = optimizer
+
+    def params(self):
+        return self._params
+
+
+def build(kind, opt, n_params, numel, dtype, torch=None, seed=SEED):
+    """A `Contender` of ``kind`` (see `KINDS`) running optimizer ``opt`` (see `OPTIMIZERS`).
+
+    torch kinds need the ``torch`` module; a torch kind that torch does not implement for
+    this optimizer (``fused`` for RMSprop) raises ``NotImplementedError``.
+    """
+    cls_name, kwargs = OPTIMIZERS[opt]
+    params, grads = make_problem(n_params, numel, dtype, seed)
+    if kind in FASTGD_KINDS:
+        backend = kind.split("-", 1)[1]
+        o = getattr(fastgd.optim, cls_name)(params, backend=backend, **kwargs)
+        return Contender(kind, functools.partial(o.step, grads), params, o)
+    if kind not in _TORCH_MODE:
+        raise ValueError(f"unknown contender kind {kind!r}; expected one of {KINDS}")
+    if torch is None:
+        raise RuntimeError("torch contenders need the torch module")
+    if kind == "torch-fused" and not torch_has_fused(torch, opt):
+        raise NotImplementedError(f"torch.optim.{cls_name} has no fused implementation")
+    # the tensors share memory with `params`/`grads` (this contender's own copies)
+    tparams = [torch.from_numpy(p).requires_grad_(True) for p in params]
+    for tp, g in zip(tparams, grads):
+        tp.grad = torch.from_numpy(g)
+    o = getattr(torch.optim, cls_name)(tparams, **kwargs, **_TORCH_MODE[kind])
+    return Contender(kind, o.step, params, o)
+
+
+def max_abs_diff(a, b):
+    """Largest |a - b| over two contenders' parameters (float64)."""
+    return max(float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64))))
+               for x, y in zip(a.params(), b.params()))
+
+
+def machine_facts(torch=None):
+    """(name, value) pairs describing the machine and the thread settings."""
+    facts = [("python", platform.python_version()),
+             ("platform", platform.platform()),
+             ("cpu", _cpu_model()),
+             ("os.cpu_count()", os.cpu_count())]
+    if hasattr(os, "sched_getaffinity"):
+        facts.append(("usable cores (affinity)", len(os.sched_getaffinity(0))))
+    facts += [("numpy", np.__version__),
+              ("fastgd", f"{fastgd.__version__} ({os.path.dirname(fastgd.__file__)})"),
+              ("fastgd native module", getattr(fastgd._optim, "__file__", "?")),
+              ("fastgd.get_num_threads()", fastgd.get_num_threads())]
+    have_omp = getattr(fastgd._optim, "have_openmp", None)
+    if have_omp is not None:
+        facts.append(("fastgd built with OpenMP", bool(have_omp())))
+    if torch is None:
+        facts.append(("torch", "not installed (torch rows are n/a)"))
+    else:
+        facts += [("torch", torch.__version__),
+                  ("torch.get_num_threads()", torch.get_num_threads()),
+                  ("torch.get_num_interop_threads()", torch.get_num_interop_threads())]
+    env = {k: v for k, v in os.environ.items()
+           if k.startswith(("OPENBLAS", "GOTO", "OMP_", "GOMP_", "KMP_", "MKL", "BLIS",
+                            "NVPL", "VECLIB", "NUMEXPR"))}
+    facts.append(("BLAS/OpenMP env vars",
+                  ", ".join(f"{k}={v}" for k, v in sorted(env.items())) or "none set"))
+    openblas = sorted(k for k in env if k.startswith(("OPENBLAS", "GOTO")))
+    facts.append(("OpenBLAS env vars", ", ".join(f"{k}={env[k]}" for k in openblas)
+                  or "none set"))
+    libs = _loaded_runtime_libs()
+    if libs:
+        facts.append(("loaded OpenMP/BLAS libraries", "; ".join(libs)))
+    try:
+        from threadpoolctl import threadpool_info
+        pools = [f"{p.get('internal_api')}={p.get('num_threads')}" for p in threadpool_info()]
+        facts.append(("threadpoolctl", ", ".join(pools) or "no pools"))
+    except ImportError:
+        pass
+    return facts
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def _loaded_runtime_libs():
+    """OpenMP/BLAS shared libraries mapped into this process (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return []
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "/" in line}
+    except OSError:
+        return []
+    keys = ("omp", "blas", "mkl")
+    return sorted(p for p in paths if any(k in os.path.basename(p).lower() for k in keys))

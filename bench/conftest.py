@@ -1,0 +1,92 @@
+"""pytest-benchmark set-up for the optimizer benchmarks (``pytest bench/ --benchmark-only``).
+
+* fastgd and torch each use `_common.THREADS` (2) threads;
+* ``torch_mod``: torch, or a clean skip when it is not installed;
+* ``run_step``: warms a contender up, then times single ``step()`` calls with
+  ``benchmark.pedantic`` (one step per round, a round count sized to a time budget);
+* a short "speed-up" summary per group after pytest-benchmark's own table.
+
+Nothing here asserts on a timing.
+"""
+import os
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _common  # noqa: E402
+
+#: median seconds per step, by group and contender kind, filled by ``run_step``
+_MEDIANS = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fastgd_threads():
+    _common.configure_fastgd_threads()
+    yield
+
+
+@pytest.fixture(scope="session")
+def torch_mod():
+    """torch with `_common.THREADS` threads; skips the test when torch is missing."""
+    pytest.importorskip("torch", reason="torch is not installed: torch comparisons skipped")
+    return _common.import_torch()
+
+
+@pytest.fixture
+def run_step(benchmark):
+    """``run_step(contender, group, budget=1.0, min_rounds=5, max_rounds=1000, warmup=3)``.
+
+    Runs ``warmup`` untimed steps (allocating the optimizer state, faulting pages in),
+    estimates the cost of one step from them and benchmarks ``contender.step`` for about
+    ``budget`` seconds: ``rounds`` rounds of exactly one step each.
+    """
+
+    def run(contender, group, *, budget=1.0, min_rounds=5, max_rounds=1000, warmup=3,
+            extra=None):
+        benchmark.group = group
+        t0 = time.perf_counter()
+        for _ in range(warmup):
+            contender.step()
+        per_step = (time.perf_counter() - t0) / max(warmup, 1)
+        rounds = int(max(min_rounds, min(max_rounds, budget / max(per_step, 1e-9))))
+        benchmark.extra_info.update(extra or {})
+        benchmark.extra_info["contender"] = contender.kind
+        benchmark.pedantic(contender.step, rounds=rounds, iterations=1, warmup_rounds=1)
+        stats = getattr(benchmark, "stats", None)
+        if stats is not None and getattr(stats, "stats", None) is not None:
+            _MEDIANS.setdefault(group, {})[contender.kind] = stats.stats.median
+
+    return run
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    torch = None
+    try:
+        import torch  # noqa: F811
+    except ImportError:
+        pass
+    machine_info["fastgd_bench"] = {str(k): str(v) for k, v in _common.machine_facts(torch)}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter):
+    if not _MEDIANS:
+        return
+    tr = terminalreporter
+    tr.write_sep("-", "fastgd-native speed-up per group (median of other / median of native)")
+    for group in sorted(_MEDIANS):
+        med = _MEDIANS[group]
+        base = med.get("fastgd-native")
+        parts = []
+        for kind in _common.KINDS:
+            if kind not in med:
+                continue
+            s = f"{kind} {med[kind] * 1e3:.3f} ms"
+            if base and kind != "fastgd-native":
+                s += f" ({med[kind] / base:.2f}x)"
+            parts.append(s)
+        tr.write_line(f"{group}:")
+        tr.write_line("    " + "; ".join(parts))

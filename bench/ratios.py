@@ -1,0 +1,225 @@
+"""Measure fastgd's speed goals side by side in one process and print a table.
+
+    python bench/ratios.py            # full run (about a minute)
+    python bench/ratios.py --quick    # a rough look (about 15 s)
+
+The goals (each a ratio from one run, 2 threads for fastgd and torch):
+
+* Adam, one float32 parameter of 20M elements: fastgd >= 1.1x faster than torch fused;
+* Adam, 1000 float32 parameters of 1000 elements: fastgd >= 10x faster than torch fused;
+* Adam, 1M float32 elements: backend="native" >= 10x faster than backend="reference".
+
+Every measurement is one ``optimizer.step()`` timed with ``time.perf_counter``. After a
+warm-up, each round runs every contender of the scenario in turn (the order rotates from
+round to round), each for a short burst of consecutive steps timed one by one:
+
+* the first step of a burst runs right after *another* contender's steps: the
+  "interleaved" regime, whose caches were just used by someone else (as in a training loop,
+  where the forward and backward passes run between two optimizer steps);
+* the later steps of a burst run right after the contender's own previous step: the
+  "warm" regime (what a plain back-to-back benchmark loop such as pytest-benchmark's sees).
+
+The table reports the median step time of each contender per regime and their ratio
+(competitor median / fastgd median, i.e. how many times faster fastgd is). The script only
+reports: its exit code is 0 whether or not the goals are met.
+"""
+import argparse
+import gc
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _common  # noqa: E402  (imports fastgd before torch: see README, "OpenMP runtime")
+from _common import M  # noqa: E402
+
+REGIMES = ("interleaved", "warm")
+
+
+class Scenario:
+    def __init__(self, title, opt, n_params, numel, dtype, kinds, comparisons, *, goal=False,
+                 burst=3, budget=(10.0, 2.0)):
+        self.title = title
+        self.opt, self.n_params, self.numel, self.dtype = opt, n_params, numel, dtype
+        self.kinds = kinds
+        # (fastgd kind, competitor kind, goal ratio or None)
+        self.comparisons = comparisons
+        self.goal = goal
+        self.burst = burst
+        self.budget = budget  # seconds of timed rounds: (full, quick)
+
+
+NATIVE, REF, FUSED, FOREACH = "fastgd-native", "fastgd-reference", "torch-fused", "torch-foreach"
+
+GOAL_SCENARIOS = [
+    Scenario("Adam 20M float32 (1 param)", "adam", 1, 20 * M, "float32", [NATIVE, FUSED],
+             [(NATIVE, FUSED, 1.1)], goal=True, burst=2),
+    Scenario("Adam 1000x1000 float32", "adam", 1000, 1000, "float32", [NATIVE, FUSED],
+             [(NATIVE, FUSED, 10.0)], goal=True),
+    Scenario("Adam 1M float32", "adam", 1, M, "float32", [NATIVE, REF],
+             [(NATIVE, REF, 10.0)], goal=True),
+]
+OTHER_SCENARIOS = [
+    Scenario(f"{name} 1M float32", opt, 1, M, "float32", [NATIVE, REF, FUSED, FOREACH],
+             [(NATIVE, FUSED, None), (NATIVE, FOREACH, None), (NATIVE, REF, None)],
+             budget=(5.0, 1.0))
+    for opt, name in [("sgd-momentum", "SGD-momentum"), ("rmsprop", "RMSprop"),
+                      ("adagrad", "Adagrad"), ("adamw", "AdamW")]
+]
+
+
+def run_scenario(sc, torch, quick):
+    """{kind: {regime: [seconds, ...]}} plus notes, for one scenario."""
+    notes = []
+    contenders = {}
+    for kind in sc.kinds:
+        if kind.startswith("torch") and torch is None:
+            notes.append(f"{kind}: n/a (torch not installed)")
+            continue
+        try:
+            contenders[kind] = _common.build(kind, sc.opt, sc.n_params, sc.numel, sc.dtype,
+                                             torch=torch)
+        except NotImplementedError as e:
+            notes.append(f"{kind}: n/a ({e})")
+    kinds = list(contenders)
+    # warm-up: allocate state, fault pages in, estimate the cost of a round
+    per_step = {}
+    for kind in kinds:
+        c = contenders[kind]
+        c.step()
+        t0 = time.perf_counter()
+        for _ in range(2):
+            c.step()
+        per_step[kind] = (time.perf_counter() - t0) / 2
+    round_cost = sc.burst * sum(per_step.values())
+    budget = sc.budget[1] if quick else sc.budget[0]
+    min_rounds = 5 if quick else 15
+    rounds = int(max(min_rounds, min(2000, budget / max(round_cost, 1e-9))))
+    times = {k: {r: [] for r in REGIMES} for k in kinds}
+    clock = time.perf_counter
+    gc.collect()
+    gc.disable()
+    try:
+        for r in range(rounds):
+            shift = r % len(kinds)
+            for kind in kinds[shift:] + kinds[:shift]:
+                step = contenders[kind].step
+                for j in range(sc.burst):
+                    t0 = clock()
+                    step()
+                    t1 = clock()
+                    times[kind][REGIMES[0] if j == 0 else REGIMES[1]].append(t1 - t0)
+    finally:
+        gc.enable()
+    # every contender took 3 + rounds * burst steps from the same data: compare the results
+    if NATIVE in contenders:
+        for kind in kinds:
+            if kind != NATIVE:
+                d = _common.max_abs_diff(contenders[NATIVE], contenders[kind])
+                notes.append(f"check: max |param({kind}) - param({NATIVE})| = {d:.2e} "
+                             f"after {3 + rounds * sc.burst} steps")
+    notes.insert(0, f"{rounds} rounds x {sc.burst}-step bursts per contender "
+                    f"(+3 warm-up steps)")
+    del contenders
+    gc.collect()
+    return times, notes
+
+
+def fmt_ms(s):
+    return "n/a" if s is None else f"{s * 1e3:.3f} ms"
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, round(q * (len(xs) - 1))))]
+
+
+def table(rows, header):
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    line = "  ".join("-" * w for w in widths)
+    out = [line, "  ".join(str(h).ljust(w) for h, w in zip(header, widths)), line]
+    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+    out.append(line)
+    return "\n".join(out)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer rounds (a rough look)")
+    ap.add_argument("--threads", type=int, default=_common.THREADS,
+                    help=f"threads for fastgd and torch (default {_common.THREADS})")
+    args = ap.parse_args(argv)
+
+    _common.configure_fastgd_threads(args.threads)
+    torch = _common.import_torch(args.threads)
+
+    print("== machine")
+    facts = _common.machine_facts(torch)
+    if hasattr(os, "getloadavg"):
+        facts.append(("load average at start (1/5/15 min)",
+                      " ".join(f"{x:.2f}" for x in os.getloadavg())))
+    for k, v in facts:
+        print(f"  {k}: {v}")
+    print(f"  mode: {'quick' if args.quick else 'full'}")
+
+    goal_rows, other_rows, details, verdicts = [], [], [], []
+    start = time.perf_counter()
+    for sc in GOAL_SCENARIOS + OTHER_SCENARIOS:
+        print(f"== measuring {sc.title} ...", flush=True)
+        times, notes = run_scenario(sc, torch, args.quick)
+        med = {k: {r: statistics.median(v[r]) for r in REGIMES} for k, v in times.items()}
+        for kind, by_regime in times.items():
+            for regime in REGIMES:
+                xs = by_regime[regime]
+                details.append([sc.title, kind, regime, fmt_ms(med[kind][regime]),
+                                fmt_ms(pct(xs, 0.1)), fmt_ms(pct(xs, 0.9)), len(xs)])
+        for fg, other, goal in sc.comparisons:
+            for regime in REGIMES:
+                a = med.get(fg, {}).get(regime)
+                b = med.get(other, {}).get(regime)
+                ratio = None if a is None or b is None else b / a
+                if goal is None:
+                    met = "-"
+                elif ratio is None:
+                    met = "n/a"
+                else:
+                    met = "yes" if ratio >= goal else "NO"
+                row = [f"{sc.title}: {fg.split('-')[1]} vs {other}", regime, fmt_ms(a),
+                       fmt_ms(b), "n/a" if ratio is None else f"{ratio:.2f}x",
+                       "-" if goal is None else f">= {goal:g}x", met]
+                (goal_rows if sc.goal else other_rows).append(row)
+                if goal is not None:
+                    verdicts.append((sc.title, regime, ratio, goal, met))
+        for n in notes:
+            print(f"  {n}")
+    elapsed = time.perf_counter() - start
+
+    header = ["scenario", "regime", "fastgd median", "competitor median", "ratio", "goal",
+              "met"]
+    print()
+    print("== goals (ratio = competitor median / fastgd median; higher is better for fastgd)")
+    print(table(goal_rows, header))
+    print()
+    print("== other optimizers, 1M float32 elements (no goal; for reference)")
+    print(table(other_rows, header))
+    print()
+    print("== per-contender step times (one optimizer.step() each)")
+    print(table(details, ["scenario", "contender", "regime", "median", "p10", "p90", "n"]))
+    print()
+    print("== summary")
+    for title, regime, ratio, goal, met in verdicts:
+        r = "n/a" if ratio is None else f"{ratio:.2f}x"
+        print(f"  {title} [{regime}]: {r} (goal >= {goal:g}x) -> "
+              f"{'met' if met == 'yes' else 'NOT met' if met == 'NO' else 'n/a'}")
+    if hasattr(os, "getloadavg"):
+        print("  load average at end (1/5/15 min): "
+              + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print(f"  measured in {elapsed:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)

@@ -1,0 +1,193 @@
+/* Template body of nn.c: expects T, SFX, EXP, LOG, LOG1P, TANH. */
+#define FN(name) FGD_CAT(name, SFX)
+
+static inline T FN(sigmoid)(T z)
+{
+    /* never exponentiates a positive number: no overflow for large |z| */
+    if (z >= 0)
+        return (T)1 / ((T)1 + EXP(-z));
+    T e = EXP(z);
+    return e / ((T)1 + e);
+}
+
+FGD_HOT void FN(fgd_bias_act)(T *z, const T *bias, T *a, size_t rows, size_t cols, int act,
+                              double slope)
+{
+    const T s = (T)slope;
+    for (size_t r = 0; r < rows; r++) {
+        T *restrict zr = z + r * cols;
+        T *ar = a + r * cols;
+        if (bias) {
+            const T *restrict b = bias;
+#pragma omp simd
+            for (size_t j = 0; j < cols; j++)
+                zr[j] = zr[j] + b[j];
+        }
+        switch (act) {
+        case FGD_ACT_RELU:
+#pragma omp simd
+            for (size_t j = 0; j < cols; j++)
+                ar[j] = (zr[j] > 0 || zr[j] != zr[j]) ? zr[j] : (T)0;
+            break;
+        case FGD_ACT_LEAKY_RELU:
+#pragma omp simd
+            for (size_t j = 0; j < cols; j++)
+                ar[j] = zr[j] > 0 ? zr[j] : zr[j] * s;
+            break;
+        case FGD_ACT_SIGMOID:
+            for (size_t j = 0; j < cols; j++)
+                ar[j] = FN(sigmoid)(zr[j]);
+            break;
+        case FGD_ACT_TANH:
+            for (size_t j = 0; j < cols; j++)
+                ar[j] = TANH(zr[j]);
+            break;
+        default:
+            if (ar != zr)
+                memcpy(ar, zr, cols * sizeof(T));
+        }
+    }
+}
+
+FGD_HOT void FN(fgd_act_backward)(T *dz, const T *da, const T *z, const T *a, size_t n, int act,
+                                  double slope)
+{
+    const T s = (T)slope;
+    switch (act) {
+    case FGD_ACT_RELU:
+#pragma omp simd
+        for (size_t i = 0; i < n; i++)
+            dz[i] = a[i] > 0 ? da[i] : (T)0;
+        break;
+    case FGD_ACT_LEAKY_RELU:
+#pragma omp simd
+        for (size_t i = 0; i < n; i++)
+            dz[i] = z[i] > 0 ? da[i] : da[i] * s;
+        break;
+    case FGD_ACT_SIGMOID:
+#pragma omp simd
+        for (size_t i = 0; i < n; i++)
+            dz[i] = da[i] * (a[i] * ((T)1 - a[i]));
+        break;
+    case FGD_ACT_TANH:
+#pragma omp simd
+        for (size_t i = 0; i < n; i++)
+            dz[i] = da[i] * ((T)1 - a[i] * a[i]);
+        break;
+    default:
+        if (dz != da)
+            memcpy(dz, da, n * sizeof(T));
+    }
+}
+
+FGD_HOT void FN(fgd_colsum)(const T *x, size_t rows, size_t cols, T *out)
+{
+    T *restrict o = out;
+    for (size_t j = 0; j < cols; j++)
+        o[j] = 0;
+    for (size_t r = 0; r < rows; r++) {
+        const T *restrict xr = x + r * cols;
+#pragma omp simd
+        for (size_t j = 0; j < cols; j++)
+            o[j] = o[j] + xr[j];
+    }
+}
+
+void FN(fgd_softmax)(const T *x, T *y, size_t rows, size_t cols)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const T *xr = x + r * cols;
+        T *yr = y + r * cols;
+        T m = xr[0];
+        for (size_t j = 1; j < cols; j++)
+            m = xr[j] > m ? xr[j] : m;
+        T sum = 0;
+        for (size_t j = 0; j < cols; j++) {
+            yr[j] = EXP(xr[j] - m);
+            sum += yr[j];
+        }
+        const T inv = (T)1 / sum;
+        for (size_t j = 0; j < cols; j++)
+            yr[j] *= inv;
+    }
+}
+
+void FN(fgd_softmax_backward)(const T *y, const T *dy, T *dx, size_t rows, size_t cols)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const T *yr = y + r * cols, *dyr = dy + r * cols;
+        T *dxr = dx + r * cols;
+        T dot = 0;
+        for (size_t j = 0; j < cols; j++)
+            dot += dyr[j] * yr[j];
+        for (size_t j = 0; j < cols; j++)
+            dxr[j] = yr[j] * (dyr[j] - dot);
+    }
+}
+
+double FN(fgd_cross_entropy)(const T *logits, const int64_t *labels, size_t rows, size_t cols,
+                             T *grad, double scale)
+{
+    double total = 0;
+    const T sc = (T)scale;
+    for (size_t r = 0; r < rows; r++) {
+        const T *xr = logits + r * cols;
+        T m = xr[0];
+        for (size_t j = 1; j < cols; j++)
+            m = xr[j] > m ? xr[j] : m;
+        double sum = 0;
+        if (grad) {
+            T *gr = grad + r * cols;
+            for (size_t j = 0; j < cols; j++) {
+                gr[j] = EXP(xr[j] - m);
+                sum += gr[j];
+            }
+            const T inv = (T)(1.0 / sum) * sc;
+            for (size_t j = 0; j < cols; j++)
+                gr[j] *= inv;
+            gr[labels[r]] -= sc;
+        } else {
+            for (size_t j = 0; j < cols; j++)
+                sum += EXP(xr[j] - m);
+        }
+        /* logsumexp - x[label], the max subtracted first so that it cancels exactly */
+        total += log(sum) - ((double)xr[labels[r]] - (double)m);
+    }
+    return total;
+}
+
+double FN(fgd_mse)(const T *pred, const T *target, size_t n, T *grad, double scale)
+{
+    double total = 0;
+    const T two_sc = (T)(2.0 * scale);
+    for (size_t i = 0; i < n; i++) {
+        T d = pred[i] - target[i];
+        total += (double)d * (double)d;
+        if (grad)
+            grad[i] = two_sc * d;
+    }
+    return total;
+}
+
+double FN(fgd_bce_logits)(const T *x, const T *target, size_t n, T *grad, double scale)
+{
+    double total = 0;
+    const T sc = (T)scale;
+    for (size_t i = 0; i < n; i++) {
+        T xi = x[i];
+        T ax = xi < 0 ? -xi : xi;
+        total += (double)(xi > 0 ? xi : 0) - (double)xi * (double)target[i] +
+                 (double)LOG1P(EXP(-ax));
+        if (grad)
+            grad[i] = sc * (FN(sigmoid)(xi) - target[i]);
+    }
+    return total;
+}
+
+void FN(fgd_gather_rows)(const T *src, const int64_t *idx, size_t n, size_t cols, T *dst)
+{
+    for (size_t r = 0; r < n; r++)
+        memcpy(dst + r * cols, src + (size_t)idx[r] * cols, cols * sizeof(T));
+}
+
+#undef FN
