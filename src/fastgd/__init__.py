@@ -4,9 +4,9 @@ Native (C, OpenMP, SIMD) kernels behind a small numpy API, each with a plain-num
 twin (``backend="reference"``) that states the math.
 """
 from ._optim import get_num_threads, set_num_threads
-from . import functional, optim, reference
+from . import functional, nn, optim, reference
 
 __version__ = "0.1.0"
 
-__all__ = ["functional", "optim", "reference", "get_num_threads", "set_num_threads",
+__all__ = ["functional", "nn", "optim", "reference", "get_num_threads", "set_num_threads",
            "__version__"]

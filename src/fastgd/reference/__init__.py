@@ -3,6 +3,6 @@
 Every function here computes, operation by operation, what the corresponding C kernel
 computes, in the caller's dtype; the tests hold the native kernels to these.
 """
-from . import optim
+from . import nn, optim
 
-__all__ = ["optim"]
+__all__ = ["nn", "optim"]

@@ -1,0 +1,60 @@
+"""The layer protocol: ``forward`` keeps what ``backward`` needs; ``backward`` returns the
+gradient with respect to the input and overwrites the layer's parameter gradients."""
+import numpy as np
+
+from .. import _checks
+
+
+class Module:
+    """Base class of layers and models.
+
+    A module maps an array to an array. ``forward(x)`` computes the output and remembers
+    what the chain rule needs; ``backward(grad_output)`` takes d loss / d output and returns
+    d loss / d input, writing d loss / d parameter into the arrays of ``gradients()``
+    (overwritten, not accumulated: there is nothing to zero between steps).
+    """
+
+    def __init__(self, backend="native"):
+        self.backend = _checks.backend(backend)
+
+    def forward(self, x):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, grad_output):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def parameters(self):
+        """The parameter arrays (the module's own storage), e.g. ``[W, b]``."""
+        return []
+
+    def gradients(self):
+        """The gradient arrays, aligned with ``parameters()``."""
+        return []
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def _config(self):
+        """Constructor arguments that rebuild this module (for saving)."""
+        return {}
+
+    def _saved(self):
+        if getattr(self, "_cache", None) is None:
+            raise RuntimeError(f"{type(self).__name__}.backward() needs a forward() first")
+        return self._cache
+
+
+def check_input(x, name="x", dtype=None, ndim=None, features=None):
+    """A float array (of ``dtype`` when given); clear errors otherwise."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"{name} has dtype {x.dtype} but the layer is {np.dtype(dtype)}; "
+                        f"convert it with {name}.astype(np.{np.dtype(dtype)})")
+    if x.dtype not in _checks.FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {x.shape}")
+    if features is not None and x.shape[-1] != features:
+        raise ValueError(f"{name} has {x.shape[-1]} features, expected {features}")
+    return x

@@ -1,0 +1,206 @@
+"""A chain of layers, compiled to one native program when every layer is native."""
+import numpy as np
+
+from .. import _nn
+from . import init as _init
+from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, _Activation
+from .linear import Linear
+from .module import Module, check_input
+
+_FUSABLE = (Identity, ReLU, LeakyReLU, Sigmoid, Tanh)
+
+
+class Sequential(Module):
+    r"""Layers applied in order; ``backward`` applies the chain rule from the last to the first.
+
+    .. math::
+        h_0 = x,\quad h_k = f_k(h_{k-1}),\qquad
+        \frac{\partial L}{\partial h_{k-1}} = \frac{\partial L}{\partial h_k}
+            \frac{\partial h_k}{\partial h_{k-1}}
+
+    When every layer uses the native backend, the model is compiled once into a program that
+    runs all layers in C without returning to Python: each Linear is one BLAS product with the
+    bias and the following activation fused into its epilogue (and the activation's gradient
+    into its backward), over buffers reused from batch to batch.
+
+    Parameters
+    ----------
+    *layers : Module
+        ``Linear`` and activation layers (nested ``Sequential`` are flattened). A Linear with
+        ``init="auto"`` followed by ReLU/LeakyReLU is initialised with He, else Xavier.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgd
+    >>> from fastgd.nn import Linear, ReLU, Sequential
+    >>> model = Sequential(Linear(4, 8, seed=0), ReLU(), Linear(8, 3, seed=1))
+    >>> model.forward(np.ones((5, 4), np.float32)).shape
+    (5, 3)
+    >>> [p.shape for p in model.parameters()]
+    [(4, 8), (8,), (8, 3), (3,)]
+    """
+
+    def __init__(self, *layers):
+        flat = []
+        for i, layer in enumerate(layers):
+            if isinstance(layer, Sequential):
+                flat.extend(layer.layers)
+            elif isinstance(layer, Module):
+                flat.append(layer)
+            else:
+                raise TypeError(f"layers[{i}] must be a fastgd.nn layer, got {type(layer).__name__}")
+        if not flat:
+            raise ValueError("Sequential needs at least one layer")
+        backends = {layer.backend for layer in flat}
+        super().__init__("native" if backends == {"native"} else "reference")
+        self.layers = flat
+        linears = [layer for layer in flat if isinstance(layer, Linear)]
+        dtypes = {layer.dtype for layer in linears}
+        if len(dtypes) > 1:
+            raise ValueError(f"all Linear layers must share one dtype, got {sorted(d.name for d in dtypes)}")
+        self.dtype = dtypes.pop() if dtypes else None
+        width = None
+        for i, layer in enumerate(flat):
+            if isinstance(layer, Linear):
+                if width is not None and layer.in_features != width:
+                    raise ValueError(f"layers[{i}] takes {layer.in_features} features but the "
+                                     f"layer before gives {width}")
+                width = layer.out_features
+                if layer.init == "auto":
+                    nxt = flat[i + 1] if i + 1 < len(flat) else None
+                    layer.reset_parameters(_init.for_activation(type(nxt).__name__))
+        self._program = None
+        self._infer = None
+        if self.backend == "native" and linears:
+            self._program = _nn.Program(self._ops(), self.dtype)
+        self._rows = None
+
+    def _ops(self):
+        """The layer list as Program ops, fusing each Linear with the activation after it."""
+        ops, i, width = [], 0, self._first_width()
+        while i < len(self.layers):
+            layer = self.layers[i]
+            if isinstance(layer, Linear):
+                act, slope = "identity", 0.0
+                nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
+                if isinstance(nxt, _FUSABLE):
+                    act, slope = nxt.kind, nxt.slope
+                    i += 1
+                ops.append(("linear", layer.W, layer.b, layer.dW, layer.db, act, slope))
+                width = layer.out_features
+            elif isinstance(layer, Softmax):
+                ops.append(("softmax", width))
+            elif isinstance(layer, _Activation):
+                ops.append(("act", layer.kind, layer.slope, width))
+            else:
+                raise TypeError(f"{type(layer).__name__} cannot be compiled into a native model")
+            i += 1
+        return ops
+
+    def _first_width(self):
+        return next(layer.in_features for layer in self.layers if isinstance(layer, Linear))
+
+    @property
+    def in_features(self):
+        return self._first_width()
+
+    @property
+    def out_features(self):
+        return [layer.out_features for layer in self.layers if isinstance(layer, Linear)][-1]
+
+    def forward(self, x):
+        """The model's output for a batch ``x`` of shape (n, in_features)."""
+        if self._program is not None:
+            x = check_input(x, dtype=self.dtype, ndim=2, features=self.in_features)
+            return self._program.forward(x)
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, grad_output):
+        """Backpropagate d loss / d output of the last ``forward``; returns d loss / d input
+        and overwrites every layer's parameter gradients."""
+        if self._program is not None:
+            g = check_input(grad_output, "grad_output", dtype=self.dtype, ndim=2)
+            return self._program.backward(g)
+        for layer in reversed(self.layers):
+            grad_output = layer.backward(grad_output)
+        return grad_output
+
+    def predict(self, X, batch_size=1024):
+        """The outputs for all rows of ``X``, computed in batches (no backward state kept)."""
+        X = check_input(X, "X", dtype=self.dtype, ndim=2, features=self.in_features)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        out = np.empty((X.shape[0], self.out_features), self.dtype)
+        if self._program is not None and self._infer is None:
+            # a second program over the same parameters: predicting never disturbs the
+            # buffers a pending backward() needs
+            self._infer = _nn.Program(self._ops(), self.dtype)
+        for s in range(0, X.shape[0], batch_size):
+            xb = X[s:s + batch_size]
+            if self._infer is not None:
+                out[s:s + batch_size] = self._infer.forward(xb)
+            else:
+                for layer in self.layers:
+                    xb = _stateless(layer, xb)
+                out[s:s + batch_size] = xb
+        return out
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def gradients(self):
+        return [g for layer in self.layers for g in layer.gradients()]
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __repr__(self):
+        inner = "\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential(\n{inner}\n)"
+
+
+def _stateless(layer, x):
+    """layer.forward(x) without leaving a backward cache behind."""
+    cache = getattr(layer, "_cache", None)
+    y = layer.forward(x)
+    layer._cache = cache
+    return y
+
+
+def MLP(sizes, activation="relu", *, dtype=np.float32, seed=None, backend="native"):
+    """A multilayer perceptron: Linear layers of the given sizes with ``activation`` between.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        ``[in_features, hidden..., out_features]``.
+    activation : {"relu", "leaky_relu", "sigmoid", "tanh"}
+    seed : int, optional
+        Seeds every layer's initialisation (one child seed per layer).
+
+    Examples
+    --------
+    >>> import fastgd
+    >>> fastgd.nn.MLP([64, 128, 10], seed=0)[0]
+    Linear(in_features=64, out_features=128, bias=True, dtype=float32)
+    """
+    acts = {"relu": ReLU, "leaky_relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh}
+    if activation not in acts:
+        raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"sizes needs at least an input and an output size, got {sizes}")
+    seeds = np.random.SeedSequence(seed).spawn(len(sizes) - 1)
+    layers = []
+    for k in range(len(sizes) - 1):
+        layers.append(Linear(sizes[k], sizes[k + 1], dtype=dtype, backend=backend,
+                             seed=np.random.default_rng(seeds[k])))
+        if k < len(sizes) - 2:
+            layers.append(acts[activation](backend=backend))
+    return Sequential(*layers)
