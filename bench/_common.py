@@ -13,6 +13,7 @@ import inspect
 import os
 import platform
 import sys
+import time
 
 import numpy as np
 
@@ -182,3 +183,45 @@ def _loaded_runtime_libs():
         return []
     keys = ("omp", "blas", "mkl")
     return sorted(p for p in paths if any(k in os.path.basename(p).lower() for k in keys))
+
+
+class CpuMonitor:
+    """How busy the machine was between ``start()`` and ``stop()``, besides this process.
+
+    Linux only (``/proc/stat``); elsewhere ``stop()`` returns None. Returns a dict with
+    ``others``: the share of all cores used by other processes (0..1), ``steal``: the share
+    taken by the hypervisor, over the interval.
+    """
+
+    def __init__(self):
+        self._t0 = None
+
+    @staticmethod
+    def _read():
+        try:
+            with open("/proc/stat") as f:
+                fields = f.readline().split()
+        except OSError:
+            return None
+        if not fields or fields[0] != "cpu":
+            return None
+        v = [int(x) for x in fields[1:9]] + [0] * max(0, 8 - len(fields[1:9]))
+        user, nice, system, idle, iowait, irq, softirq, steal = v[:8]
+        hz = os.sysconf("SC_CLK_TCK")
+        t = os.times()
+        return dict(busy=(user + nice + system + irq + softirq) / hz, steal=steal / hz,
+                    own=t.user + t.system, wall=time.perf_counter())
+
+    def start(self):
+        self._t0 = self._read()
+        return self
+
+    def stop(self):
+        t1 = self._read()
+        if self._t0 is None or t1 is None:
+            return None
+        t0 = self._t0
+        cores = os.cpu_count() or 1
+        span = max((t1["wall"] - t0["wall"]) * cores, 1e-9)
+        others = (t1["busy"] - t0["busy"]) - (t1["own"] - t0["own"])
+        return dict(others=max(0.0, others / span), steal=(t1["steal"] - t0["steal"]) / span)

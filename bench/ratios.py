@@ -100,6 +100,7 @@ def run_scenario(sc, torch, quick):
     times = {k: {r: [] for r in REGIMES} for k in kinds}
     clock = time.perf_counter
     gc.collect()
+    monitor = _common.CpuMonitor().start()
     gc.disable()
     try:
         for r in range(rounds):
@@ -113,6 +114,7 @@ def run_scenario(sc, torch, quick):
                     times[kind][REGIMES[0] if j == 0 else REGIMES[1]].append(t1 - t0)
     finally:
         gc.enable()
+    busy = monitor.stop()
     # every contender took 3 + rounds * burst steps from the same data: compare the results
     if NATIVE in contenders:
         for kind in kinds:
@@ -122,9 +124,12 @@ def run_scenario(sc, torch, quick):
                              f"after {3 + rounds * sc.burst} steps")
     notes.insert(0, f"{rounds} rounds x {sc.burst}-step bursts per contender "
                     f"(+3 warm-up steps)")
+    if busy is not None:
+        notes.insert(1, f"while timing, other processes used {busy['others']:.0%} of the "
+                        f"{os.cpu_count()} cores (hypervisor steal {busy['steal']:.0%})")
     del contenders
     gc.collect()
-    return times, notes
+    return times, notes, busy
 
 
 def fmt_ms(s):
@@ -166,9 +171,11 @@ def main(argv=None):
 
     goal_rows, other_rows, details, verdicts = [], [], [], []
     start = time.perf_counter()
+    whole = _common.CpuMonitor().start()
     for sc in GOAL_SCENARIOS + OTHER_SCENARIOS:
         print(f"== measuring {sc.title} ...", flush=True)
-        times, notes = run_scenario(sc, torch, args.quick)
+        times, notes, busy = run_scenario(sc, torch, args.quick)
+        others = "?" if busy is None else f"{busy['others']:.0%}"
         med = {k: {r: statistics.median(v[r]) for r in REGIMES} for k, v in times.items()}
         for kind, by_regime in times.items():
             for regime in REGIMES:
@@ -188,7 +195,7 @@ def main(argv=None):
                     met = "yes" if ratio >= goal else "NO"
                 row = [f"{sc.title}: {fg.split('-')[1]} vs {other}", regime, fmt_ms(a),
                        fmt_ms(b), "n/a" if ratio is None else f"{ratio:.2f}x",
-                       "-" if goal is None else f">= {goal:g}x", met]
+                       "-" if goal is None else f">= {goal:g}x", met, others]
                 (goal_rows if sc.goal else other_rows).append(row)
                 if goal is not None:
                     verdicts.append((sc.title, regime, ratio, goal, met))
@@ -197,7 +204,7 @@ def main(argv=None):
     elapsed = time.perf_counter() - start
 
     header = ["scenario", "regime", "fastgd median", "competitor median", "ratio", "goal",
-              "met"]
+              "met", "others' CPU"]
     print()
     print("== goals (ratio = competitor median / fastgd median; higher is better for fastgd)")
     print(table(goal_rows, header))
@@ -216,6 +223,10 @@ def main(argv=None):
     if hasattr(os, "getloadavg"):
         print("  load average at end (1/5/15 min): "
               + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    busy = whole.stop()
+    if busy is not None:
+        print(f"  other processes used {busy['others']:.0%} of the CPUs during the run "
+              f"(hypervisor steal {busy['steal']:.0%}); much above a few % means noisy numbers")
     print(f"  measured in {elapsed:.1f} s")
     return 0
 

@@ -492,6 +492,8 @@ cdef class Program:
     cdef object dt
     cdef object last_input                 # the array the last forward read (kept alive)
     cdef const void *x_ptr
+    cdef cnp.ndarray backup                # parameters saved by snapshot()
+    cdef readonly bint has_snapshot
 
     def __cinit__(self):
         self.ops = NULL
@@ -563,6 +565,51 @@ cdef class Program:
     def parameters(self):
         """The parameter and gradient arrays the program reads and writes."""
         return list(self.keep)
+
+    cdef size_t _param_bytes(self):
+        cdef size_t total = 0, item = 4 if self.typenum == cnp.NPY_FLOAT32 else 8
+        cdef int i
+        for i in range(self.nops):
+            if self.ops[i].kind == OP_LINEAR:
+                total += <size_t>self.ops[i].fin * self.ops[i].fout * item
+                if self.ops[i].b != NULL:
+                    total += <size_t>self.ops[i].fout * item
+        return total
+
+    def snapshot(self):
+        """Copy every parameter (W, b) into the program's backup buffer (one memcpy each)."""
+        cdef size_t item = 4 if self.typenum == cnp.NPY_FLOAT32 else 8, off = 0, nb
+        cdef int i
+        if self.backup is None:
+            self.backup = np.empty(self._param_bytes(), np.uint8)
+        cdef char *dst = <char *>cnp.PyArray_DATA(self.backup)
+        with nogil:
+            for i in range(self.nops):
+                if self.ops[i].kind == OP_LINEAR:
+                    nb = <size_t>self.ops[i].fin * self.ops[i].fout * item
+                    memcpy(dst + off, self.ops[i].W, nb)
+                    off += nb
+                    if self.ops[i].b != NULL:
+                        memcpy(dst + off, self.ops[i].b, self.ops[i].fout * item)
+                        off += self.ops[i].fout * item
+        self.has_snapshot = True
+
+    def restore(self):
+        """Copy the last snapshot back into the parameters."""
+        if not self.has_snapshot:
+            raise RuntimeError("restore() needs a snapshot() first")
+        cdef size_t item = 4 if self.typenum == cnp.NPY_FLOAT32 else 8, off = 0, nb
+        cdef int i
+        cdef const char *src = <const char *>cnp.PyArray_DATA(self.backup)
+        with nogil:
+            for i in range(self.nops):
+                if self.ops[i].kind == OP_LINEAR:
+                    nb = <size_t>self.ops[i].fin * self.ops[i].fout * item
+                    memcpy(self.ops[i].W, src + off, nb)
+                    off += nb
+                    if self.ops[i].b != NULL:
+                        memcpy(self.ops[i].b, src + off, self.ops[i].fout * item)
+                        off += self.ops[i].fout * item
 
     cdef int reserve(self, Py_ssize_t rows) except -1:
         """Grow the buffers to hold ``rows`` rows; they never shrink, so a training loop

@@ -5,8 +5,11 @@ twin (``backend="reference"``) that states the math.
 """
 from ._optim import get_num_threads, set_num_threads
 from . import functional, nn, optim, reference
+from .errors import DivergenceError
+from .fit import fit
+from .history import History
 
 __version__ = "0.1.0"
 
-__all__ = ["functional", "nn", "optim", "reference", "get_num_threads", "set_num_threads",
-           "__version__"]
+__all__ = ["functional", "nn", "optim", "reference", "fit", "History", "DivergenceError",
+           "get_num_threads", "set_num_threads", "__version__"]

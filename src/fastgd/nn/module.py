@@ -34,6 +34,15 @@ class Module:
     def __call__(self, x):
         return self.forward(x)
 
+    def predict(self, X, batch_size=1024):
+        """The outputs for all rows of ``X``, in batches, leaving no backward state behind."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        parts = [stateless_forward(self, X[s:s + batch_size])
+                 for s in range(0, len(X), batch_size)]
+        return np.concatenate(parts) if parts else self.forward(X)
+
     def _config(self):
         """Constructor arguments that rebuild this module (for saving)."""
         return {}
@@ -58,3 +67,11 @@ def check_input(x, name="x", dtype=None, ndim=None, features=None):
     if features is not None and x.shape[-1] != features:
         raise ValueError(f"{name} has {x.shape[-1]} features, expected {features}")
     return x
+
+
+def stateless_forward(module, x):
+    """module.forward(x) without replacing the cache a pending backward() needs."""
+    cache = getattr(module, "_cache", None)
+    y = module.forward(x)
+    module._cache = cache
+    return y

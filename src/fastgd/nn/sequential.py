@@ -5,7 +5,7 @@ from .. import _nn
 from . import init as _init
 from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, _Activation
 from .linear import Linear
-from .module import Module, check_input
+from .module import Module, check_input, stateless_forward
 
 _FUSABLE = (Identity, ReLU, LeakyReLU, Sigmoid, Tanh)
 
@@ -144,7 +144,7 @@ class Sequential(Module):
                 out[s:s + batch_size] = self._infer.forward(xb)
             else:
                 for layer in self.layers:
-                    xb = _stateless(layer, xb)
+                    xb = stateless_forward(layer, xb)
                 out[s:s + batch_size] = xb
         return out
 
@@ -163,14 +163,6 @@ class Sequential(Module):
     def __repr__(self):
         inner = "\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
-
-
-def _stateless(layer, x):
-    """layer.forward(x) without leaving a backward cache behind."""
-    cache = getattr(layer, "_cache", None)
-    y = layer.forward(x)
-    layer._cache = cache
-    return y
 
 
 def MLP(sizes, activation="relu", *, dtype=np.float32, seed=None, backend="native"):

@@ -335,6 +335,26 @@ class Optimizer:
             out[k] = v
         return out
 
+    def _snapshot(self):
+        """Copy every state array and step counter into reusable backups (see _restore)."""
+        for gi, (group, slot) in enumerate(zip(self.param_groups, self._slots)):
+            self._checked(group, slot, gi)  # allocate what the next step will use
+        backup = getattr(self, "_backup", None)
+        arrays = [a for s in self._slots for b in s.buffers.values() if b is not None for a in b]
+        arrays += [s.steps for s in self._slots] + [s.is_new for s in self._slots]
+        if backup is None or len(backup[0]) != len(arrays) or any(
+                x is not y for x, y in zip(backup[0], arrays)):
+            backup = (arrays, [a.copy() for a in arrays])
+            self._backup = backup
+        else:
+            for a, c in zip(*backup):
+                np.copyto(c, a)
+
+    def _restore(self):
+        """Put back the state saved by the last _snapshot."""
+        for a, c in zip(*self._backup):
+            np.copyto(a, c)
+
     def __repr__(self):
         lines = [f"{type(self).__name__} (backend={self.backend!r})"]
         for i, g in enumerate(self.param_groups):

@@ -1,0 +1,296 @@
+"""The training loop: batch, mini-batch or stochastic gradient descent over a dataset."""
+import math
+import sys
+import time
+
+import numpy as np
+
+from . import _checks, _inputs as data
+from .errors import DivergenceError
+from .history import History
+from .nn import losses as _losses
+from .nn.module import Module
+from .optim.optimizer import Optimizer
+
+
+def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True, seed=None,
+        validation_data=None, validation_split=0.0, early_stopping=None, callbacks=(),
+        accept_if_improves=False, progress=None):
+    r"""Train ``model`` on ``(X, y)`` by gradient descent.
+
+    Each step takes a batch :math:`B`, computes the mean loss
+    :math:`L_B(\theta) = \frac{1}{|B|}\sum_{i \in B} \ell(f_\theta(x_i), y_i)` and its gradient
+    by backpropagation, and lets ``optimizer`` update :math:`\theta` (for plain SGD,
+    :math:`\theta \leftarrow \theta - \gamma \nabla L_B(\theta)`).
+
+    Parameters
+    ----------
+    model : fastgd.nn.Sequential (or any fastgd.nn.Module)
+    X : array-like, shape (n, in_features)
+        Converted to the model's dtype; must be finite.
+    y : array-like
+        Integer class labels (n,) for ``CrossEntropyLoss``; targets (n, out_features) (or (n,)
+        for one output) otherwise.
+    loss : loss object or {"mse", "cross_entropy", "bce_with_logits"}
+    optimizer : fastgd.optim.Optimizer over ``model.parameters()``
+    epochs : int, default 1
+    batch_size : int or None, default None
+        None: full-batch gradient descent; 1: stochastic; k: mini-batches of k rows.
+    shuffle : bool, default True
+        Draw a new order of the rows every epoch.
+    seed : int, optional
+        Seeds the shuffling. Same seed and thread count: bit-identical results.
+    validation_data : (X_val, y_val), optional
+    validation_split : float, default 0
+        Hold out the last fraction of the rows (before shuffling) as validation data.
+    early_stopping : int, optional
+        Stop after this many epochs without a lower validation loss and end with the
+        parameters of the best epoch.
+    callbacks : sequence of callables
+        ``callback(epoch, logs)`` after every epoch, ``logs`` the epoch's metrics;
+        returning True stops training.
+    accept_if_improves : bool, default False
+        Keep a step only if it lowers the loss of the batch it was computed on,
+        :math:`L_B(\theta + \Delta\theta) < L_B(\theta)`; otherwise undo it (parameters and
+        optimizer state).
+    progress : bool, optional
+        A tqdm progress bar with the running loss; default: on when stderr is a terminal.
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    DivergenceError
+        When the loss becomes NaN or infinite; the parameters are first restored to the last
+        step whose loss was finite.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgd
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((200, 2)).astype(np.float32)
+    >>> y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+    >>> model = fastgd.nn.MLP([2, 16, 2], seed=0)
+    >>> opt = fastgd.optim.Adam(model.parameters(), lr=0.05)
+    >>> h = fastgd.fit(model, X, y, loss="cross_entropy", optimizer=opt, epochs=30,
+    ...                batch_size=32, seed=0, progress=False)
+    >>> h["loss"][-1] < h["loss"][0]
+    True
+    """
+    # ---- every check first: nothing is touched before the arguments are known to be good
+    if not isinstance(model, Module):
+        raise TypeError(f"model must be a fastgd.nn module, got {type(model).__name__}")
+    if isinstance(loss, str):
+        loss = _losses.by_name(loss)(backend=model.backend)
+    elif not isinstance(loss, _losses._Loss):
+        raise TypeError(f"loss must be a fastgd.nn loss or its name, got {type(loss).__name__}")
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a fastgd.optim optimizer, got {type(optimizer).__name__}")
+    params, grads = model.parameters(), model.gradients()
+    held = [p for g in optimizer.param_groups for p in g["params"]]
+    if len(held) != len(params) or any(a is not b for a, b in zip(held, params)):
+        raise ValueError("optimizer must be built on model.parameters(), in that order")
+    epochs = _count(epochs, "epochs", 0)
+    if batch_size is not None:
+        batch_size = _count(batch_size, "batch_size", 1)
+    if early_stopping is not None:
+        early_stopping = _count(early_stopping, "early_stopping", 1)
+    shuffle = _checks.flag(shuffle, "shuffle")
+    accept_if_improves = _checks.flag(accept_if_improves, "accept_if_improves")
+    validation_split = _checks.real(validation_split, "validation_split", low=0, high=1,
+                                    high_open=True)
+    if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
+        raise TypeError("callbacks must be a sequence of callables")
+    callbacks = list(callbacks)
+    for i, cb in enumerate(callbacks):
+        if not callable(cb):
+            raise TypeError(f"callbacks[{i}] is not callable")
+    if progress is None:
+        progress = sys.stderr.isatty()
+    progress = _checks.flag(progress, "progress")
+    dtype = getattr(model, "dtype", None) or params[0].dtype
+    X = data.features(X, "X", dtype, model.in_features)
+    y = data.targets(y, "y", len(X), loss.kind, model.out_features, dtype)
+    if validation_data is not None and validation_split:
+        raise ValueError("give validation_data or validation_split, not both")
+    if validation_split:
+        X, y, Xv, yv = data.split(X, y, validation_split)
+    elif validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise TypeError("validation_data must be a pair (X_val, y_val)")
+        Xv = data.features(validation_data[0], "validation_data[0]", dtype, model.in_features)
+        yv = data.targets(validation_data[1], "validation_data[1]", len(Xv), loss.kind,
+                          model.out_features, dtype)
+    else:
+        Xv = yv = None
+    if early_stopping is not None and Xv is None:
+        raise ValueError("early_stopping needs validation_data or validation_split")
+
+    # ---- the loop
+    runner = _runner(model, loss, params, grads)
+    n = len(X)
+    bs = n if batch_size is None else min(batch_size, n)
+    steps = -(-n // bs)
+    rng = np.random.default_rng(seed)
+    order = np.arange(n, dtype=np.int64)
+    history = History()
+    best_val, best_params, wait = math.inf, None, 0
+    bar = _bar(epochs * steps, progress)
+    try:
+        for epoch in range(epochs):
+            t0 = time.perf_counter()
+            if shuffle:
+                order = rng.permutation(n).astype(np.int64)
+            total = 0.0
+            for k in range(steps):
+                start = k * bs
+                stop = min(start + bs, n)
+                value = runner.train(X, y, order, start, stop)
+                if not math.isfinite(value):
+                    restored = runner.restore_if_saved()
+                    raise DivergenceError(
+                        f"training diverged at epoch {epoch}, step {k}: the loss became {value}. "
+                        + ("The parameters were restored to the last step with a finite loss. "
+                           if restored else "The initial parameters already give it. ")
+                        + f"Try a smaller learning rate (lr={optimizer.param_groups[0]['lr']}).",
+                        epoch=epoch, step=k, history=history)
+                runner.snapshot()
+                if accept_if_improves:
+                    optimizer._snapshot()
+                optimizer.step(grads)
+                if accept_if_improves and not runner.loss(X, y, order, start, stop) < value:
+                    runner.restore_if_saved()
+                    optimizer._restore()
+                total += value * (stop - start)
+                if progress and (k & 15 == 15 or k == steps - 1):
+                    bar.update((k & 15) + 1)
+            metrics = {"loss": total / n}
+            if Xv is not None:
+                metrics.update(_evaluate(model, loss, Xv, yv))
+            metrics["lr"] = optimizer.param_groups[0]["lr"]
+            metrics["time"] = time.perf_counter() - t0
+            history.record(**metrics)
+            history.stopped_epoch = epoch
+            if progress:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()
+                                 if k in ("loss", "val_loss", "val_accuracy")})
+            if early_stopping is not None:
+                if metrics["val_loss"] < best_val:
+                    best_val, wait, history.best_epoch = metrics["val_loss"], 0, epoch
+                    best_params = [p.copy() for p in params]
+                else:
+                    wait += 1
+                    if wait >= early_stopping:
+                        history.stop_reason = "early_stopping"
+                        break
+            if any(cb(epoch, dict(metrics)) is True for cb in callbacks):
+                history.stop_reason = "callback"
+                break
+    finally:
+        bar.close()
+    if best_params is not None:
+        for p, b in zip(params, best_params):
+            np.copyto(p, b)
+    return history
+
+
+def _count(value, name, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+def _bar(total, on):
+    if not on:
+        return _NoBar()
+    from tqdm.auto import tqdm
+    return tqdm(total=total, unit="step", dynamic_ncols=True, leave=True)
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def set_postfix(self, d):
+        pass
+
+    def close(self):
+        pass
+
+
+def _evaluate(model, loss, Xv, yv):
+    out = model.predict(Xv)
+    metrics = {"val_loss": type(loss)(backend=loss.backend).forward(out, yv)}
+    if loss.kind == "cross_entropy":
+        metrics["val_accuracy"] = float(np.mean(out.argmax(axis=1) == yv))
+    elif loss.kind == "bce_with_logits":
+        metrics["val_accuracy"] = float(np.mean((out > 0) == (yv > 0.5)))
+    return metrics
+
+
+def _runner(model, loss, params, grads):
+    program = getattr(model, "_program", None)
+    if program is not None and loss.backend == "native":
+        return _NativeRunner(program, loss.kind)
+    return _LayerRunner(model, loss, params)
+
+
+class _NativeRunner:
+    """One C call per step: gather the batch, forward, fused loss, backward."""
+
+    def __init__(self, program, kind):
+        self.program, self.kind = program, kind
+        self.train_batch, self.loss_batch = program.train_batch, program.loss_batch
+        self.snapshot = program.snapshot
+
+    def train(self, X, y, order, start, stop):
+        return self.train_batch(X, y, order, start, stop, self.kind)
+
+    def loss(self, X, y, order, start, stop):
+        return self.loss_batch(X, y, order, start, stop, self.kind)
+
+    def restore_if_saved(self):
+        if self.program.has_snapshot:
+            self.program.restore()
+            return True
+        return False
+
+
+class _LayerRunner:
+    """Layer by layer through forward/backward (any backend, any module)."""
+
+    def __init__(self, model, loss, params):
+        self.model, self.lossfn, self.params = model, loss, params
+        self.saved = None
+
+    def _batch(self, X, y, order, start, stop):
+        idx = order[start:stop]
+        return X[idx], y[idx]
+
+    def train(self, X, y, order, start, stop):
+        xb, yb = self._batch(X, y, order, start, stop)
+        value = self.lossfn.forward(self.model.forward(xb), yb)
+        self.model.backward(self.lossfn.backward())
+        return value
+
+    def loss(self, X, y, order, start, stop):
+        xb, yb = self._batch(X, y, order, start, stop)
+        return type(self.lossfn)(backend=self.lossfn.backend).forward(self.model.predict(xb), yb)
+
+    def snapshot(self):
+        if self.saved is None:
+            self.saved = [p.copy() for p in self.params]
+        else:
+            for s, p in zip(self.saved, self.params):
+                np.copyto(s, p)
+
+    def restore_if_saved(self):
+        if self.saved is None:
+            return False
+        for s, p in zip(self.saved, self.params):
+            np.copyto(p, s)
+        return True
