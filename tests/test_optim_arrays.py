@@ -34,7 +34,9 @@ def _strided_views(g):
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_non_contiguous_gradients(case, order, backend, dtype, rng):
     name, kw = case
-    init = [random_array(rng, (5, 7), dtype, order), random_array(rng, (300, 250), dtype, order)]
+    # the big one (native only: layouts are the native plan's business) is split over threads
+    shapes = [(5, 7), (300, 250)] if backend == "native" else [(5, 7), (3, 40)]
+    init = [random_array(rng, s, dtype, order) for s in shapes]
     grads = [[random_array(rng, p.shape, dtype) for p in init] for _ in range(3)]
     expected, opt_e = run(name, kw, init, grads, backend)
     for label in _strided_views(grads[0][0]):
@@ -104,6 +106,7 @@ def test_unaligned_arrays(backend, dtype):
 
 # ---------------------------------------------------------------------------- NaN and Inf
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 @pytest.mark.parametrize("size", [5, 2**17 + 5])
 def test_nan_gradient_propagates(case, size, backend, dtype):
@@ -126,6 +129,7 @@ def test_nan_gradient_propagates(case, size, backend, dtype):
     assert np.isnan(x[1])
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_nan_enters_amsgrad_maximum(backend, dtype):
     """max(v_max, NaN) is NaN, as torch.maximum (not fmax)."""
     x = np.ones(3, dtype)
@@ -136,6 +140,7 @@ def test_nan_enters_amsgrad_maximum(backend, dtype):
     assert np.isnan(x[0]) and np.all(np.isfinite(x[1:]))
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("sign", [1, -1])
 def test_inf_gradient_sgd(backend, dtype, sign):
     x = np.zeros(3, dtype)
@@ -151,6 +156,7 @@ def test_inf_gradient_sgd(backend, dtype, sign):
     assert np.isnan(y[0]) and np.isfinite(y[1])
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_inf_gradient_adam(backend, dtype):
     x = np.zeros(2, dtype)
     opt = fastgd.optim.Adam([x], lr=0.1, backend=backend)

@@ -7,9 +7,11 @@ from ._optim import get_num_threads, set_num_threads
 from . import functional, nn, optim, reference
 from .errors import DivergenceError
 from .fit import fit
+from .gradcheck import gradcheck
+from .serialization import load
 from .history import History
 
 __version__ = "0.1.0"
 
-__all__ = ["functional", "nn", "optim", "reference", "fit", "History", "DivergenceError",
+__all__ = ["functional", "nn", "optim", "reference", "fit", "History", "DivergenceError", "gradcheck", "load",
            "get_num_threads", "set_num_threads", "__version__"]

@@ -154,6 +154,12 @@ class Sequential(Module):
     def gradients(self):
         return [g for layer in self.layers for g in layer.gradients()]
 
+    def save(self, path, optimizer=None):
+        """Save the architecture, the parameters and optionally ``optimizer``'s state to an
+        .npz file, atomically (see ``fastgd.load``)."""
+        from ..serialization import save
+        save(self, path, optimizer)
+
     def __getitem__(self, i):
         return self.layers[i]
 

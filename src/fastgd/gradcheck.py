@@ -1,0 +1,89 @@
+"""Backpropagation checked against central finite differences."""
+import numpy as np
+
+from . import _inputs
+from .nn import losses as _losses
+from .nn.module import Module
+
+
+def gradcheck(model, X, y, loss, *, eps=1e-5, floor=1e-7, max_checks_per_param=None, seed=0):
+    r"""Worst relative error between backprop gradients and central differences.
+
+    For each checked parameter entry :math:`\theta_k`,
+
+    .. math::
+        g_k^{\text{fd}} = \frac{L(\theta + \epsilon e_k) - L(\theta - \epsilon e_k)}{2\epsilon},
+        \qquad \text{error}_k = \frac{|g_k - g_k^{\text{fd}}|}{\max(|g_k| + |g_k^{\text{fd}}|,\ \text{floor})}
+
+    where :math:`g = \partial L / \partial \theta` comes from ``model.backward``. This is the
+    slow alternative to backpropagation: two forward passes per entry. Use float64 models.
+
+    Parameters
+    ----------
+    model : fastgd.nn.Module
+    X, y : the batch (as for ``fastgd.fit``)
+    loss : loss object or name
+    eps : float, default 1e-5
+    floor : float, default 1e-7
+        Smallest denominator: entries whose gradients are both below it are compared in
+        absolute terms (finite differences carry an absolute rounding error of about
+        1e-10 in float64, which would dominate a relative error of near-zero entries).
+    max_checks_per_param : int, optional
+        Check this many random entries of each parameter instead of all of them.
+    seed : int
+        Which entries are sampled.
+
+    Returns
+    -------
+    float
+        The largest relative error; about 1e-7 or less means the gradients are right.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgd
+    >>> model = fastgd.nn.MLP([3, 4, 2], activation="tanh", dtype=np.float64, seed=0)
+    >>> X = np.random.default_rng(0).standard_normal((5, 3))
+    >>> fastgd.gradcheck(model, X, np.array([0, 1, 1, 0, 1]), "cross_entropy") < 1e-6
+    True
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"model must be a fastgd.nn module, got {type(model).__name__}")
+    if isinstance(loss, str):
+        loss = _losses.by_name(loss)
+    elif isinstance(loss, _losses._Loss):
+        loss = type(loss)
+    else:
+        raise TypeError(f"loss must be a fastgd.nn loss or its name, got {type(loss).__name__}")
+    if not (isinstance(eps, (int, float)) and 0 < eps < 1):
+        raise ValueError(f"eps must be a number in (0, 1), got {eps!r}")
+    params, grads = model.parameters(), model.gradients()
+    dtype = params[0].dtype
+    X = _inputs.features(X, "X", dtype, model.in_features)
+    y = _inputs.targets(y, "y", len(X), loss.kind, model.out_features, dtype)
+    backend = model.backend
+
+    def value():
+        return loss(backend=backend).forward(model.predict(X), y)
+
+    fn = loss(backend=backend)
+    fn.forward(model.forward(X), y)
+    model.backward(fn.backward())
+    analytic = [g.copy() for g in grads]
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for p, g in zip(params, analytic):
+        flat, gflat = p.reshape(-1), g.reshape(-1)
+        idx = np.arange(flat.size)
+        if max_checks_per_param is not None and flat.size > max_checks_per_param:
+            idx = rng.choice(flat.size, max_checks_per_param, replace=False)
+        for k in idx:
+            old = flat[k]
+            flat[k] = old + eps
+            up = value()
+            flat[k] = old - eps
+            down = value()
+            flat[k] = old
+            fd = (up - down) / (2 * eps)
+            err = abs(gflat[k] - fd) / max(abs(gflat[k]) + abs(fd), floor)
+            worst = max(worst, float(err))
+    return worst
