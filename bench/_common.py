@@ -182,7 +182,8 @@ def _loaded_runtime_libs():
     except OSError:
         return []
     keys = ("omp", "blas", "mkl")
-    return sorted(p for p in paths if any(k in os.path.basename(p).lower() for k in keys))
+    return sorted(p for p in paths if os.path.basename(p).startswith("lib")
+                  and any(k in os.path.basename(p).lower() for k in keys))
 
 
 class CpuMonitor:
@@ -225,3 +226,18 @@ class CpuMonitor:
         span = max((t1["wall"] - t0["wall"]) * cores, 1e-9)
         others = (t1["busy"] - t0["busy"]) - (t1["own"] - t0["own"])
         return dict(others=max(0.0, others / span), steal=(t1["steal"] - t0["steal"]) / span)
+
+
+def wait_until_idle(max_wait, threshold=0.10, window=1.0):
+    """Wait (up to ``max_wait`` s) for a ``window`` in which other processes use less than
+    ``threshold`` of the cores. Returns the seconds waited, or None if it never got idle."""
+    t0 = time.perf_counter()
+    while True:
+        m = CpuMonitor().start()
+        time.sleep(window)
+        busy = m.stop()
+        waited = time.perf_counter() - t0
+        if busy is None or busy["others"] < threshold:
+            return waited
+        if waited >= max_wait:
+            return None

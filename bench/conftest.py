@@ -20,6 +20,8 @@ import _common  # noqa: E402
 
 #: median seconds per step, by group and contender kind, filled by ``run_step``
 _MEDIANS = {}
+#: share of the cores other processes used while a group's benchmarks ran (max over tests)
+_OTHERS = {}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -58,7 +60,12 @@ def run_step(benchmark):
         rounds = int(max(min_rounds, min(max_rounds, budget / max(per_step, 1e-9))))
         benchmark.extra_info.update(extra or {})
         benchmark.extra_info["contender"] = contender.kind
+        monitor = _common.CpuMonitor().start()
         benchmark.pedantic(contender.step, rounds=rounds, iterations=1, warmup_rounds=1)
+        busy = monitor.stop()
+        if busy is not None:
+            benchmark.extra_info["others_cpu"] = round(busy["others"], 3)
+            _OTHERS[group] = max(_OTHERS.get(group, 0.0), busy["others"])
         stats = getattr(benchmark, "stats", None)
         if stats is not None and getattr(stats, "stats", None) is not None:
             _MEDIANS.setdefault(group, {})[contender.kind] = stats.stats.median
@@ -92,5 +99,7 @@ def pytest_terminal_summary(terminalreporter):
             if base and kind != "fastgd-native":
                 s += f" ({med[kind] / base:.2f}x)"
             parts.append(s)
-        tr.write_line(f"{group}:")
+        busy = f" (other processes used up to {_OTHERS[group]:.0%} of the cores)" \
+            if group in _OTHERS else ""
+        tr.write_line(f"{group}:{busy}")
         tr.write_line("    " + "; ".join(parts))

@@ -70,7 +70,7 @@ OTHER_SCENARIOS = [
 ]
 
 
-def run_scenario(sc, torch, quick):
+def run_scenario(sc, torch, quick, wait_idle=0):
     """{kind: {regime: [seconds, ...]}} plus notes, for one scenario."""
     notes = []
     contenders = {}
@@ -99,6 +99,10 @@ def run_scenario(sc, torch, quick):
     rounds = int(max(min_rounds, min(2000, budget / max(round_cost, 1e-9))))
     times = {k: {r: [] for r in REGIMES} for k in kinds}
     clock = time.perf_counter
+    if wait_idle > 0:
+        waited = _common.wait_until_idle(wait_idle)
+        notes.append(f"machine not idle after waiting {wait_idle:g} s; measured anyway"
+                     if waited is None else f"waited {waited:.0f} s for an idle machine")
     gc.collect()
     monitor = _common.CpuMonitor().start()
     gc.disable()
@@ -155,6 +159,9 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="fewer rounds (a rough look)")
     ap.add_argument("--threads", type=int, default=_common.THREADS,
                     help=f"threads for fastgd and torch (default {_common.THREADS})")
+    ap.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
+                    help="before each scenario, wait up to SECONDS for a second in which other "
+                         "processes use < 10%% of the cores (default 0: do not wait)")
     args = ap.parse_args(argv)
 
     _common.configure_fastgd_threads(args.threads)
@@ -174,7 +181,7 @@ def main(argv=None):
     whole = _common.CpuMonitor().start()
     for sc in GOAL_SCENARIOS + OTHER_SCENARIOS:
         print(f"== measuring {sc.title} ...", flush=True)
-        times, notes, busy = run_scenario(sc, torch, args.quick)
+        times, notes, busy = run_scenario(sc, torch, args.quick, args.wait_idle)
         others = "?" if busy is None else f"{busy['others']:.0%}"
         med = {k: {r: statistics.median(v[r]) for r in REGIMES} for k, v in times.items()}
         for kind, by_regime in times.items():

@@ -61,8 +61,8 @@ def make(name, params, backend="native", **kw):
 
 
 def random_array(rng, shape, dtype, order="C", scale=1.0):
-    a = (scale * rng.standard_normal(shape)).astype(dtype)
-    return np.asfortranarray(a) if order == "F" else np.ascontiguousarray(a)
+    # np.array keeps 0-d shapes (np.ascontiguousarray would make them 1-d)
+    return np.array(scale * rng.standard_normal(shape), dtype=dtype, order=order)
 
 
 def copies(arrays):

@@ -5,7 +5,7 @@ from hypothesis import given, strategies as st
 from hypothesis.extra.numpy import array_shapes
 
 import fastgd
-from helpers import TOL, copies, make
+from helpers import TOL, copies, make, random_array
 
 dtypes = st.sampled_from([np.dtype(np.float32), np.dtype(np.float64)])
 shapes = st.lists(array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=7), min_size=1,
@@ -57,9 +57,9 @@ optimizers = st.one_of(
 
 def _data(seed, shapes, dtype, steps):
     rng = np.random.default_rng(seed)
-    init = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    init = [random_array(rng, s, dtype) for s in shapes]
     scales = 10.0 ** rng.uniform(-3, 3, size=steps)
-    grads = [[(sc * rng.standard_normal(s)).astype(dtype) for s in shapes] for sc in scales]
+    grads = [[random_array(rng, s, dtype, scale=sc) for s in shapes] for sc in scales]
     return init, grads
 
 

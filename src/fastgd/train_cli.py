@@ -1,0 +1,235 @@
+"""``fastgd train``: train an MLP classifier and report its accuracy on a held-out split."""
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import datasets, fit, nn, optim
+from .cli import CLIError
+from .errors import DivergenceError
+
+OPTIMIZERS = {"sgd": optim.SGD, "momentum": optim.SGD, "adagrad": optim.Adagrad,
+              "rmsprop": optim.RMSprop, "adam": optim.Adam, "adamw": optim.AdamW}
+
+
+def add_arguments(p):
+    p.add_argument("--data", metavar="PATH",
+                   help=".csv (numeric features and a label column) or .npz (arrays X and y); "
+                        "default: the bundled 8x8 handwritten digits")
+    p.add_argument("--label-column", default="-1", metavar="NAME|INDEX",
+                   help="the .csv column holding the labels (default: the last)")
+    p.add_argument("--hidden", default="128", metavar="SIZES",
+                   help="hidden layer sizes, comma-separated (default 128; '' for none)")
+    p.add_argument("--activation", default="relu",
+                   choices=["relu", "leaky_relu", "tanh", "sigmoid"])
+    p.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZERS))
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="rows per step; 0 for full-batch gradient descent (default 32)")
+    p.add_argument("--test-size", type=float, default=0.25,
+                   help="fraction held out for the test accuracy (default 0.25)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--save", metavar="MODEL.npz", help="save the trained model (and optimizer)")
+    p.add_argument("--plot", metavar="LOSS.png", help="plot the loss curves (needs matplotlib)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args):
+    X, y, name = _load(args.data, args.label_column)
+    classes, y = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise CLIError(f"the labels hold a single class ({classes[0]!r}); need at least two")
+    if len(classes) > max(2, len(y) // 2):
+        raise CLIError(f"{len(classes)} distinct labels for {len(y)} rows: the label column "
+                       "does not look like class labels (use --label-column)")
+    try:
+        hidden = [int(h) for h in args.hidden.split(",") if h.strip()]
+    except ValueError:
+        raise CLIError(f"--hidden must be comma-separated integers, got {args.hidden!r}") from None
+    if any(h < 1 for h in hidden):
+        raise CLIError("--hidden sizes must be positive")
+    for flag, v, ok in (("--epochs", args.epochs, args.epochs >= 1),
+                        ("--batch-size", args.batch_size, args.batch_size >= 0),
+                        ("--lr", args.lr, args.lr > 0 and np.isfinite(args.lr)),
+                        ("--test-size", args.test_size, 0 < args.test_size < 1)):
+        if not ok:
+            raise CLIError(f"{flag} is out of range: {v}")
+
+    X_tr, X_te, y_tr, y_te = datasets.train_test_split(X, y.astype(np.int64), args.test_size,
+                                                        seed=args.seed)
+    if len(X_tr) == 0 or len(X_te) == 0:
+        raise CLIError(f"--test-size {args.test_size} leaves an empty split of {len(X)} rows")
+    mean, std = X_tr.mean(axis=0), X_tr.std(axis=0)
+    std[std == 0] = 1.0
+    dtype = np.dtype(args.dtype)
+    sizes = [X.shape[1], *hidden, len(classes)]
+    model = nn.MLP(sizes, args.activation, dtype=dtype, seed=args.seed)
+    kw = {"momentum": 0.9} if args.optimizer == "momentum" else {}
+    opt = OPTIMIZERS[args.optimizer](model.parameters(), lr=args.lr, **kw)
+    print(f"data: {name}: {len(X)} samples, {X.shape[1]} features, {len(classes)} classes "
+          f"({len(X_tr)} train / {len(X_te)} test)")
+    print(f"model: MLP {'-'.join(map(str, sizes))} {args.activation}, {dtype.name}; "
+          f"{args.optimizer} lr={args.lr}; {args.epochs} epochs, "
+          f"batch {'full' if args.batch_size == 0 else args.batch_size}")
+    t0 = time.perf_counter()
+    try:
+        history = fit(model, ((X_tr - mean) / std).astype(dtype), y_tr, loss="cross_entropy",
+                      optimizer=opt, epochs=args.epochs,
+                      batch_size=None if args.batch_size == 0 else args.batch_size,
+                      seed=args.seed, progress=False if args.quiet else None)
+    except DivergenceError as exc:
+        raise CLIError(str(exc)) from None
+    seconds = time.perf_counter() - t0
+    _fold_standardization(model, mean, std)  # the model now takes raw features
+    accuracy = float(np.mean(model.predict(X_te.astype(dtype)).argmax(axis=1) == y_te))
+    print(f"trained in {seconds:.2f} s; final training loss {history['loss'][-1]:.4f}")
+    if args.save:
+        try:
+            model.save(args.save, optimizer=opt)
+        except OSError as exc:
+            raise CLIError(f"cannot write {args.save}: {exc.strerror or exc}") from None
+        print(f"saved model to {args.save} (it takes raw, unscaled features; classes "
+              f"{list(classes)[:10]}{'...' if len(classes) > 10 else ''})")
+    if args.plot:
+        _plot(history, args.plot)
+        print(f"saved loss curve to {args.plot}")
+    print(f"test accuracy: {accuracy:.4f}")
+    return 0
+
+
+def _fold_standardization(model, mean, std):
+    """Make the first Linear layer apply (x - mean) / std itself: W' = W / std, b' = b - mean' W'."""
+    first = model.layers[0]
+    scale = (1.0 / std).astype(first.dtype)
+    first.W = first.W * scale[:, None]
+    if first.b is not None:
+        first.b = first.b - mean.astype(first.dtype) @ first.W
+
+
+def _load(path, label_column):
+    if path is None:
+        X, y = datasets.load_digits()
+        return X, y, "bundled digits"
+    if not os.path.exists(path):
+        raise CLIError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise CLIError(f"{path} is a folder, not a data file")
+    if path.endswith(".npz"):
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                if "X" not in f.files or "y" not in f.files:
+                    raise CLIError(f"{path} must hold arrays named X and y, has {f.files}")
+                X, y = f["X"], f["y"]
+        except (OSError, ValueError) as exc:
+            raise CLIError(f"cannot read {path} as .npz: {exc}") from None
+    else:
+        X, y = _read_csv(path, label_column)
+    if X.ndim != 2:
+        raise CLIError(f"X must be 2-D (samples, features), got shape {X.shape}")
+    if y.ndim != 1 or len(y) != len(X):
+        raise CLIError(f"y must be 1-D with one label per row of X ({len(X)}), got shape {y.shape}")
+    if len(X) < 4:
+        raise CLIError(f"{path} has {len(X)} rows: too few to train and test")
+    if X.dtype == object or not np.issubdtype(X.dtype, np.number):
+        raise CLIError(f"{path}: the features must be numeric, got {X.dtype}")
+    X = X.astype(np.float64)
+    if not np.isfinite(X).all():
+        raise CLIError(f"{path}: the features contain NaN or infinite values")
+    if np.issubdtype(y.dtype, np.floating):
+        if not np.isfinite(y).all() or np.any(y != np.round(y)):
+            raise CLIError(f"{path}: the labels must be integers or names, got fractional values")
+        y = y.astype(np.int64)
+    return X, y, os.path.basename(path)
+
+
+def _read_csv(path, label_column):
+    import csv
+    try:
+        with open(path, newline="") as fh:
+            rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    except UnicodeDecodeError:
+        raise CLIError(f"{path} is not a text .csv file") from None
+    if not rows:
+        raise CLIError(f"{path} is empty")
+    header = None
+    if not all(_is_number(c) for c in rows[0]):
+        header, rows = [c.strip() for c in rows[0]], rows[1:]
+    width = len(rows[0]) if rows else 0
+    for i, r in enumerate(rows):
+        if len(r) != width:
+            raise CLIError(f"{path}: row {i + 1 + (header is not None)} has {len(r)} columns, "
+                           f"expected {width}")
+    if width < 2:
+        raise CLIError(f"{path}: need at least one feature column and a label column")
+    if header is not None and label_column in header:
+        col = header.index(label_column)
+    else:
+        try:
+            col = int(label_column)
+        except ValueError:
+            raise CLIError(f"--label-column {label_column!r} is not a column "
+                           f"{'name ' + str(header) if header else 'index'}") from None
+        if not -width <= col < width:
+            raise CLIError(f"--label-column {col} is out of range for {width} columns")
+        col %= width
+    labels = np.array([r[col].strip() for r in rows])
+    feats = [[c for j, c in enumerate(r) if j != col] for r in rows]
+    try:
+        X = np.array(feats, dtype=np.float64)
+    except ValueError:
+        bad = next(c for r in feats for c in r if not _is_number(c))
+        raise CLIError(f"{path}: non-numeric feature value {bad!r}") from None
+    y = labels.astype(np.float64) if all(_is_number(v) for v in labels) else labels
+    return X, y
+
+
+def _is_number(s):
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def _plot(history, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise CLIError("--plot needs matplotlib: pip install 'fastgd[plot]'") from None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = np.arange(1, history.epochs + 1)
+    ax.plot(epochs, history["loss"], label="training loss")
+    if "val_loss" in history:
+        ax.plot(epochs, history["val_loss"], label="validation loss")
+    ax.set(xlabel="epoch", ylabel="cross-entropy", title="fastgd train: loss per epoch")
+    ax.legend()
+    fig.tight_layout()
+    _atomic_savefig(fig, path)
+    plt.close(fig)
+
+
+def _atomic_savefig(fig, path):
+    import tempfile
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CLIError(f"cannot write {path}: no folder {folder}")
+    fd, tmp = tempfile.mkstemp(prefix=".fastgd-", suffix=os.path.splitext(path)[1] or ".png",
+                               dir=folder)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from .cli import main
+    sys.exit(main(["train", *sys.argv[1:]]))
