@@ -3,41 +3,24 @@
 #include <math.h>
 #include <string.h>
 #include "fastgd_nn.h"
+#include "fgd_common.h"
 
-#if defined(FASTGD_MULTIVERSION) && defined(__x86_64__) && defined(__linux__) && \
-    defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define FGD_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-#endif
-#ifndef FGD_HOT
-#define FGD_HOT
-#endif
-
-#define FGD_CAT_(a, b) a##_##b
-#define FGD_CAT(a, b) FGD_CAT_(a, b)
 
 #define T float
 #define SFX f32
-#define SQRT sqrtf
 #define EXP expf
-#define LOG log
 #define LOG1P log1pf
 #define TANH tanhf
 #include "nn_impl.h"
 #undef T
 #undef SFX
-#undef SQRT
 #undef EXP
-#undef LOG
 #undef LOG1P
 #undef TANH
 
 #define T double
 #define SFX f64
-#define SQRT sqrt
 #define EXP exp
-#define LOG log
 #define LOG1P log1p
 #define TANH tanh
 #include "nn_impl.h"
