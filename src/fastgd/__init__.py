@@ -4,7 +4,7 @@ Native (C, OpenMP, SIMD) kernels behind a small numpy API, each with a plain-num
 twin (``backend="reference"``) that states the math.
 """
 from ._optim import get_num_threads, set_num_threads
-from . import functional, nn, optim, reference
+from . import datasets, functional, nn, optim, reference
 from .errors import DivergenceError
 from .fit import fit
 from .gradcheck import gradcheck
@@ -13,5 +13,5 @@ from .history import History
 
 __version__ = "0.1.0"
 
-__all__ = ["functional", "nn", "optim", "reference", "fit", "History", "DivergenceError", "gradcheck", "load",
+__all__ = ["datasets", "functional", "nn", "optim", "reference", "fit", "History", "DivergenceError", "gradcheck", "load",
            "get_num_threads", "set_num_threads", "__version__"]
