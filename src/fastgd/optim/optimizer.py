@@ -124,9 +124,7 @@ class Optimizer:
 
     def _checked(self, group, slot, gi):
         """The group's checked kernel arguments and state mask, re-checked only on change."""
-        key = tuple([tuple(v) if type(v) is list else v
-                     for k, v in group.items() if k != "params"])
-        if slot.checked is not None and slot.checked[0] == key:
+        if slot.checked is not None and slot.checked[0] == group:
             return slot.checked[1], slot.checked[2]
         where = f"param_groups[{gi}]"
         unknown = sorted(set(group) - set(self.defaults) - {"params"})
@@ -140,7 +138,10 @@ class Optimizer:
         if any(needs[k] and slot.buffers[k] is None for k in self.state_names):
             self._allocate(slot, group, needs)
         mask = sum(1 << i for i, k in enumerate(self.state_names) if needs[k])
-        slot.checked = (key, hp, mask)
+        # a snapshot that later edits of the group (even in place, as betas[0] = ...) differ from
+        snapshot = {k: (list(v) if type(v) is list and k != "params" else v)
+                    for k, v in group.items()}
+        slot.checked = (snapshot, hp, mask)
         return hp, mask
 
     def _reference_group(self, slot, grads, offset, hp):
