@@ -185,7 +185,8 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
                     if wait >= early_stopping:
                         history.stop_reason = "early_stopping"
                         break
-            if any(cb(epoch, dict(metrics)) is True for cb in callbacks):
+            stops = [cb(epoch, dict(metrics)) is True for cb in callbacks]
+            if any(stops):
                 history.stop_reason = "callback"
                 break
     finally:
@@ -245,7 +246,7 @@ class _NativeRunner:
     def __init__(self, program, kind):
         self.program, self.kind = program, kind
         self.train_batch, self.loss_batch = program.train_batch, program.loss_batch
-        self.snapshot = program.snapshot
+        self.saved = False  # a snapshot of this fit, not one left by an earlier call
 
     def train(self, X, y, order, start, stop):
         return self.train_batch(X, y, order, start, stop, self.kind)
@@ -253,11 +254,14 @@ class _NativeRunner:
     def loss(self, X, y, order, start, stop):
         return self.loss_batch(X, y, order, start, stop, self.kind)
 
+    def snapshot(self):
+        self.program.snapshot()
+        self.saved = True
+
     def restore_if_saved(self):
-        if self.program.has_snapshot:
+        if self.saved:
             self.program.restore()
-            return True
-        return False
+        return self.saved
 
 
 class _LayerRunner:

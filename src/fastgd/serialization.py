@@ -2,6 +2,7 @@
 import json
 import os
 import tempfile
+import zipfile
 
 import numpy as np
 
@@ -72,11 +73,17 @@ def load(path, *, optimizer=False):
     """
     path = os.fspath(path)
     try:
-        with np.load(path, allow_pickle=False) as f:
-            files = {k: f[k] for k in f.files}
+        f = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is not a fastgd model file: {exc}") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} is not a fastgd model file (a single .npy array)")
+    try:
+        with f:
+            files = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path} is not a fastgd model file: {exc}") from None
     if "__fastgd__" not in files:
         raise ValueError(f"{path} is not a fastgd model file (no __fastgd__ entry)")
@@ -128,7 +135,8 @@ def load(path, *, optimizer=False):
 
 
 def _jsonable(groups):
-    out = []
-    for g in groups:
-        out.append({k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()})
-    return out
+    def plain(v):
+        if isinstance(v, (tuple, list)):
+            return [plain(x) for x in v]
+        return v.item() if isinstance(v, np.generic) else v
+    return [{k: plain(v) for k, v in g.items()} for g in groups]

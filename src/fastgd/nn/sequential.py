@@ -98,15 +98,19 @@ class Sequential(Module):
         return ops
 
     def _first_width(self):
-        return next(layer.in_features for layer in self.layers if isinstance(layer, Linear))
+        return next((layer.in_features for layer in self.layers if isinstance(layer, Linear)),
+                    None)
 
     @property
     def in_features(self):
+        """Features the model takes (None when it has no Linear layer: any width)."""
         return self._first_width()
 
     @property
     def out_features(self):
-        return [layer.out_features for layer in self.layers if isinstance(layer, Linear)][-1]
+        """Features the model gives (None when it has no Linear layer: its input width)."""
+        widths = [layer.out_features for layer in self.layers if isinstance(layer, Linear)]
+        return widths[-1] if widths else None
 
     def forward(self, x):
         """The model's output for a batch ``x`` of shape (n, in_features)."""
@@ -133,6 +137,8 @@ class Sequential(Module):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if self.out_features is None:
+            return super().predict(X, batch_size)
         out = np.empty((X.shape[0], self.out_features), self.dtype)
         if self._program is not None and self._infer is None:
             # a second program over the same parameters: predicting never disturbs the

@@ -1,0 +1,321 @@
+"""Saving and loading models (and optimizer state): round trips, resumed training, atomic
+writes, and clear errors on files that are not fastgd models."""
+import json
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+import fastgd
+from fastgd import nn, optim
+
+from nn_testutil import (ARCHS, DTYPE_IDS, DTYPES, assert_params_equal, blobs, build, fit_quiet,
+                         snapshot)
+
+dtypes = pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+backends = pytest.mark.parametrize("backend", ["native", "reference"])
+
+OPTIMIZERS = [
+    ("SGD", dict(lr=0.05, momentum=0.9)),
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3)),
+    ("Adam", dict(lr=0.01, amsgrad=True)),
+    ("Adam", dict(lr=0.01, betas=(0.8, 0.95))),
+    ("AdamW", dict(lr=0.01)),
+    ("RMSprop", dict(lr=0.01, centered=True, momentum=0.5)),
+    ("Adagrad", dict(lr=0.05, lr_decay=0.01)),
+]
+OPT_IDS = ["sgd_momentum", "sgd_nesterov", "adam_amsgrad", "adam_betas", "adamw",
+           "rmsprop_centered", "adagrad"]
+
+
+@pytest.fixture
+def rng(request):
+    return np.random.default_rng(sum(map(ord, request.node.nodeid)))
+
+
+def leftovers(folder):
+    return [f for f in os.listdir(folder) if f.startswith(".fastgd-") or f.endswith(".tmp")]
+
+
+# ----------------------------------------------------------------------------- round trips
+
+@dtypes
+@backends
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_round_trip_model(dtype, backend, arch, tmp_path, rng):
+    model = build(arch, dtype, backend, seed=4)
+    for p in model.parameters():
+        p[...] = rng.standard_normal(p.shape)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    assert leftovers(tmp_path) == []
+    loaded = fastgd.load(path)
+    assert isinstance(loaded, nn.Sequential)
+    assert loaded.backend == backend and loaded.dtype == dtype
+    assert [type(a) for a in loaded.layers] == [type(b) for b in model.layers]
+    assert [repr(a) for a in loaded.layers] == [repr(b) for b in model.layers]
+    for a, b in zip(loaded.layers, model.layers):
+        assert a.backend == b.backend
+        if isinstance(a, nn.Linear):
+            assert a.init == b.init and (a.b is None) == (b.b is None)
+        if isinstance(a, nn.LeakyReLU):
+            assert a.slope == b.slope
+    assert_params_equal(snapshot(model), loaded.parameters())
+    assert all(p.dtype == dtype for p in loaded.parameters())
+    x = rng.standard_normal((9, model.in_features)).astype(dtype)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
+    # the loaded model's parameters are its own storage
+    loaded.parameters()[0][...] = 0
+    assert not np.array_equal(loaded.predict(x), model.predict(x))
+
+
+def test_round_trip_str_path_and_overwrite(tmp_path, rng):
+    a = nn.MLP([3, 5, 2], seed=0)
+    b = nn.MLP([3, 5, 2], seed=1)
+    path = str(tmp_path / "m.npz")
+    fastgd.serialization.save(a, path)
+    b.save(path)                             # replaces the earlier file
+    loaded = fastgd.load(path)
+    assert_params_equal(snapshot(b), loaded.parameters())
+    assert sorted(os.listdir(tmp_path)) == ["m.npz"]
+    model, opt = fastgd.load(pathlib.Path(path), optimizer=True)
+    assert opt is None
+    assert_params_equal(snapshot(b), model.parameters())
+
+
+@pytest.mark.parametrize("name, kw", OPTIMIZERS, ids=OPT_IDS)
+@dtypes
+def test_round_trip_with_optimizer_state(name, kw, dtype, tmp_path, rng):
+    X, y = blobs(rng, n=60, dtype=dtype)
+    model = nn.MLP([4, 8, 3], dtype=dtype, seed=0)
+    opt = getattr(optim, name)(model.parameters(), **kw)
+    fit_quiet(model, X, y, loss="cross_entropy", optimizer=opt, epochs=2, batch_size=16, seed=0)
+    path = tmp_path / "ckpt.npz"
+    model.save(path, optimizer=opt)
+    loaded, lopt = fastgd.load(path, optimizer=True)
+    assert type(lopt) is type(opt) and lopt.backend == opt.backend
+    held = [p for g in lopt.param_groups for p in g["params"]]
+    assert all(a is b for a, b in zip(held, loaded.parameters()))
+    sa, sb = opt.state_dict(), lopt.state_dict()
+    assert sa["param_groups"] == sb["param_groups"]
+    assert sa["state"].keys() == sb["state"].keys()
+    for i in sa["state"]:
+        assert sa["state"][i].keys() == sb["state"][i].keys()
+        for k, v in sa["state"][i].items():
+            if isinstance(v, np.ndarray):
+                assert v.dtype == sb["state"][i][k].dtype
+                np.testing.assert_array_equal(v, sb["state"][i][k])
+            else:
+                assert v == sb["state"][i][k]
+    # loading without asking for the optimizer gives the model only
+    assert isinstance(fastgd.load(path), nn.Sequential)
+
+
+@pytest.mark.parametrize("name, kw", OPTIMIZERS, ids=OPT_IDS)
+@backends
+def test_resumed_training_is_bit_identical(name, kw, backend, tmp_path, rng):
+    X, y = blobs(rng, n=80)
+
+    def start():
+        model = nn.MLP([4, 8, 3], seed=0, backend=backend)
+        return model, getattr(optim, name)(model.parameters(), backend=backend, **kw)
+
+    def train(model, opt, epochs, seed):
+        fit_quiet(model, X, y, loss="cross_entropy", optimizer=opt, epochs=epochs,
+                  batch_size=16, seed=seed)
+
+    # uninterrupted
+    a, oa = start()
+    train(a, oa, 2, seed=1)
+    train(a, oa, 3, seed=2)
+    # interrupted: save, load, go on
+    b, ob = start()
+    train(b, ob, 2, seed=1)
+    path = tmp_path / "ckpt.npz"
+    b.save(path, optimizer=ob)
+    c, oc = fastgd.load(path, optimizer=True)
+    train(c, oc, 3, seed=2)
+    assert_params_equal(snapshot(a), c.parameters())
+    for i, entry in oa.state_dict()["state"].items():
+        for k, v in entry.items():
+            if isinstance(v, np.ndarray):
+                np.testing.assert_array_equal(v, oc.state_dict()["state"][i][k])
+    # and a fresh optimizer (state lost) would not have been identical
+    d = fastgd.load(path)
+    train(d, getattr(optim, name)(d.parameters(), backend=backend, **kw), 3, seed=2)
+    assert not all(np.array_equal(p, q) for p, q in zip(a.parameters(), d.parameters()))
+
+
+def test_optimizer_saved_before_any_step(tmp_path):
+    model = nn.MLP([3, 4, 2], seed=0)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model.save(tmp_path / "m.npz", optimizer=opt)
+    _, lopt = fastgd.load(tmp_path / "m.npz", optimizer=True)
+    assert lopt.state == {} and lopt.param_groups[0]["momentum"] == 0.9
+
+
+def test_changed_hyper_parameters_are_saved(tmp_path):
+    model = nn.MLP([3, 4, 2], seed=0)
+    opt = optim.Adam(model.parameters(), lr=0.1)
+    opt.param_groups[0]["lr"] = 0.0123
+    model.save(tmp_path / "m.npz", optimizer=opt)
+    _, lopt = fastgd.load(tmp_path / "m.npz", optimizer=True)
+    assert lopt.param_groups[0]["lr"] == 0.0123
+    assert lopt.param_groups[0]["betas"] == (0.9, 0.999)
+
+
+@pytest.mark.parametrize("kw", [dict(lr=np.float32(0.1)), dict(lr=0.1, momentum=np.float32(0.5)),
+                                dict(lr=0.1, nesterov=np.bool_(False))],
+                         ids=["lr_float32", "momentum_float32", "nesterov_bool_"])
+def test_numpy_scalar_hyper_parameters_are_saved(kw, tmp_path):
+    model = nn.MLP([3, 4, 2], seed=0)
+    opt = optim.SGD(model.parameters(), **kw)
+    model.save(tmp_path / "m.npz", optimizer=opt)
+    _, lopt = fastgd.load(tmp_path / "m.npz", optimizer=True)
+    for k, v in kw.items():
+        assert lopt.param_groups[0][k] == pytest.approx(v)
+
+
+# ----------------------------------------------------------------------------- save errors
+
+def test_save_errors(tmp_path):
+    model = nn.MLP([3, 4, 2], seed=0)
+    with pytest.raises(TypeError, match="model must be a fastgd.nn.Sequential"):
+        fastgd.serialization.save(nn.Linear(2, 2), tmp_path / "x.npz")
+    with pytest.raises(TypeError, match="optimizer must be a fastgd.optim optimizer"):
+        model.save(tmp_path / "x.npz", optimizer="adam")
+    other = optim.SGD(nn.MLP([3, 4, 2]).parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="optimizer must be built on model.parameters()"):
+        model.save(tmp_path / "x.npz", optimizer=other)
+    assert os.listdir(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+@pytest.mark.parametrize("exc", [OSError("disk full"), KeyboardInterrupt()])
+def test_interrupted_save_keeps_the_earlier_file(exc, tmp_path, monkeypatch, rng):
+    old = nn.MLP([3, 5, 2], seed=0)
+    path = tmp_path / "model.npz"
+    old.save(path)
+    before = path.read_bytes()
+    new = nn.MLP([3, 5, 2], seed=1)
+    real_savez = np.savez
+
+    def failing_savez(file, *args, **kwds):
+        file.write(b"PK\x03\x04 partial zip data")      # half a file, then the failure
+        file.flush()
+        raise exc
+
+    monkeypatch.setattr(np, "savez", failing_savez)
+    with pytest.raises(type(exc)):
+        new.save(path)
+    monkeypatch.setattr(np, "savez", real_savez)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["model.npz"]          # no temporary file left
+    loaded = fastgd.load(path)
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(x), old.predict(x))
+
+
+def test_interrupted_first_save_leaves_nothing(tmp_path, monkeypatch):
+    def failing_savez(file, *args, **kwds):
+        file.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", failing_savez)
+    with pytest.raises(OSError, match="disk full"):
+        nn.MLP([3, 2], seed=0).save(tmp_path / "model.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_writes_through_a_temporary_file(tmp_path, monkeypatch):
+    """The target path is only ever written by a rename of a complete file."""
+    seen = []
+    real_replace = os.replace
+
+    def spy_replace(src, dst):
+        seen.append((os.path.basename(src), os.path.getsize(src), os.fspath(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy_replace)
+    path = tmp_path / "model.npz"
+    nn.MLP([3, 2], seed=0).save(path)
+    assert len(seen) == 1
+    name, size, dst = seen[0]
+    assert name.startswith(".fastgd-") and name.endswith(".tmp")
+    assert dst == str(path) and size == path.stat().st_size
+
+
+# ----------------------------------------------------------------------------- load errors
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        fastgd.load(tmp_path / "nope.npz")
+
+
+def test_load_text_file(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("this is not a model\n")
+    with pytest.raises(ValueError, match="is not a fastgd model file"):
+        fastgd.load(path)
+
+
+def test_load_truncated_file(tmp_path):
+    path = tmp_path / "model.npz"
+    nn.MLP([3, 2], seed=0).save(path)
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(ValueError, match="is not a fastgd model file"):
+        fastgd.load(path)
+
+
+def test_load_plain_npz(tmp_path):
+    path = tmp_path / "arrays.npz"
+    np.savez(path, a=np.zeros(3), b=np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"not a fastgd model file \(no __fastgd__ entry\)"):
+        fastgd.load(path)
+
+
+def test_load_npy_file(tmp_path):
+    npy = tmp_path / "array.npy"
+    np.save(npy, np.zeros(3))
+    with pytest.raises(ValueError, match="not a fastgd model file"):
+        fastgd.load(npy)
+
+
+def _tampered(tmp_path, edit_meta=None, drop=None, reshape=None):
+    path = tmp_path / "model.npz"
+    nn.MLP([3, 4, 2], seed=0).save(path)
+    with np.load(path) as f:
+        files = {k: f[k] for k in f.files}
+    meta = json.loads(str(files["__fastgd__"]))
+    if edit_meta:
+        edit_meta(meta)
+    files["__fastgd__"] = np.array(json.dumps(meta))
+    if drop:
+        del files[drop]
+    if reshape:
+        files[reshape] = files[reshape].reshape(-1)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **files)
+    return bad
+
+
+def test_load_wrong_format_version(tmp_path):
+    bad = _tampered(tmp_path, edit_meta=lambda m: m.update(format=99))
+    with pytest.raises(ValueError, match="has format 99, this fastgd reads 1"):
+        fastgd.load(bad)
+
+
+def test_load_unknown_layer(tmp_path):
+    bad = _tampered(tmp_path, edit_meta=lambda m: m["layers"][1].update(type="GELU"))
+    with pytest.raises(ValueError, match="unknown layer type 'GELU'"):
+        fastgd.load(bad)
+
+
+@pytest.mark.parametrize("how", ["drop", "reshape"])
+def test_load_missing_or_misshapen_parameter(tmp_path, how):
+    bad = _tampered(tmp_path, **({"drop": "param_2"} if how == "drop" else {"reshape": "param_0"}))
+    with pytest.raises(ValueError, match="parameter (2|0) is missing or has the wrong shape"):
+        fastgd.load(bad)
