@@ -155,8 +155,8 @@ cdef cnp.ndarray _arr(str name, object obj, int typenum, int ndim, bint writeabl
     if not isinstance(obj, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(obj).__name__}")
     cdef cnp.ndarray a = <cnp.ndarray>obj
-    if cnp.PyArray_TYPE(a) != typenum:
-        raise TypeError(f"{name} has dtype {a.dtype}, expected {np.dtype(typenum)}")
+    if cnp.PyArray_TYPE(a) != typenum or not cnp.PyArray_ISNOTSWAPPED(a):
+        raise TypeError(f"{name} has dtype {a.dtype.str}, expected {np.dtype(typenum).str}")
     if cnp.PyArray_NDIM(a) != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {(<object>a).shape}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(a):
@@ -174,7 +174,7 @@ cdef int _dtype_of(str name, object x) except -1:
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
     cdef int tn = cnp.PyArray_TYPE(<cnp.ndarray>x)
-    if not _float_type(tn):
+    if not _float_type(tn) or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>x):
         raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
     return tn
 

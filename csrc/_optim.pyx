@@ -186,8 +186,9 @@ cdef class TensorPlan:
             p = params[i] if isinstance(params[i], np.ndarray) else None
             if p is None:
                 raise TypeError(f"{param_name}[{i}] must be a numpy.ndarray, got {type(params[i]).__name__}")
-            if not _is_float(cnp.PyArray_TYPE(p)):
-                raise TypeError(f"{param_name}[{i}] must have dtype float32 or float64, got {p.dtype}")
+            if not _is_float(cnp.PyArray_TYPE(p)) or not cnp.PyArray_ISNOTSWAPPED(p):
+                raise TypeError(f"{param_name}[{i}] must have dtype float32 or float64 in native "
+                                f"byte order, got {p.dtype.str}")
             if not cnp.PyArray_ISWRITEABLE(p):
                 raise ValueError(f"{param_name}[{i}] is read-only; parameters are updated in place")
             if not (cnp.PyArray_IS_C_CONTIGUOUS(p) or cnp.PyArray_IS_F_CONTIGUOUS(p)):
@@ -204,7 +205,7 @@ cdef class TensorPlan:
                 if s is None:
                     raise TypeError(f"{self.state_names[k]}[{i}] must be a numpy.ndarray, "
                                     f"got {type(states[k][i]).__name__}")
-                if cnp.PyArray_TYPE(s) != cnp.PyArray_TYPE(p):
+                if cnp.PyArray_TYPE(s) != cnp.PyArray_TYPE(p) or not cnp.PyArray_ISNOTSWAPPED(s):
                     raise TypeError(f"{self.state_names[k]}[{i}] has dtype {s.dtype} but "
                                     f"{param_name}[{i}] has {p.dtype}")
                 if not _same_layout(s, p):
@@ -319,8 +320,9 @@ cdef class TensorPlan:
                 raise TypeError(f"grads[{gi}] must be a numpy.ndarray or None, got {type(go).__name__}")
             g = <cnp.ndarray>go
             tn = cnp.PyArray_TYPE(g)
-            if tn != self.typenum[i]:
-                raise TypeError(f"grads[{gi}] has dtype {g.dtype} but {self.param_name}[{gi}] has {p.dtype}")
+            if tn != self.typenum[i] or not cnp.PyArray_ISNOTSWAPPED(g):
+                raise TypeError(f"grads[{gi}] has dtype {g.dtype.str} but {self.param_name}[{gi}] "
+                                f"has {p.dtype.str}")
             if not _same_layout(g, p):
                 if (<object>g).shape != (<object>p).shape:
                     raise ValueError(f"grads[{gi}] has shape {(<object>g).shape} but {self.param_name}[{gi}] "
@@ -380,6 +382,11 @@ def _check_disjoint(list arrays, list names):
     spans.sort()
     cdef intptr_t end = 0
     cdef Py_ssize_t owner = -1
+    seen = {}
+    for i in range(n):
+        j = seen.setdefault(id(arrays[i]), i)
+        if j != i:
+            raise ValueError(f"{names[i]} and {names[j]} are the same array")
     for lo, hi, i in spans:
         if hi == lo:
             continue

@@ -34,13 +34,12 @@ def _strided_views(g):
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_non_contiguous_gradients(case, order, backend, dtype, rng):
     name, kw = case
-    # the big one (native only: layouts are the native plan's business) is split over threads
-    shapes = [(5, 7), (300, 250)] if backend == "native" else [(5, 7), (3, 40)]
-    init = [random_array(rng, s, dtype, order) for s in shapes]
+    init = [random_array(rng, s, dtype, order) for s in [(5, 7), (3, 40)]]
     grads = [[random_array(rng, p.shape, dtype) for p in init] for _ in range(3)]
     expected, opt_e = run(name, kw, init, grads, backend)
-    for label in _strided_views(grads[0][0]):
-        views = [[_strided_views(g)[label] for g in step] for step in grads]
+    all_views = [[_strided_views(g) for g in step] for step in grads]
+    for label in all_views[0][0]:
+        views = [[v[label] for v in step] for step in all_views]
         for step, ref in zip(views, grads):
             for v, g in zip(step, ref):
                 assert np.array_equal(v, g) and not v.flags.c_contiguous
@@ -49,6 +48,23 @@ def test_non_contiguous_gradients(case, order, backend, dtype, rng):
             assert np.array_equal(a, b), label
             assert a.flags.c_contiguous == (order == "C") or a.ndim < 2
         assert_state_equal(opt_g, opt_e)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_non_contiguous_gradients_threaded(name, order, threads, rng):
+    """Same, for a parameter big enough to be split over two threads."""
+    threads(2)
+    init = [random_array(rng, (260, 256), np.float32, order), random_array(rng, (9,), np.float64)]
+    grads = [[random_array(rng, p.shape, p.dtype) for p in init] for _ in range(2)]
+    expected, _ = run(name, {"lr": 0.01}, init, grads)
+    for label in ("fortran", "strided", "reversed"):
+        views = [[_strided_views(step[0])[label], step[1][::-1].copy()[::-1]]
+                 for step in grads]
+        assert not any(v.flags.c_contiguous for step in views for v in step)
+        got, _ = run(name, {"lr": 0.01}, init, views)
+        for a, b in zip(got, expected):
+            assert np.array_equal(a, b), label
 
 
 def test_broadcast_and_read_only_gradients(backend, dtype):

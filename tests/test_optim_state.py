@@ -115,6 +115,70 @@ def test_changing_other_hyper_parameters_between_steps(backend, rng, name, key, 
     assert not np.array_equal(before, x[0])
 
 
+def test_in_place_edit_of_list_betas_takes_effect(backend):
+    x, y = np.ones(3), np.ones(3)
+    opt = fastgd.optim.Adam([x], lr=0.1, betas=[0.9, 0.999], backend=backend)
+    ref = fastgd.optim.Adam([y], lr=0.1, betas=(0.9, 0.999), backend=backend)
+    g = np.array([1.0, -2.0, 0.5])
+    opt.step([g])
+    ref.step([g])
+    opt.param_groups[0]["betas"][0] = 0.2
+    ref.param_groups[0]["betas"] = (0.2, 0.999)
+    opt.step([-g])
+    ref.step([-g])
+    np.testing.assert_array_equal(x, y)
+    opt.param_groups[0]["betas"][1] = 1.0
+    with pytest.raises(ValueError, match="betas"):
+        opt.step([g])
+
+
+def test_deleted_hyper_parameter_is_refused(backend):
+    opt = fastgd.optim.RMSprop([np.ones(2)], backend=backend)
+    opt.step([np.ones(2)])
+    del opt.param_groups[0]["alpha"]
+    with pytest.raises((ValueError, KeyError), match="alpha"):
+        opt.step([np.ones(2)])
+
+
+# The optimizer re-checks a group only when it no longer compares equal (==) to a snapshot
+# taken at the last check (optimizer.py, Optimizer._checked). == is the wrong test for
+# "unchanged": it ignores type changes (1 == True) and in-place edits of arrays, and it
+# raises for arrays of more than one element.
+
+def test_in_place_edit_of_array_betas_takes_effect(backend):
+    x = np.ones(3)
+    opt = fastgd.optim.Adam([x], lr=0.1, betas=np.array([0.9, 0.999]), backend=backend)
+    opt.step([np.ones(3)])
+    opt.param_groups[0]["betas"][0] = 1.5  # invalid
+    with pytest.raises(ValueError, match="betas"):
+        opt.step([np.ones(3)])
+
+
+def test_replacing_array_betas(backend):
+    x, y = np.ones(3), np.ones(3)
+    opt = fastgd.optim.Adam([x], lr=0.1, betas=np.array([0.9, 0.999]), backend=backend)
+    ref = fastgd.optim.Adam([y], lr=0.1, backend=backend)
+    opt.step([np.ones(3)])
+    ref.step([np.ones(3)])
+    opt.param_groups[0]["betas"] = np.array([0.5, 0.9])
+    ref.param_groups[0]["betas"] = (0.5, 0.9)
+    opt.step([np.ones(3)])
+    ref.step([np.ones(3)])
+    np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("key,old,new", [("lr", 1, True), ("lr", 0, False),
+                                         ("maximize", False, 0), ("nesterov", True, 1)])
+def test_type_change_between_steps_is_validated(backend, key, old, new):
+    kw = dict(lr=0.1, momentum=0.9, nesterov=True)
+    kw[key] = old
+    opt = fastgd.optim.SGD([np.ones(2)], backend=backend, **kw)
+    opt.step([np.ones(2)])
+    opt.param_groups[0][key] = new
+    with pytest.raises(TypeError, match=key):
+        opt.step([np.ones(2)])
+
+
 def test_add_param_group(backend):
     a = np.ones(2)
     opt = fastgd.optim.Adam([a], lr=0.1, betas=(0.8, 0.9), backend=backend)

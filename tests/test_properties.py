@@ -119,9 +119,6 @@ def test_first_adam_step_moves_at_most_lr(lr, betas, shapes, seed, backend):
 
 
 @pytest.mark.parametrize("name", ["SGD", "RMSprop"])
-@pytest.mark.xfail(strict=True, reason="BUG: the native kernels test momentum after casting it "
-                   "to float32 (mom == 0 / mom > 0 in optim_impl.h), the Python layer on the "
-                   "double: a momentum below ~1e-45 leaves the float32 buffer unwritten")
 def test_tiny_momentum_float32_state_matches_reference(name):
     states = []
     for backend in ("native", "reference"):

@@ -20,7 +20,7 @@ typedef struct {
     T *const *buf;
     const unsigned char *is_new;
     T lr, momentum, one_minus_dampening, weight_decay, sign;
-    int nesterov;
+    int nesterov, use_momentum; /* decided on the double hyper-parameter, not its cast */
 } FN(sgd_ctx);
 
 FGD_HOT static void FN(sgd_range)(const void *vctx, size_t t, size_t b, size_t e)
@@ -32,7 +32,7 @@ FGD_HOT static void FN(sgd_range)(const void *vctx, size_t t, size_t b, size_t e
     const T lr = c->lr, wd = c->weight_decay, sign = c->sign, mom = c->momentum;
     const T keep = c->one_minus_dampening;
     const int decay = wd != 0;
-    if (mom == 0) {
+    if (!c->use_momentum) {
 #pragma omp simd
         for (size_t i = 0; i < n; i++) {
             T d = sign * g[i];
@@ -62,7 +62,7 @@ void FN(fgd_sgd)(size_t ntensors, T *const *param, const T *const *grad,
 {
     FN(sgd_ctx) c = {param, grad, momentum_buffer, buffer_is_new, (T)hp->lr, (T)hp->momentum,
                      (T)(1.0 - hp->dampening), (T)hp->weight_decay,
-                     hp->maximize ? (T)-1 : (T)1, hp->nesterov};
+                     hp->maximize ? (T)-1 : (T)1, hp->nesterov, hp->momentum != 0};
     fgd_for_ranges(ntensors, numel, nthreads, FN(sgd_range), &c);
 }
 
@@ -115,7 +115,7 @@ typedef struct {
     const T *const *grad;
     T *const *square_avg, *const *grad_avg, *const *buf;
     T lr, alpha, one_minus_alpha, eps, weight_decay, momentum, sign;
-    int centered;
+    int centered, use_momentum; /* decided on the double hyper-parameter, not its cast */
 } FN(rmsprop_ctx);
 
 FGD_HOT static void FN(rmsprop_range)(const void *vctx, size_t t, size_t b, size_t e)
@@ -125,7 +125,7 @@ FGD_HOT static void FN(rmsprop_range)(const void *vctx, size_t t, size_t b, size
     const T *restrict g = c->grad[t] + b;
     T *restrict sq = c->square_avg[t] + b;
     T *restrict ga = c->centered ? c->grad_avg[t] + b : NULL;
-    T *restrict buf = c->momentum > 0 ? c->buf[t] + b : NULL;
+    T *restrict buf = c->use_momentum ? c->buf[t] + b : NULL;
     const size_t n = e - b;
     const T lr = c->lr, alpha = c->alpha, oma = c->one_minus_alpha, eps = c->eps;
     const T wd = c->weight_decay, mom = c->momentum, sign = c->sign;
@@ -175,7 +175,8 @@ void FN(fgd_rmsprop)(size_t ntensors, T *const *param, const T *const *grad, T *
 {
     FN(rmsprop_ctx) c = {param, grad, square_avg, grad_avg, momentum_buffer, (T)hp->lr,
                          (T)hp->alpha, (T)(1.0 - hp->alpha), (T)hp->eps, (T)hp->weight_decay,
-                         (T)hp->momentum, hp->maximize ? (T)-1 : (T)1, hp->centered};
+                         (T)hp->momentum, hp->maximize ? (T)-1 : (T)1, hp->centered,
+                         hp->momentum > 0};
     fgd_for_ranges(ntensors, numel, nthreads, FN(rmsprop_range), &c);
 }
 

@@ -61,10 +61,11 @@ def _prepare(param, grad, states, step):
     for i, g in enumerate(grads):
         if any(np.may_share_memory(g, a) for a in written):
             raise ValueError(f"grad{sfx(i)} shares memory with an array the update writes")
-    steps = None
-    if step is not None:
-        steps = _steps(step, len(params))
+    steps = None if step is _NO_STEP else _steps(step, len(params))
     return params, grads, lists, steps
+
+
+_NO_STEP = object()  # for the updates that take no step number (SGD, RMSprop)
 
 
 def _as_list(value, name):
@@ -126,7 +127,8 @@ def sgd_(param, grad, momentum_buffer=None, *, lr=1e-3, momentum=0.0, dampening=
     if hp["momentum"] != 0 and momentum_buffer is None:
         raise ValueError("momentum_buffer is required when momentum != 0")
     params, grads, lists, _ = _prepare(
-        param, grad, {"momentum_buffer": momentum_buffer if hp["momentum"] != 0 else None}, None)
+        param, grad, {"momentum_buffer": momentum_buffer if hp["momentum"] != 0 else None},
+        _NO_STEP)
     if _backend(backend):
         _native(_optim.sgd, params, grads, lists, None, init, **hp)
         return
@@ -149,12 +151,12 @@ def adagrad_(param, grad, state_sum, *, step, lr=1e-2, lr_decay=0.0, weight_deca
     """
     hp = _adagrad.hyper(dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                              initial_accumulator_value=0, eps=eps, maximize=maximize))
-    params, grads, lists, steps = _prepare(param, grad, {"sum": state_sum}, step)
+    params, grads, lists, steps = _prepare(param, grad, {"state_sum": state_sum}, step)
     if _backend(backend):
         _native(_optim.adagrad, params, grads, lists, steps, False, **hp)
         return
     for i, (p, g) in enumerate(zip(params, grads)):
-        _ref.adagrad(p, g, lists["sum"][i], step=int(steps[i]), **hp)
+        _ref.adagrad(p, g, lists["state_sum"][i], step=int(steps[i]), **hp)
 
 
 def rmsprop_(param, grad, square_avg, *, grad_avg=None, momentum_buffer=None, lr=1e-2,
@@ -181,7 +183,7 @@ def rmsprop_(param, grad, square_avg, *, grad_avg=None, momentum_buffer=None, lr
     states = {"square_avg": square_avg,
               "momentum_buffer": momentum_buffer if hp["momentum"] > 0 else None,
               "grad_avg": grad_avg if hp["centered"] else None}
-    params, grads, lists, _ = _prepare(param, grad, states, None)
+    params, grads, lists, _ = _prepare(param, grad, states, _NO_STEP)
     if _backend(backend):
         _native(_optim.rmsprop, params, grads, lists, None, False, **hp)
         return

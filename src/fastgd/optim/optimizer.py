@@ -124,7 +124,8 @@ class Optimizer:
 
     def _checked(self, group, slot, gi):
         """The group's checked kernel arguments and state mask, re-checked only on change."""
-        if slot.checked is not None and slot.checked[0] == group:
+        key = _frozen(group)
+        if slot.checked is not None and slot.checked[0] == key:
             return slot.checked[1], slot.checked[2]
         where = f"param_groups[{gi}]"
         unknown = sorted(set(group) - set(self.defaults) - {"params"})
@@ -138,10 +139,7 @@ class Optimizer:
         if any(needs[k] and slot.buffers[k] is None for k in self.state_names):
             self._allocate(slot, group, needs)
         mask = sum(1 << i for i, k in enumerate(self.state_names) if needs[k])
-        # a snapshot that later edits of the group (even in place, as betas[0] = ...) differ from
-        snapshot = {k: (list(v) if type(v) is list and k != "params" else v)
-                    for k, v in group.items()}
-        slot.checked = (snapshot, hp, mask)
+        slot.checked = (key, hp, mask)
         return hp, mask
 
     def _reference_group(self, slot, grads, offset, hp):
@@ -375,6 +373,24 @@ class Optimizer:
 
     def _reference(self, param, grad, state, step, is_new, hp):  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def _frozen(group):
+    """The group's hyper-parameters as a comparable snapshot that any edit changes: types
+    are part of it (lr=True after lr=1 is a change) and sequences are copied by value (an
+    in-place edit of betas is a change)."""
+    out = []
+    for k, v in group.items():
+        if k == "params":
+            continue
+        t = type(v)
+        if t is float or t is int or t is bool:
+            out.append((k, t, v))
+        elif t is tuple or t is list or t is np.ndarray:
+            out.append((k, t, tuple((type(x), x) for x in np.asarray(v, dtype=object).ravel())))
+        else:
+            out.append((k, t, repr(v)))
+    return tuple(out)
 
 
 def _as_list(value, name):
