@@ -386,8 +386,10 @@ def _frozen(group):
         t = type(v)
         if t is float or t is int or t is bool:
             out.append((k, t, v))
-        elif t is tuple or t is list or t is np.ndarray:
-            out.append((k, t, tuple((type(x), x) for x in np.asarray(v, dtype=object).ravel())))
+        elif t is tuple or t is list:
+            out.append((k, t, tuple([(type(x), x) for x in v])))
+        elif t is np.ndarray:
+            out.append((k, t, v.dtype.str, v.shape, v.tobytes()))
         else:
             out.append((k, t, repr(v)))
     return tuple(out)
