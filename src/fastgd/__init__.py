@@ -4,14 +4,18 @@ Native (C, OpenMP, SIMD) kernels behind a small numpy API, each with a plain-num
 twin (``backend="reference"``) that states the math.
 """
 from ._optim import get_num_threads, set_num_threads
-from . import datasets, functional, nn, optim, reference
+from . import datasets, functional, functions, linear_model, nn, optim, reference
 from .errors import DivergenceError
 from .fit import fit
 from .gradcheck import gradcheck
+from .gradients import numerical_gradient
+from .minimize import MinimizeResult, minimize
 from .serialization import load
 from .history import History
 
 __version__ = "0.1.0"
 
-__all__ = ["datasets", "functional", "nn", "optim", "reference", "fit", "History", "DivergenceError", "gradcheck", "load",
-           "get_num_threads", "set_num_threads", "__version__"]
+__all__ = ["datasets", "functional", "functions", "linear_model", "nn", "optim", "reference",
+           "minimize", "MinimizeResult", "numerical_gradient", "fit", "History",
+           "DivergenceError", "gradcheck", "load", "get_num_threads", "set_num_threads",
+           "__version__"]

@@ -143,12 +143,12 @@ def bowl(condition_number=10.0, angle=0.0):
     a = c * c + kappa * s * s
     b = (1 - kappa) * c * s
     d = s * s + kappa * c * c
-    half = 3.0 / math.sqrt(kappa) if kappa > 1 else 3.0
+    half = max(3.0 / math.sqrt(kappa), 2.0)
     return Objective(
         "bowl", rf"$\frac{{1}}{{2}}(u^2 + {kappa:g}\,v^2)$",
         lambda x, y: 0.5 * (a * x * x + 2 * b * x * y + d * y * y),
         lambda x, y: (a * x + b * y, b * x + d * y),
-        minima=[(0.0, 0.0)], bounds=((-3.5, 3.5), (-max(half, 1.5), max(half, 1.5))),
+        minima=[(0.0, 0.0)], bounds=((-3.5, 3.5), (-half, half)),
         hessian=[[a, b], [b, d]])
 
 

@@ -102,7 +102,7 @@ def as_real_array(x, name):
 
 def scalar_value(f, name="fun"):
     """``f`` (what ``fun`` returned) as a Python float; a clear error when it is not a scalar."""
-    if isinstance(f, float):
+    if type(f) is float:
         return f
     if isinstance(f, np.ndarray):
         if f.size != 1:

@@ -1,0 +1,523 @@
+"""The iteration engine of `fastgd.minimize`: the loops, their stop rules and reports.
+
+`run_single` iterates one start (a 1-D x) with Python-float bookkeeping, the hot path;
+`run_batch` iterates k starts (the rows of a 2-D x) with vectorised bookkeeping, each start
+stopping on its own. Both take every step with one `fastgd._stepper.Stepper` call (one
+native kernel call for all the starts) and return a `MinimizeResult`.
+"""
+import math
+from collections import namedtuple
+
+import numpy as np
+
+from .gradients import scalar_value
+
+__all__ = ["MinimizeResult", "Iterate", "run_single", "run_batch", "grad_array"]
+
+#: f (or |x|) this many times its start (plus one) counts as growing without bound
+GROWTH = 1e8
+#: Armijo's sufficient-decrease constant and the most halvings of one backtracking search
+ARMIJO_C = 1e-4
+MAX_HALVINGS = 40
+#: accept_if_improves: the learning-rate factor after a rejected step
+SHRINK = 0.5
+#: the single-start loop checks |x| for unbounded growth every this many iterations
+_X_CHECK_EVERY = 16
+#: up to this many coordinates, the single-start loop works on Python floats (tolist)
+_SMALL = 16
+
+#: what ``callback`` receives after each iteration (``x`` is a copy)
+Iterate = namedtuple("Iterate", "nit x fun")
+
+_INF = math.inf
+_NP_FLOATS = (np.float64, np.float32)
+
+
+class MinimizeResult:
+    """What `minimize` returns.
+
+    Attributes
+    ----------
+    x : ndarray
+        The solution: the last iterate, or the best point seen when the run diverged.
+    fun : float
+        ``fun(x)``.
+    grad_norm : float
+        The Euclidean norm of the gradient at ``x``.
+    nit : int
+        Iterations run (rejected trial steps included).
+    converged : bool
+        True when a stop rule on the gradient norm or on the change of f and x held.
+    message : str
+        Why the run stopped.
+    path : ndarray of shape (n + 1, d), or None
+        The accepted iterates, ``path[0]`` being ``x0`` (None when ``keep_path=False``).
+    history : ndarray of shape (n + 1,)
+        f at each accepted iterate: ``history[j] == fun(path[j])``.
+
+    For a 2-D ``x0`` (k starts) every attribute holds one entry per start (``x`` has shape
+    ``(k, d)``, ``converged`` is a boolean array, ``path`` and ``history`` are tuples of
+    arrays), and ``res[i]`` is the result of start ``i`` alone.
+    """
+
+    _FIELDS = ("x", "fun", "grad_norm", "nit", "converged", "message", "path", "history")
+
+    def __init__(self, x, fun, grad_norm, nit, converged, message, path, history, batch):
+        self.x = x
+        self.fun = fun
+        self.grad_norm = grad_norm
+        self.nit = nit
+        self.converged = converged
+        self.message = message
+        self.path = path
+        self.history = history
+        self._batch = batch
+
+    def __len__(self):
+        if not self._batch:
+            raise TypeError("a single-start result has no len(); x0 was 1-D")
+        return len(self.x)
+
+    def __getitem__(self, i):
+        """The result of start ``i`` (for a 2-D ``x0``)."""
+        if not self._batch:
+            raise TypeError("a single-start result cannot be indexed; x0 was 1-D")
+        return MinimizeResult(self.x[i], float(self.fun[i]), float(self.grad_norm[i]),
+                              int(self.nit[i]), bool(self.converged[i]), self.message[i],
+                              None if self.path is None else self.path[i], self.history[i],
+                              False)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self):
+        lines = []
+        for k in self._FIELDS:
+            v = getattr(self, k)
+            if k in ("path", "history") and v is not None:
+                v = (f"<{len(v)} arrays>" if self._batch else
+                     f"<array of shape {v.shape}>")
+            lines.append(f"{k:>10}: {v!r}" if not isinstance(v, str) else f"{k:>10}: {v}")
+        return "MinimizeResult(\n" + "\n".join(lines) + "\n)"
+
+
+def grad_array(g, shape, dtype, name="grad"):
+    """What ``grad`` returned as an array of ``shape`` and ``dtype``."""
+    if not isinstance(g, np.ndarray):
+        try:
+            g = np.asarray(g)
+        except Exception as exc:
+            raise TypeError(f"{name} must return an array of real numbers: {exc}") from None
+    if g.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must return real numbers, got dtype {g.dtype}")
+    if g.shape != shape:
+        raise ValueError(f"{name} must return an array of x's shape {shape}, got {g.shape}")
+    return g if g.dtype == dtype else g.astype(dtype)
+
+
+
+# ---------------------------------------------------------------------------- messages
+def _message(kind, o, **v):
+    lr = o.lr
+    hint = (f"lr={lr:g} is likely too large for this function: try a smaller lr "
+            f"(e.g. lr={lr / 10:g}); x is the best point seen (iteration {v.get('best', 0)})")
+    if kind == "gradient":
+        return f"converged: gradient norm {v['gn']:.3g} <= tol={o.tol:g}"
+    if kind == "stall":
+        return (f"converged: f and x changed by less than tol_change={o.tol_change:g} "
+                "(relative) in the last step")
+    if kind == "shrunk":
+        return (f"converged: no step decreased f until the trial step shrank below "
+                f"tol_change={o.tol_change:g} (learning rate now {v['lr']:.3g})")
+    if kind == "max_iter":
+        return (f"stopped: max_iter={o.max_iter} reached with gradient norm {v['gn']:.3g} > "
+                f"tol={o.tol:g}; raise max_iter or lr")
+    if kind == "nonfinite":
+        return f"diverged: f became {v['f']} at iteration {v['it']}; {hint}"
+    if kind == "growth":
+        verb = "fell" if o.maximize else "rose"
+        return (f"diverged: f {verb} from {v['f0']:.4g} to {v['f']:.4g} by iteration {v['it']}, "
+                f"growing without bound; {hint}")
+    if kind == "xgrowth":
+        return (f"diverged: max|x| grew to {v['xm']:.3g} by iteration {v['it']} (f may be "
+                f"unbounded {'above' if o.maximize else 'below'}, or the steps too large); "
+                f"{hint}")
+    if kind == "worse":
+        verb = "fell" if o.maximize else "rose"
+        return (f"diverged: after max_iter={o.max_iter} iterations f {verb} from f(x0)="
+                f"{v['f0']:.4g} to {v['f']:.4g}; {hint}")
+    if kind == "linesearch":
+        return (f"stopped: backtracking found no decrease along the step after "
+                f"{MAX_HALVINGS} halvings (iteration {v['it']})")
+    if kind == "callback":
+        return f"stopped by callback at iteration {v['it']}"
+    raise AssertionError(kind)  # pragma: no cover
+
+
+_CONVERGED = {"gradient", "stall", "shrunk"}
+_DIVERGED = {"nonfinite", "growth", "xgrowth", "worse"}
+
+
+def _stop_by_callback(callback, it, x, f):
+    try:
+        return callback(Iterate(it, x.copy(), f)) is True
+    except StopIteration:
+        return True
+
+
+# ---------------------------------------------------------------------------- one start
+def _path_point(path, i, d, small, dt):
+    """Iterate ``i`` (negative counts from the end) of a path being recorded."""
+    if not small:
+        return path[i].copy()
+    n = len(path) // d
+    i = i + n if i < 0 else i
+    return np.array(path[i * d:(i + 1) * d], dtype=dt)
+
+
+def _fval(fv):
+    tf = type(fv)
+    return fv if tf is float else float(fv) if tf in _NP_FLOATS else scalar_value(fv)
+
+
+def run_single(fun, grad, x, stepper, f0, o):
+    """The loop for one start: one kernel call per iteration and little else.
+
+    For a small ``x`` the gradient norm and the stored path use Python floats
+    (``tolist``), which is cheaper than numpy's per-call overhead on tiny arrays.
+    """
+    sgn = -1.0 if o.maximize else 1.0
+    h0 = sgn * f0
+    hlim = h0 + GROWTH * (1 + abs(h0))
+    xlim = GROWTH * (1 + float(np.abs(x).max()))
+    tol, tc, max_iter = o.tol, o.tol_change, o.max_iter
+    search, accept = o.line_search is not None, o.accept
+    special = search or accept
+    small = x.size <= _SMALL
+    keep = o.keep_path
+    d = x.size
+    # a small x is recorded as Python floats in one flat list (cheap to append and to
+    # convert at the end), a large one as array copies
+    path = (x.tolist() if small else [x.copy()]) if keep else None
+    record = (path.extend if small else path.append) if keep else None
+    snapshot = x.tolist if small else x.copy
+    hist = [f0]
+    best_h, best_i = h0, 0
+    best_x = None if keep else x.copy()
+    xprev = np.empty_like(x) if special or not keep else None
+    shape, dt = x.shape, x.dtype
+    step = stepper.step
+    callback = o.callback
+    hypot, sqrt = math.hypot, math.sqrt
+    scale, t_prev = 1.0, 0.5
+    f = f0
+    it = 0
+    kind, info = None, {}
+    # the plain loop: the hot path of minimize, kept lean (the loop below is its general
+    # form with line search and the accept rule; keep the two in step)
+    while not special and it < max_iter:
+        g = grad(x)
+        if type(g) is not np.ndarray or g.dtype is not dt or g.shape != shape:
+            g = grad_array(g, shape, dt)
+        gn = hypot(*g.tolist()) if small else sqrt(g.dot(g))
+        if gn <= tol:
+            kind, info = "gradient", {"gn": gn}
+            break
+        if xprev is not None:
+            np.copyto(xprev, x)
+        step(g)
+        it += 1
+        fv = fun(x)
+        tf = type(fv)
+        f_new = fv if tf is float else float(fv) if tf in _NP_FLOATS else scalar_value(fv)
+        if keep:
+            record(snapshot())
+        hist.append(f_new)
+        h_new = sgn * f_new
+        if not (-_INF < h_new <= hlim):
+            kind = "nonfinite" if not math.isfinite(h_new) else "growth"
+            info = {"f": f_new, "f0": f0, "it": it}
+            break
+        if h_new < best_h:
+            best_h, best_i = h_new, it
+            if not keep:
+                np.copyto(best_x, x)
+        if it % _X_CHECK_EVERY == 0:
+            xm = float(np.abs(x).max())
+            if not xm <= xlim:
+                kind, info = "xgrowth", {"xm": xm, "it": it}
+                break
+        if abs(f_new - f) <= tc * (1 + abs(f)):
+            prev = xprev if xprev is not None else _path_point(path, -2, d, small, dt)
+            if float(np.abs(x - prev).max()) <= tc * (1 + float(np.abs(x).max())):
+                f = f_new
+                kind = "stall"
+                break
+        f = f_new
+        if callback is not None and _stop_by_callback(callback, it, x, f):
+            kind, info = "callback", {"it": it}
+            break
+    while special and it < max_iter:
+        g = grad(x)
+        if type(g) is not np.ndarray or g.dtype is not dt or g.shape != shape:
+            g = grad_array(g, shape, dt)
+        gn = hypot(*g.tolist()) if small else sqrt(g.dot(g))
+        if gn <= tol:
+            kind, info = "gradient", {"gn": gn}
+            break
+        np.copyto(xprev, x)
+        snap = stepper.snapshot()
+        step(g)
+        it += 1
+        rejected = False
+        D = x.astype(np.float64) - xprev          # the kernel's step, exact for float32
+        if search:
+            slope = min(sgn * float(np.dot(g.astype(np.float64), D)), 0.0)
+            t = min(1.0, 2.0 * t_prev)
+            if t != 1.0:
+                x[...] = xprev + t * D
+            f_new = _fval(fun(x))
+            halvings = 0
+            while not (sgn * f_new <= sgn * f + ARMIJO_C * t * slope):
+                halvings += 1
+                if halvings > MAX_HALVINGS:
+                    break
+                t *= 0.5
+                x[...] = xprev + t * D
+                f_new = _fval(fun(x))
+            if halvings > MAX_HALVINGS:
+                x[...] = xprev
+                stepper.restore(snap)
+                kind, info = "linesearch", {"it": it}
+                break
+            t_prev = t
+        else:
+            if scale != 1.0:
+                D *= scale
+                x[...] = xprev + D
+            f_new = _fval(fun(x))
+            if not (sgn * f_new < sgn * f):
+                rejected = True
+                x[...] = xprev
+                stepper.restore(snap)
+                scale *= SHRINK
+                if float(np.abs(D).max()) <= tc * (1 + float(np.abs(xprev).max())):
+                    kind, info = "shrunk", {"lr": o.lr * scale}
+                    break
+        if not rejected:
+            h_new = sgn * f_new
+            if keep:
+                record(snapshot())
+            hist.append(f_new)
+            if not (-_INF < h_new <= hlim):
+                kind = "nonfinite" if not math.isfinite(h_new) else "growth"
+                info = {"f": f_new, "f0": f0, "it": it}
+                break
+            if h_new < best_h:
+                best_h, best_i = h_new, len(hist) - 1
+                if not keep:
+                    np.copyto(best_x, x)
+            if it % _X_CHECK_EVERY == 0:
+                xm = float(np.abs(x).max())
+                if not xm <= xlim:
+                    kind, info = "xgrowth", {"xm": xm, "it": it}
+                    break
+            if abs(f_new - f) <= tc * (1 + abs(f)):
+                if float(np.abs(x - xprev).max()) <= tc * (1 + float(np.abs(x).max())):
+                    f = f_new
+                    kind = "stall"
+                    break
+            f = f_new
+        if callback is not None and _stop_by_callback(callback, it, x, f):
+            kind, info = "callback", {"it": it}
+            break
+    if kind is None:
+        if sgn * f > h0:
+            kind, info = "worse", {"f0": f0, "f": f}
+        else:
+            kind = "max_iter"
+    if kind in _DIVERGED:
+        info["best"] = best_i
+        x_out = _path_point(path, best_i, d, small, dt) if keep else best_x
+        f_out = hist[best_i]
+    else:
+        x_out, f_out = x.copy(), f
+    if kind == "gradient":
+        gn = info["gn"]
+    else:
+        gf = grad_array(grad(x_out), shape, dt).astype(np.float64)
+        gn = float(np.sqrt(np.dot(gf, gf)))
+        info.setdefault("gn", gn)
+        if kind == "max_iter" and gn <= tol:
+            kind, info = "gradient", {"gn": gn}
+    if keep:
+        path = np.array(path, dtype=dt).reshape(-1, *shape) if small else np.array(path)
+    return MinimizeResult(
+        x_out, float(f_out), float(gn), it, kind in _CONVERGED, _message(kind, o, **info),
+        path, np.array(hist, dtype=np.float64), False)
+
+
+# ---------------------------------------------------------------------------- many starts
+def _rowmax(a):
+    return np.abs(a).max(axis=1).astype(np.float64)
+
+
+def run_batch(F, G, X, stepper, f0, o):
+    """k starts (the rows of X) at once, each stopping on its own."""
+    k = X.shape[0]
+    sgn = -1.0 if o.maximize else 1.0
+    tc = o.tol_change
+    f = f0.astype(np.float64, copy=True)
+    h0 = sgn * f
+    hlim = h0 + GROWTH * (1 + np.abs(h0))
+    xlim = GROWTH * (1 + _rowmax(X))
+    active = np.ones(k, bool)
+    nit = np.zeros(k, np.int64)
+    kinds = [None] * k
+    infos = [dict() for _ in range(k)]
+    best_h, best_x, best_it = h0.copy(), X.copy(), np.zeros(k, np.int64)
+    best_f = f.copy()
+    scale = np.ones(k)
+    scaled = False
+    t_prev = np.full(k, 0.5)  # backtracking starts from min(1, 2 * the last accepted factor)
+    snaps = [X.copy()] if o.keep_path else None
+    fs, acc = [f.copy()], [np.ones(k, bool)]
+    Xprev = np.empty_like(X)
+    rollback = o.accept or o.line_search is not None
+
+    def finish(rows, kind, **info):
+        for i in np.flatnonzero(rows):
+            kinds[i] = kind
+            infos[i] = {key: (val[i] if isinstance(val, np.ndarray) else val)
+                        for key, val in info.items()}
+        active[rows] = False
+
+    for it in range(1, o.max_iter + 1):
+        g = G(X)
+        gn = np.sqrt(np.einsum("ij,ij->i", g, g, dtype=np.float64))
+        hit = active & (gn <= o.tol)
+        if hit.any():
+            finish(hit, "gradient", gn=gn)
+        if not active.any():
+            break
+        np.copyto(Xprev, X)
+        snap = stepper.snapshot() if rollback else None
+        stepper.step(g)
+        frozen = ~active
+        D = None
+        if scaled or o.line_search is not None or o.accept:
+            D = X.astype(np.float64) - Xprev  # exact for float32 iterates
+            D[frozen] = 0
+            if scaled:
+                D *= scale[:, None]
+                X[...] = Xprev + D
+        if frozen.any():
+            X[frozen] = Xprev[frozen]
+        nit[active] += 1
+        failed = np.zeros(k, bool)
+        tiny = np.zeros(k, bool)
+        if o.line_search is not None:
+            slope = np.minimum(sgn * np.einsum("ij,ij->i", g.astype(np.float64), D), 0.0)
+            t = np.minimum(1.0, 2.0 * t_prev)
+            if (t < 1).any():
+                X[...] = Xprev + t[:, None] * D
+            f_new = F(X)
+            ok = frozen | (sgn * f_new <= sgn * f + ARMIJO_C * t * slope)
+            for _ in range(MAX_HALVINGS):
+                bad = ~ok
+                if not bad.any():
+                    break
+                t[bad] *= 0.5
+                X[bad] = Xprev[bad] + t[bad, None] * D[bad]
+                f_new[bad] = F(X)[bad]
+                ok = frozen | (sgn * f_new <= sgn * f + ARMIJO_C * t * slope)
+            failed = active & ~ok
+            if failed.any():
+                X[failed] = Xprev[failed]
+                f_new[failed] = f[failed]
+                stepper.restore(snap, None if not (active & ok).any() else failed)
+                finish(failed, "linesearch", it=it)
+            accepted = active & ok
+            t_prev = np.where(accepted, t, t_prev)
+            D *= t[:, None]
+        elif o.accept:
+            f_new = F(X)
+            accepted = active & (sgn * f_new < sgn * f)
+            rejected = active & ~accepted
+            if rejected.any():
+                X[rejected] = Xprev[rejected]
+                f_new[rejected] = f[rejected]
+                stepper.restore(snap, None if not accepted.any() else rejected)
+                tiny = rejected & (_rowmax(D) <= tc * (1 + _rowmax(Xprev)))
+                scale[rejected] *= SHRINK
+                scaled = True
+                if tiny.any():
+                    finish(tiny, "shrunk", lr=o.lr * scale)
+        else:
+            f_new = F(X)
+            accepted = active.copy()
+        if snaps is not None:
+            snaps.append(X.copy())
+        fs.append(np.where(accepted, f_new, f))
+        acc.append(accepted.copy())
+        h_new = sgn * f_new
+        nonfinite = accepted & ~np.isfinite(h_new)
+        growth = accepted & ~nonfinite & (h_new > hlim)
+        xm = _rowmax(X)
+        xgrowth = accepted & ~nonfinite & ~growth & ~(xm <= xlim)
+        diverged = nonfinite | growth | xgrowth
+        improve = accepted & ~diverged & (h_new < best_h)
+        if improve.any():
+            best_h[improve] = h_new[improve]
+            best_f[improve] = f_new[improve]
+            best_x[improve] = X[improve]
+            best_it[improve] = nit[improve]
+        df_small = accepted & ~diverged & (np.abs(f_new - f) <= tc * (1 + np.abs(f)))
+        stall = np.zeros(k, bool)
+        if df_small.any():
+            step = _rowmax(X - Xprev)
+            stall = df_small & (step <= tc * (1 + xm))
+        f = np.where(accepted, f_new, f)
+        if diverged.any():
+            finish(nonfinite, "nonfinite", f=f_new, it=nit, best=best_it)
+            finish(growth, "growth", f=f_new, f0=f0, it=nit, best=best_it)
+            finish(xgrowth, "xgrowth", xm=xm, it=nit, best=best_it)
+            X[diverged] = best_x[diverged]  # keep later evaluations finite
+            f[diverged] = best_f[diverged]
+        if stall.any():
+            finish(stall, "stall")
+        if not active.any():
+            break
+        if o.callback is not None and _stop_by_callback(o.callback, it, X, f):
+            finish(active.copy(), "callback", it=nit)
+            break
+
+    for i in np.flatnonzero(active):
+        if sgn * f[i] > h0[i]:
+            kinds[i], infos[i] = "worse", {"f0": f0[i], "f": f[i], "best": best_it[i]}
+        else:
+            kinds[i] = "max_iter"
+    out_x = X.copy()
+    out_f = f.copy()
+    for i, kind in enumerate(kinds):
+        if kind in _DIVERGED:
+            out_x[i] = best_x[i]
+            out_f[i] = best_f[i]
+            infos[i]["best"] = best_it[i]
+    gfin = G(out_x)
+    gn = np.sqrt(np.einsum("ij,ij->i", gfin, gfin, dtype=np.float64))
+    messages = []
+    for i, kind in enumerate(kinds):
+        if kind == "max_iter" and gn[i] <= o.tol:
+            kind = kinds[i] = "gradient"
+        infos[i]["gn"] = gn[i]
+        messages.append(_message(kind, o, **infos[i]))
+    A = np.array(acc)
+    paths = None
+    if snaps is not None:
+        S = np.array(snaps)
+        paths = tuple(S[A[:, i], i] for i in range(k))
+    Fh = np.array(fs)
+    hists = tuple(Fh[A[:, i], i] for i in range(k))
+    return MinimizeResult(out_x, out_f, gn, nit, np.array([kd in _CONVERGED for kd in kinds]),
+                          tuple(messages), paths, hists, True)
