@@ -525,9 +525,19 @@ def test_activation_grad_output_errors(backend, kind, kw):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_softmax_needs_2d(backend):
-    with pytest.raises(ValueError, match="x must be 2-D"):
-        nn.Softmax(backend=backend)(np.ones(3))
+def test_softmax_over_the_last_axis_of_any_shape(backend):
+    x = np.arange(24, dtype=np.float64).reshape(2, 3, 4) / 7
+    layer = nn.Softmax(backend=backend)
+    y = layer(x)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    np.testing.assert_allclose(y, e / e.sum(axis=-1, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(layer(np.zeros(4)), np.full(4, 0.25))
+    g = np.linspace(-1, 1, 24).reshape(2, 3, 4)
+    layer(x)
+    expected = y * (g - (g * y).sum(axis=-1, keepdims=True))
+    np.testing.assert_allclose(layer.backward(g), expected, rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="at least one axis"):
+        layer(np.float64(1.0) * np.ones(()))
 
 
 def test_activation_backend_error():

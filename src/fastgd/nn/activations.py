@@ -155,10 +155,14 @@ class Softmax(_Activation):
     kind = "softmax"
 
     def forward(self, x):
-        x = check_input(x, ndim=2)
+        x = check_input(x)
+        if x.ndim == 0:
+            raise ValueError("x must have at least one axis for softmax")
         if self.backend == "native":
-            a = np.empty_like(x, order="C")
-            _nn.softmax_forward(np.ascontiguousarray(x), a)
+            flat = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+            a = np.empty_like(flat)
+            _nn.softmax_forward(flat, a)
+            a = a.reshape(x.shape)
         else:
             a = ref.softmax(x)
         self._cache = (x, a)
@@ -170,7 +174,8 @@ class Softmax(_Activation):
         if g.shape != a.shape:
             raise ValueError(f"grad_output has shape {g.shape}, expected {a.shape}")
         if self.backend == "native":
-            dx = np.empty_like(a)
-            _nn.softmax_backward(a, np.ascontiguousarray(g), dx)
-            return dx
+            width = a.shape[-1]
+            dx = np.empty((a.size // max(width, 1), width), a.dtype)
+            _nn.softmax_backward(a.reshape(-1, width), np.ascontiguousarray(g).reshape(-1, width), dx)
+            return dx.reshape(a.shape)
         return ref.softmax_backward(a, g)
