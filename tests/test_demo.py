@@ -1,14 +1,18 @@
 """``fastgd demo``: the figures are written as valid PNG files, atomically, and the command's
-errors are one line."""
+errors are one line; the numbers behind figures 5 and 7 show what the figures claim."""
+import math
 import os
 import sys
 
+import numpy as np
 import pytest
 
 from fastgd import cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_BYTES = 150_000
+ALL_FIGURES = ["learning_rate", "ill_conditioning", "plateau", "local_minima",
+               "vanishing_gradients", "batch_sizes", "digits_optimizers"]
 
 
 def _check_png(path):
@@ -28,9 +32,9 @@ def test_demo_writes_every_figure(tmp_path, capsys):
     assert cli.main(["demo", "--out", str(out)]) == 0
     printed = capsys.readouterr().out.splitlines()
     names = [f.name for f in demo.FIGURES]
-    assert {"learning_rate", "ill_conditioning", "plateau", "local_minima",
-            "batch_sizes"} <= set(names)
+    assert [(f.number, f.name) for f in demo.FIGURES] == list(enumerate(ALL_FIGURES, start=1))
     assert sorted(os.listdir(out)) == sorted(n + ".png" for n in names)  # no temporary files
+    assert len(printed) == len(names) == 7
     for name, line in zip(names, printed):
         path = str(out / (name + ".png"))
         assert line.startswith(path)
@@ -86,7 +90,8 @@ def test_more_figures_register_through_a_figure_module(tmp_path, monkeypatch, ca
     monkeypatch.delitem(sys.modules, "fastgd_test_demo_plugin", raising=False)
     monkeypatch.setattr(demo, "FIGURE_MODULES", ["fastgd_test_demo_plugin",
                                                  "fastgd._no_such_module"])
-    monkeypatch.setattr(demo, "FIGURES", list(demo.FIGURES))
+    # without the real figure 5, in case fastgd._demo_nn has registered it already
+    monkeypatch.setattr(demo, "FIGURES", [f for f in demo.FIGURES if f.number != 5])
     out = tmp_path / "out"
     assert cli.main(["demo", "--out", str(out), "--only", "fake_five"]) == 0
     assert capsys.readouterr().out.startswith(str(out / "fake_five.png"))
@@ -101,3 +106,68 @@ def test_bad_dpi(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     assert cli.main(["demo", "--out", str(tmp_path), "--dpi", "5"]) == 2
     assert "--dpi" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- figure 5
+def test_sigmoid_gradients_vanish_towards_the_input_and_relu_ones_do_not():
+    from fastgd import _demo_nn
+
+    for seed in range(3):
+        sig = _demo_nn.layer_gradient_norms("sigmoid", seed=seed)
+        relu = _demo_nn.layer_gradient_norms("relu", seed=seed)
+        assert sig.shape == relu.shape == (_demo_nn.DEPTH,)
+        assert np.all(np.isfinite(sig)) and np.all(sig > 0) and np.all(relu > 0)
+        # the first layer's gradient is orders of magnitude below the last layer's, and it
+        # shrinks at every layer on the way back (by about sigma' <= 1/4 each)
+        assert sig[0] < 1e-4 * sig[-1], sig
+        assert np.all(np.diff(np.log(sig)) > np.log(2)), sig
+        # ReLU with He initialisation keeps them within a factor of 10
+        assert 0.1 < relu[0] / relu[-1] < 10, relu
+        assert relu.max() / relu.min() < 10, relu
+
+
+def test_layer_gradient_norms_are_the_norms_of_model_gradients():
+    from fastgd import _demo_nn
+    from fastgd.nn import CrossEntropyLoss
+
+    norms = _demo_nn.layer_gradient_norms("relu", depth=3, width=8, seed=1, batch=64)
+    X, y = _demo_nn._digits(np.float64)
+    rows = np.random.default_rng(1).permutation(len(X))[:64]
+    model = _demo_nn.deep_mlp("relu", depth=3, width=8, seed=1)
+    assert [p.shape for p in model.parameters()] == [(64, 8), (8,), (8, 8), (8,), (8, 10), (10,)]
+    loss = CrossEntropyLoss()
+    loss.forward(model.forward(X[rows]), y[rows])
+    model.backward(loss.backward())
+    dW = model.gradients()[0::2]
+    np.testing.assert_allclose(norms, [np.sqrt((g ** 2).sum()) for g in dW], rtol=1e-12)
+
+
+def test_the_deep_sigmoid_net_stalls_at_chance_and_the_relu_net_learns():
+    from fastgd import _demo_nn
+
+    sig = _demo_nn.train_deep("sigmoid", epochs=3)
+    relu = _demo_nn.train_deep("relu", epochs=3)
+    assert np.all(np.abs(sig - math.log(10)) < 0.05), sig         # uniform guessing: ln 10
+    assert relu[-1] < 1.5 and np.all(np.diff(relu) < 0), relu
+
+
+# ---------------------------------------------------------------------------- figure 7
+def test_digits_optimizer_runs_train_every_optimizer_from_the_same_start():
+    from fastgd import _demo_nn
+
+    specs = _demo_nn.DIGITS_OPTIMIZERS
+    assert [s[0].split(" ")[0] for s in specs] == ["SGD", "SGD", "Adagrad", "RMSprop", "Adam",
+                                                   "AdamW"]
+    assert specs[1][2]["momentum"] == 0.9
+    runs = _demo_nn.digits_optimizer_runs(epochs=3)
+    assert [r["label"] for r in runs] == [s[0] for s in specs]
+    assert [r["lr"] for r in runs] == [s[2]["lr"] for s in specs]
+    for r in runs:
+        assert r["n_test"] == 450 and r["loss"].shape == r["test_accuracy"].shape == (3,)
+        assert np.all(np.diff(r["loss"]) < 0) and r["loss"][-1] < 0.4, r
+        assert r["test_accuracy"].max() > 0.9, r
+    # same initialisation and batch order: a run repeats bit for bit, and Adam and AdamW
+    # (weight decay 0.01 x lr 0.01 per step) stay close
+    again = _demo_nn.digits_optimizer_runs(epochs=3, optimizers=[specs[4]])[0]
+    np.testing.assert_array_equal(again["loss"], runs[4]["loss"])
+    np.testing.assert_allclose(runs[5]["loss"], runs[4]["loss"], rtol=0.02)

@@ -4,8 +4,9 @@ Each figure is a function registered with `figure` that returns a matplotlib ``F
 (the Agg canvas: no display, no global pyplot state). `FIGURES` holds them in order. A
 figure that needs more of fastgd can live in its own module, listed in `FIGURE_MODULES`: it
 is imported (when it exists) before the figures run and registers its figures with
-``@fastgd.demo.figure(number, name, title)``. Numbers 5 (vanishing gradients) and 7
-(optimizers on the digits data) are reserved for the ``fastgd.nn`` figures.
+``@fastgd.demo.figure(number, name, title)``. Figures 5 (vanishing gradients) and 7
+(optimizers on the digits data), which train networks with ``fastgd.nn``, live in
+``fastgd._demo_nn``.
 
 matplotlib is the optional ``plot`` extra: ``pip install 'fastgd[plot]'``.
 """
