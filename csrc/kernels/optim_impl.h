@@ -118,6 +118,31 @@ typedef struct {
     int centered, use_momentum; /* decided on the double hyper-parameter, not its cast */
 } FN(rmsprop_ctx);
 
+/* One loop body per (centered, momentum) case, so that each is a straight vectorisable loop. */
+#define RMSPROP_LOOP(CENTERED, MOMENTUM)                                                    \
+    _Pragma("omp simd") for (size_t i = 0; i < n; i++)                                      \
+    {                                                                                        \
+        T d = sign * g[i];                                                                   \
+        if (decay)                                                                           \
+            d = d + wd * p[i];                                                               \
+        T s = sq[i] * alpha + (oma * d) * d;                                                 \
+        sq[i] = s;                                                                           \
+        T var = s;                                                                           \
+        if (CENTERED) {                                                                      \
+            T a = LERP(ga[i], d, oma, small_w);                                              \
+            ga[i] = a;                                                                       \
+            var = s + ((T)-1 * a) * a;                                                       \
+        }                                                                                    \
+        T avg = SQRT(var) + eps;                                                             \
+        if (MOMENTUM) {                                                                      \
+            T m = buf[i] * mom + d / avg;                                                    \
+            buf[i] = m;                                                                      \
+            p[i] = p[i] + (-lr) * m;                                                         \
+        } else {                                                                             \
+            p[i] = p[i] + (-lr) * (d / avg);                                                 \
+        }                                                                                    \
+    }
+
 FGD_HOT static void FN(rmsprop_range)(const void *vctx, size_t t, size_t b, size_t e)
 {
     const FN(rmsprop_ctx) *c = (const FN(rmsprop_ctx) *)vctx;
@@ -130,44 +155,17 @@ FGD_HOT static void FN(rmsprop_range)(const void *vctx, size_t t, size_t b, size
     const T lr = c->lr, alpha = c->alpha, oma = c->one_minus_alpha, eps = c->eps;
     const T wd = c->weight_decay, mom = c->momentum, sign = c->sign;
     const int decay = wd != 0, small_w = oma < (T)0.5;
-    if (ga) {
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) {
-            T d = sign * g[i];
-            if (decay)
-                d = d + wd * p[i];
-            T s = sq[i] * alpha + (oma * d) * d;
-            sq[i] = s;
-            T a = LERP(ga[i], d, oma, small_w);
-            ga[i] = a;
-            T avg = SQRT(s + ((T)-1 * a) * a) + eps;
-            if (buf) {
-                T m = buf[i] * mom + d / avg;
-                buf[i] = m;
-                p[i] = p[i] + (-lr) * m;
-            } else {
-                p[i] = p[i] + (-lr) * (d / avg);
-            }
-        }
+    if (ga && buf) {
+        RMSPROP_LOOP(1, 1)
+    } else if (ga) {
+        RMSPROP_LOOP(1, 0)
+    } else if (buf) {
+        RMSPROP_LOOP(0, 1)
     } else {
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) {
-            T d = sign * g[i];
-            if (decay)
-                d = d + wd * p[i];
-            T s = sq[i] * alpha + (oma * d) * d;
-            sq[i] = s;
-            T avg = SQRT(s) + eps;
-            if (buf) {
-                T m = buf[i] * mom + d / avg;
-                buf[i] = m;
-                p[i] = p[i] + (-lr) * m;
-            } else {
-                p[i] = p[i] + (-lr) * (d / avg);
-            }
-        }
+        RMSPROP_LOOP(0, 0)
     }
 }
+#undef RMSPROP_LOOP
 
 void FN(fgd_rmsprop)(size_t ntensors, T *const *param, const T *const *grad, T *const *square_avg,
                      T *const *grad_avg, T *const *momentum_buffer, const size_t *numel,
