@@ -188,6 +188,27 @@ typedef struct {
     int l2, decoupled;
 } FN(adam_ctx);
 
+/* The AMSGrad and plain cases as two straight vectorisable loops from one body. */
+#define ADAM_LOOP(AMSGRAD)                                                                  \
+    _Pragma("omp simd") for (size_t i = 0; i < n; i++)                                      \
+    {                                                                                        \
+        T d = sign * g[i];                                                                   \
+        T pi = p[i];                                                                         \
+        if (decoupled)                                                                       \
+            pi = pi * keep;                                                                  \
+        if (l2)                                                                              \
+            d = d + wd * pi;                                                                 \
+        T mi = LERP(m[i], d, w1, small_w);                                                   \
+        T vi = v[i] * beta2 + (omb2 * d) * d;                                                \
+        m[i] = mi;                                                                           \
+        v[i] = vi;                                                                           \
+        if (AMSGRAD) {                                                                       \
+            vi = NANMAX(vmax[i], vi);                                                        \
+            vmax[i] = vi;                                                                    \
+        }                                                                                    \
+        p[i] = pi + neg_step * (mi / (SQRT(vi) / bc2_sqrt + eps));                           \
+    }
+
 FGD_HOT static void FN(adam_range)(const void *vctx, size_t t, size_t b, size_t e)
 {
     const FN(adam_ctx) *c = (const FN(adam_ctx) *)vctx;
@@ -202,39 +223,12 @@ FGD_HOT static void FN(adam_range)(const void *vctx, size_t t, size_t b, size_t 
     const T eps = c->eps, wd = c->weight_decay, keep = c->decay_factor, sign = c->sign;
     const int l2 = c->l2, decoupled = c->decoupled, small_w = w1 < (T)0.5;
     if (vmax) {
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) {
-            T d = sign * g[i];
-            T pi = p[i];
-            if (decoupled)
-                pi = pi * keep;
-            if (l2)
-                d = d + wd * pi;
-            T mi = LERP(m[i], d, w1, small_w);
-            T vi = v[i] * beta2 + (omb2 * d) * d;
-            T vm = NANMAX(vmax[i], vi);
-            m[i] = mi;
-            v[i] = vi;
-            vmax[i] = vm;
-            p[i] = pi + neg_step * (mi / (SQRT(vm) / bc2_sqrt + eps));
-        }
+        ADAM_LOOP(1)
     } else {
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) {
-            T d = sign * g[i];
-            T pi = p[i];
-            if (decoupled)
-                pi = pi * keep;
-            if (l2)
-                d = d + wd * pi;
-            T mi = LERP(m[i], d, w1, small_w);
-            T vi = v[i] * beta2 + (omb2 * d) * d;
-            m[i] = mi;
-            v[i] = vi;
-            p[i] = pi + neg_step * (mi / (SQRT(vi) / bc2_sqrt + eps));
-        }
+        ADAM_LOOP(0)
     }
 }
+#undef ADAM_LOOP
 
 void FN(fgd_adam)(size_t ntensors, T *const *param, const T *const *grad, T *const *exp_avg,
                   T *const *exp_avg_sq, T *const *max_exp_avg_sq, const size_t *numel,
