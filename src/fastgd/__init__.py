@@ -3,7 +3,11 @@
 Native (C, OpenMP, SIMD) kernels behind a small numpy API, each with a plain-numpy reference
 twin (``backend="reference"``) that states the math.
 """
-from ._optim import get_num_threads, set_num_threads
+from . import _openmp
+
+_openmp.load()
+
+from ._optim import get_num_threads, set_num_threads  # noqa: E402
 from . import datasets, functional, functions, linear_model, nn, optim, reference
 from .errors import DivergenceError
 from .fit import fit
