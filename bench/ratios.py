@@ -98,7 +98,8 @@ def run_scenario(sc, torch, quick, wait_idle=0):
     min_rounds = 5 if quick else 15
     rounds = int(max(min_rounds, min(2000, budget / max(round_cost, 1e-9))))
     times = {k: {r: [] for r in REGIMES} for k in kinds}
-    clock = time.perf_counter
+    faults = {k: {r: 0 for r in REGIMES} for k in kinds}
+    clock, minflt = time.perf_counter, _common.minor_faults
     if wait_idle > 0:
         waited = _common.wait_until_idle(wait_idle)
         notes.append(f"machine not idle after waiting {wait_idle:g} s; measured anyway"
@@ -112,10 +113,14 @@ def run_scenario(sc, torch, quick, wait_idle=0):
             for kind in kinds[shift:] + kinds[:shift]:
                 step = contenders[kind].step
                 for j in range(sc.burst):
+                    f0 = minflt()
                     t0 = clock()
                     step()
                     t1 = clock()
-                    times[kind][REGIMES[0] if j == 0 else REGIMES[1]].append(t1 - t0)
+                    f1 = minflt()
+                    regime = REGIMES[0] if j == 0 else REGIMES[1]
+                    times[kind][regime].append(t1 - t0)
+                    faults[kind][regime] += f1 - f0
     finally:
         gc.enable()
     busy = monitor.stop()
@@ -133,11 +138,16 @@ def run_scenario(sc, torch, quick, wait_idle=0):
                         f"{os.cpu_count()} cores (hypervisor steal {busy['steal']:.0%})")
     del contenders
     gc.collect()
-    return times, notes, busy
+    return times, faults, notes, busy
 
 
 def fmt_ms(s):
     return "n/a" if s is None else f"{s * 1e3:.3f} ms"
+
+
+def fmt_ratio(r):
+    """3 decimals below 10x, so that a ratio next to its goal shows on which side it is."""
+    return "n/a" if r is None else f"{r:.3f}x" if r < 10 else f"{r:.1f}x"
 
 
 def pct(xs, q):
@@ -162,8 +172,15 @@ def main(argv=None):
     ap.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
                     help="before each scenario, wait up to SECONDS for a second in which other "
                          "processes use < 10%% of the cores (default 0: do not wait)")
+    ap.add_argument("--malloc", choices=_common.MALLOC_MODES,
+                    default=os.environ.get(_common.MALLOC_ENV, "steady"),
+                    help="steady: glibc malloc keeps freed memory, so allocating contenders "
+                         "(fastgd reference, torch foreach/single) do not fault pages in every "
+                         "step; default: leave malloc alone (results then depend on the "
+                         f"allocator's history). Default: ${_common.MALLOC_ENV} or steady")
     args = ap.parse_args(argv)
 
+    malloc = _common.set_malloc_mode(args.malloc)
     _common.configure_fastgd_threads(args.threads)
     torch = _common.import_torch(args.threads)
 
@@ -174,6 +191,7 @@ def main(argv=None):
                       " ".join(f"{x:.2f}" for x in os.getloadavg())))
     for k, v in facts:
         print(f"  {k}: {v}")
+    print(f"  malloc: {malloc}")
     print(f"  mode: {'quick' if args.quick else 'full'}")
 
     goal_rows, other_rows, details, verdicts = [], [], [], []
@@ -181,14 +199,15 @@ def main(argv=None):
     whole = _common.CpuMonitor().start()
     for sc in GOAL_SCENARIOS + OTHER_SCENARIOS:
         print(f"== measuring {sc.title} ...", flush=True)
-        times, notes, busy = run_scenario(sc, torch, args.quick, args.wait_idle)
+        times, faults, notes, busy = run_scenario(sc, torch, args.quick, args.wait_idle)
         others = "?" if busy is None else f"{busy['others']:.0%}"
         med = {k: {r: statistics.median(v[r]) for r in REGIMES} for k, v in times.items()}
         for kind, by_regime in times.items():
             for regime in REGIMES:
                 xs = by_regime[regime]
                 details.append([sc.title, kind, regime, fmt_ms(med[kind][regime]),
-                                fmt_ms(pct(xs, 0.1)), fmt_ms(pct(xs, 0.9)), len(xs)])
+                                fmt_ms(pct(xs, 0.1)), fmt_ms(pct(xs, 0.9)), len(xs),
+                                f"{faults[kind][regime] / max(len(xs), 1):.0f}"])
         for fg, other, goal in sc.comparisons:
             for regime in REGIMES:
                 a = med.get(fg, {}).get(regime)
@@ -201,11 +220,11 @@ def main(argv=None):
                 else:
                     met = "yes" if ratio >= goal else "NO"
                 row = [f"{sc.title}: {fg.split('-')[1]} vs {other}", regime, fmt_ms(a),
-                       fmt_ms(b), "n/a" if ratio is None else f"{ratio:.2f}x",
+                       fmt_ms(b), fmt_ratio(ratio),
                        "-" if goal is None else f">= {goal:g}x", met, others]
                 (goal_rows if sc.goal else other_rows).append(row)
                 if goal is not None:
-                    verdicts.append((sc.title, regime, ratio, goal, met))
+                    verdicts.append((sc.title, regime, ratio, goal, met, busy))
         for n in notes:
             print(f"  {n}")
     elapsed = time.perf_counter() - start
@@ -220,13 +239,16 @@ def main(argv=None):
     print(table(other_rows, header))
     print()
     print("== per-contender step times (one optimizer.step() each)")
-    print(table(details, ["scenario", "contender", "regime", "median", "p10", "p90", "n"]))
+    print(table(details, ["scenario", "contender", "regime", "median", "p10", "p90", "n",
+                          "page faults/step"]))
     print()
     print("== summary")
-    for title, regime, ratio, goal, met in verdicts:
-        r = "n/a" if ratio is None else f"{ratio:.2f}x"
+    for title, regime, ratio, goal, met, busy in verdicts:
+        r = fmt_ratio(ratio)
+        noisy = "" if busy is None or busy["others"] < 0.10 else \
+            f"  [disturbed: other processes used {busy['others']:.0%} of the cores]"
         print(f"  {title} [{regime}]: {r} (goal >= {goal:g}x) -> "
-              f"{'met' if met == 'yes' else 'NOT met' if met == 'NO' else 'n/a'}")
+              f"{'met' if met == 'yes' else 'NOT met' if met == 'NO' else 'n/a'}{noisy}")
     if hasattr(os, "getloadavg"):
         print("  load average at end (1/5/15 min): "
               + " ".join(f"{x:.2f}" for x in os.getloadavg()))
