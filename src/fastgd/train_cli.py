@@ -75,11 +75,18 @@ def run(args):
           f"{args.optimizer} lr={args.lr}; {args.epochs} epochs, "
           f"batch {'full' if args.batch_size == 0 else args.batch_size}")
     t0 = time.perf_counter()
+    bar = not args.quiet and sys.stderr.isatty()
+    every = max(1, args.epochs // 10)
+
+    def report(epoch, logs):  # progress as lines when there is no terminal for a bar
+        if not args.quiet and not bar and ((epoch + 1) % every == 0 or epoch + 1 == args.epochs):
+            print(f"epoch {epoch + 1}/{args.epochs}: loss {logs['loss']:.4f}", flush=True)
+
     try:
         history = fit(model, ((X_tr - mean) / std).astype(dtype), y_tr, loss="cross_entropy",
                       optimizer=opt, epochs=args.epochs,
                       batch_size=None if args.batch_size == 0 else args.batch_size,
-                      seed=args.seed, progress=False if args.quiet else None)
+                      seed=args.seed, progress=bar, callbacks=[report])
     except DivergenceError as exc:
         raise CLIError(str(exc)) from None
     seconds = time.perf_counter() - t0
