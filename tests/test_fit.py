@@ -24,16 +24,6 @@ def rng(request):
     return np.random.default_rng(sum(map(ord, request.node.nodeid)))
 
 
-@pytest.fixture
-def threads():
-    """``threads(n)`` sets fastgd's kernel threads; the default is restored afterwards."""
-    before = fastgd.get_num_threads()
-    yield fastgd.set_num_threads
-    fastgd.set_num_threads(None)
-    if fastgd.get_num_threads() != before:
-        fastgd.set_num_threads(before)
-
-
 def full_loss(model, X, y, kind="cross_entropy"):
     return nn.losses.by_name(kind)(backend="reference")(model.predict(X), y)
 

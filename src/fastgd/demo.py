@@ -108,6 +108,15 @@ def _mark_minima(ax, f, label="minimum"):
 
 
 # ---------------------------------------------------------------------------- figures
+def _history_axis(ax):
+    """The right-hand panel shared by the minimisation figures: f per iteration, log scale."""
+    ax.set_title("f at each iterate (log scale)")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("f(x)")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+
+
 @figure(1, "learning_rate", "Learning rate: too small, good, too large")
 def learning_rate():
     f = functions.quadratic()
@@ -124,11 +133,7 @@ def learning_rate():
     _mark_minima(ax, f)
     ax.set_title(f"Trajectories on f = {f.formula} from (1, 3)")
     ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
-    ax2.set_title("f at each iterate (log scale)")
-    ax2.set_xlabel("iteration")
-    ax2.set_ylabel("f(x)")
-    ax2.legend(fontsize=8)
-    ax2.grid(True, which="both", alpha=0.3)
+    _history_axis(ax2)
     fig.suptitle("Gradient descent: the learning rate decides between crawling, converging "
                  "and diverging", fontsize=12)
     return fig
@@ -153,11 +158,7 @@ def ill_conditioning():
     ax.set_ylim(-1.9, 1.2)
     ax.set_title(f"Condition number {kappa:g}: steep across, flat along the valley")
     ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
-    ax2.set_title("f at each iterate (log scale)")
-    ax2.set_xlabel("iteration")
-    ax2.set_ylabel("f(x)")
-    ax2.legend(fontsize=8)
-    ax2.grid(True, which="both", alpha=0.3)
+    _history_axis(ax2)
     fig.suptitle("Ill-conditioning: plain GD zig-zags and crawls; momentum and Adam go along "
                  "the valley", fontsize=12)
     return fig
