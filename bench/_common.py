@@ -290,3 +290,15 @@ def minor_faults():
         return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     except (ImportError, OSError):
         return 0
+
+
+def print_run_footer(monitor, elapsed):
+    """The closing lines of a ratio script: load average, other processes' CPU, duration."""
+    if hasattr(os, "getloadavg"):
+        print("  load average at end (1/5/15 min): "
+              + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    busy = monitor.stop()
+    if busy is not None:
+        print(f"  other processes used {busy['others']:.0%} of the CPUs during the run "
+              f"(hypervisor steal {busy['steal']:.0%}); much above a few % means noisy numbers")
+    print(f"  measured in {elapsed:.1f} s")

@@ -581,14 +581,7 @@ def main(argv=None):
                     ["goal", "measured", "target", "met", "others' CPU"]))
     else:
         print("  (no goal among the parts run)")
-    if hasattr(os, "getloadavg"):
-        print("  load average at end (1/5/15 min): "
-              + " ".join(f"{x:.2f}" for x in os.getloadavg()))
-    busy = whole.stop()
-    if busy is not None:
-        print(f"  other processes used {busy['others']:.0%} of the CPUs during the run "
-              f"(hypervisor steal {busy['steal']:.0%}); much above a few % means noisy numbers")
-    print(f"  measured in {elapsed:.1f} s")
+    _common.print_run_footer(whole, elapsed)
     return 0
 
 
