@@ -118,9 +118,11 @@ def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, beta1, b
     exp_avg_sq += t(1 - beta2) * d * d
     step_size = lr / (1 - beta1**step)
     bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+    # multiplied by the reciprocal, as the kernel does (PyTorch divides: ~1 ulp apart)
+    inv_bc2 = t(1 / bias_correction2_sqrt)
     if amsgrad:
         np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-        denom = np.sqrt(max_exp_avg_sq) / t(bias_correction2_sqrt) + t(eps)
+        denom = np.sqrt(max_exp_avg_sq) * inv_bc2 + t(eps)
     else:
-        denom = np.sqrt(exp_avg_sq) / t(bias_correction2_sqrt) + t(eps)
+        denom = np.sqrt(exp_avg_sq) * inv_bc2 + t(eps)
     param += t(-step_size) * (exp_avg / denom)
