@@ -329,3 +329,15 @@ def test_no_partial_update_in_list_form(case, backend, rng):
     for k in states:
         for a, b in zip(states[k], before_s[k]):
             assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_state_in_another_layout_is_refused_by_both_backends(backend):
+    p = np.asfortranarray(np.ones((3, 4)))
+    m, v = np.zeros((3, 4)), np.zeros((3, 4))  # C order, parameter is Fortran order
+    before = p.copy()
+    with pytest.raises(ValueError, match="exp_avg has strides"):
+        F.adam_(p, np.ones((3, 4)), m, v, step=1, backend=backend)
+    np.testing.assert_array_equal(p, before)
+    F.adam_(p, np.ones((3, 4)), np.zeros_like(p), np.zeros_like(p), step=1,
+            backend=backend)

@@ -54,6 +54,10 @@ def _prepare(param, grad, states, step):
                     raise ValueError(f"{k}{sfx(i)} is read-only")
                 if not (lst[i].flags.c_contiguous or lst[i].flags.f_contiguous):
                     raise ValueError(f"{k}{sfx(i)} is not contiguous")
+                if p.size > 1 and lst[i].strides != p.strides:
+                    raise ValueError(f"{k}{sfx(i)} has strides {lst[i].strides} but param{sfx(i)} "
+                                     f"has {p.strides}: state must share its parameter's memory "
+                                     "layout (np.zeros_like(param) does)")
     written = params + [a for lst in lists.values() if lst is not None for a in lst]
     names = ["param" + sfx(i) for i in range(len(params))] + [
         k + sfx(i) for k, lst in lists.items() if lst is not None for i in range(len(lst))]
