@@ -302,3 +302,19 @@ def print_run_footer(monitor, elapsed):
         print(f"  other processes used {busy['others']:.0%} of the CPUs during the run "
               f"(hypervisor steal {busy['steal']:.0%}); much above a few % means noisy numbers")
     print(f"  measured in {elapsed:.1f} s")
+
+
+def pct(xs, q):
+    """The q-quantile of xs (nearest rank)."""
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, round(q * (len(xs) - 1))))]
+
+
+def table(rows, header):
+    """Rows as a fixed-width text table with rules above and below the header."""
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    line = "  ".join("-" * w for w in widths)
+    out = [line, "  ".join(str(h).ljust(w) for h, w in zip(header, widths)), line]
+    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+    out.append(line)
+    return "\n".join(out)

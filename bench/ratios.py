@@ -33,6 +33,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402  (imports fastgd before torch: see README, "OpenMP runtime")
+from _common import pct, table  # noqa: E402
 from _common import M  # noqa: E402
 
 REGIMES = ("interleaved", "warm")
@@ -148,20 +149,6 @@ def fmt_ms(s):
 def fmt_ratio(r):
     """3 decimals below 10x, so that a ratio next to its goal shows on which side it is."""
     return "n/a" if r is None else f"{r:.3f}x" if r < 10 else f"{r:.1f}x"
-
-
-def pct(xs, q):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, max(0, round(q * (len(xs) - 1))))]
-
-
-def table(rows, header):
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    line = "  ".join("-" * w for w in widths)
-    out = [line, "  ".join(str(h).ljust(w) for h, w in zip(header, widths)), line]
-    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
-    out.append(line)
-    return "\n".join(out)
 
 
 def main(argv=None):

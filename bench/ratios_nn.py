@@ -43,6 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 
 import _common  # noqa: E402  (imports fastgd before torch: see README, "OpenMP runtime")
+from _common import pct, table  # noqa: E402
 import _nn_common as C  # noqa: E402
 import fastgd  # noqa: E402
 
@@ -107,24 +108,10 @@ def n_rounds(round_cost, budget, min_rounds, max_rounds=5000):
     return int(max(min_rounds, min(max_rounds, budget / max(round_cost, 1e-9))))
 
 
-def pct(xs, q):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, max(0, round(q * (len(xs) - 1))))]
-
-
 def fmt_t(s):
     if s is None:
         return "n/a"
     return f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.3f} ms"
-
-
-def table(rows, header):
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    line = "  ".join("-" * w for w in widths)
-    out = [line, "  ".join(str(h).ljust(w) for h, w in zip(header, widths)), line]
-    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
-    out.append(line)
-    return "\n".join(out)
 
 
 def verdict(value, goal):
