@@ -17,6 +17,8 @@ The dtype (float32 or float64) is chosen once per call; the kernels never upcast
 """
 cimport numpy as cnp
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.pycapsule cimport PyCapsule_GetPointer
+from libc.math cimport isfinite
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
@@ -56,6 +58,13 @@ cdef extern from "fastgd_nn.h" nogil:
     void fgd_gather_rows_f32(const float *, const int64_t *, size_t, size_t, float *)
     void fgd_gather_rows_f64(const double *, const int64_t *, size_t, size_t, double *)
     void fgd_gather_i64(const int64_t *, const int64_t *, size_t, int64_t *)
+
+
+cdef extern from "fgd_hook.h" nogil:
+    ctypedef struct fgd_hook:
+        void (*run)(void *ctx) noexcept nogil
+        void *ctx
+    const char *FGD_HOOK_NAME
 
 
 ACTIVATIONS = {"identity": FGD_ACT_IDENTITY, "relu": FGD_ACT_RELU,
@@ -489,10 +498,14 @@ cdef class Program:
     cdef list keep                         # parameter arrays (kept alive)
     cdef list bufs                         # the buffers behind ops[i].pre/out/gin
     cdef cnp.ndarray xbuf, lossgrad, ibuf, tbuf
+    cdef void *lossgrad_ptr
+    cdef void *ibuf_ptr
+    cdef void *tbuf_ptr
     cdef object dt
     cdef object last_input                 # the array the last forward read (kept alive)
     cdef const void *x_ptr
     cdef cnp.ndarray backup                # parameters saved by snapshot()
+    cdef char *backup_ptr
     cdef readonly bint has_snapshot
 
     def __cinit__(self):
@@ -578,38 +591,42 @@ cdef class Program:
 
     def snapshot(self):
         """Copy every parameter (W, b) into the program's backup buffer (one memcpy each)."""
-        cdef size_t item = 4 if self.typenum == cnp.NPY_FLOAT32 else 8, off = 0, nb
-        cdef int i
         if self.backup is None:
             self.backup = np.empty(self._param_bytes(), np.uint8)
-        cdef char *dst = <char *>cnp.PyArray_DATA(self.backup)
+            self.backup_ptr = <char *>cnp.PyArray_DATA(self.backup)
         with nogil:
-            for i in range(self.nops):
-                if self.ops[i].kind == OP_LINEAR:
-                    nb = <size_t>self.ops[i].fin * self.ops[i].fout * item
-                    memcpy(dst + off, self.ops[i].W, nb)
-                    off += nb
-                    if self.ops[i].b != NULL:
-                        memcpy(dst + off, self.ops[i].b, self.ops[i].fout * item)
-                        off += self.ops[i].fout * item
+            self._copy_params(True)
         self.has_snapshot = True
 
     def restore(self):
         """Copy the last snapshot back into the parameters."""
         if not self.has_snapshot:
             raise RuntimeError("restore() needs a snapshot() first")
+        with nogil:
+            self._copy_params(False)
+
+    cdef void _copy_params(self, bint save) noexcept nogil:
+        """Parameters to the backup buffer (``save``) or back; the buffer must exist."""
         cdef size_t item = 4 if self.typenum == cnp.NPY_FLOAT32 else 8, off = 0, nb
         cdef int i
-        cdef const char *src = <const char *>cnp.PyArray_DATA(self.backup)
-        with nogil:
-            for i in range(self.nops):
-                if self.ops[i].kind == OP_LINEAR:
-                    nb = <size_t>self.ops[i].fin * self.ops[i].fout * item
-                    memcpy(self.ops[i].W, src + off, nb)
-                    off += nb
-                    if self.ops[i].b != NULL:
-                        memcpy(self.ops[i].b, src + off, self.ops[i].fout * item)
-                        off += self.ops[i].fout * item
+        cdef Op *o
+        for i in range(self.nops):
+            o = &self.ops[i]
+            if o.kind != OP_LINEAR:
+                continue
+            nb = <size_t>o.fin * o.fout * item
+            if save:
+                memcpy(self.backup_ptr + off, o.W, nb)
+            else:
+                memcpy(o.W, self.backup_ptr + off, nb)
+            off += nb
+            if o.b != NULL:
+                nb = <size_t>o.fout * item
+                if save:
+                    memcpy(self.backup_ptr + off, o.b, nb)
+                else:
+                    memcpy(o.b, self.backup_ptr + off, nb)
+                off += nb
 
     cdef int reserve(self, Py_ssize_t rows) except -1:
         """Grow the buffers to hold ``rows`` rows; they never shrink, so a training loop
@@ -637,6 +654,9 @@ cdef class Program:
         self.lossgrad = np.empty((cap, self.out_features), self.dt)
         self.ibuf = np.empty(cap, np.int64)
         self.tbuf = np.empty((cap, self.out_features), self.dt)
+        self.lossgrad_ptr = cnp.PyArray_DATA(self.lossgrad)
+        self.ibuf_ptr = cnp.PyArray_DATA(self.ibuf)
+        self.tbuf_ptr = cnp.PyArray_DATA(self.tbuf)
         self.capacity = cap
         return 0
 
@@ -725,8 +745,72 @@ cdef class Program:
         """The mean loss of rows ``idx[start:stop]``, forward only."""
         return self._batch(X, y, idx, start, stop, LOSSES[loss_kind], False)
 
-    cdef double _batch(self, X, y, idx, Py_ssize_t start, Py_ssize_t stop, int kind,
-                       bint train) except? -1:
+    def train_steps(self, X, y, idx, Py_ssize_t start, Py_ssize_t stop,
+                    Py_ssize_t batch_size, str loss_kind, list hooks, double[::1] losses):
+        """Training steps over rows ``idx[start:stop]``, ``batch_size`` rows a batch (the
+        last may be shorter), all in C without the GIL.
+
+        Each step: gather the batch, forward, fused loss; if the loss is finite, snapshot()
+        the parameters, backward (parameter gradients only), then run every hook of
+        ``hooks`` (``fastgd._optim.BoundUpdate.hook()`` capsules: optimizer updates bound
+        to this program's gradients), in order. The mean loss of step k goes to
+        ``losses[k]``. Stops after the first non-finite loss, which is left in ``losses``
+        with the parameters of that step untouched. Returns the number of steps taken
+        (losses written).
+        """
+        cdef int kind = LOSSES[loss_kind]
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        cdef Py_ssize_t rows_all = stop - start
+        cdef Py_ssize_t nsteps = (rows_all + batch_size - 1) // batch_size if rows_all > 0 else 0
+        if losses.shape[0] < nsteps:
+            raise ValueError(f"losses has room for {losses.shape[0]} steps, {nsteps} are needed")
+        cdef Py_ssize_t nh = len(hooks), h
+        cdef fgd_hook **hk = NULL
+        cdef void *xp
+        cdef void *tp
+        cdef const int64_t *ip = self._check_batch(X, y, idx, start, stop, kind, batch_size,
+                                                   &xp, &tp)
+        cdef list keep = list(hooks)   # the capsules stay alive during the loop
+        if nh:
+            hk = <fgd_hook **>PyMem_Malloc(nh * sizeof(fgd_hook *))
+            if hk == NULL:
+                raise MemoryError()
+        cdef Py_ssize_t k = 0, a, rows
+        cdef double value
+        cdef bint snapped = False
+        if self.backup is None:
+            self.backup = np.empty(self._param_bytes(), np.uint8)
+            self.backup_ptr = <char *>cnp.PyArray_DATA(self.backup)
+        try:
+            for h in range(nh):
+                hk[h] = <fgd_hook *>PyCapsule_GetPointer(keep[h], FGD_HOOK_NAME)
+            with nogil:
+                while k < nsteps:
+                    a = k * batch_size
+                    rows = min(batch_size, rows_all - a)
+                    value = self._step(kind, xp, tp, ip + a, rows, True, False)
+                    losses[k] = value
+                    k += 1
+                    if not isfinite(value):
+                        break
+                    self._copy_params(True)
+                    snapped = True
+                    self._bwd(self.lossgrad_ptr, rows, False)
+                    for h in range(nh):
+                        hk[h].run(hk[h].ctx)
+        finally:
+            PyMem_Free(hk)
+            if snapped:
+                self.has_snapshot = True
+        return k
+
+    cdef const int64_t *_check_batch(self, X, y, idx, Py_ssize_t start, Py_ssize_t stop,
+                                     int kind, Py_ssize_t batch_size, void **xp,
+                                     void **tp) except NULL:
+        """Check X, y and the indices ``idx[start:stop]`` (and the labels they pick), grow
+        the buffers to ``batch_size`` rows; returns the indices, with X's and y's data in
+        ``xp`` and ``tp``. Everything is checked before anything is written."""
         cdef cnp.ndarray x = _arr("X", X, self.typenum, 2, False)
         cdef cnp.ndarray ix = _arr("idx", idx, cnp.NPY_INT64, 1, False)
         cdef cnp.ndarray t
@@ -748,45 +832,60 @@ cdef class Program:
         for i in range(rows):
             if ip[i] < 0 or ip[i] >= n:
                 raise ValueError(f"idx holds {ip[i]}, outside 0..{n - 1}")
-        _blas_int(rows, "rows")
-        self.reserve(rows)
-        cdef const int64_t *lab = <const int64_t *>cnp.PyArray_DATA(self.ibuf)
+        cdef const int64_t *lab
         if kind == LOSS_CE:
-            fgd_gather_i64(<const int64_t *>cnp.PyArray_DATA(t), ip, rows,
-                           <int64_t *>cnp.PyArray_DATA(self.ibuf))
-            _check_labels(lab, rows, self.out_features)
+            lab = <const int64_t *>cnp.PyArray_DATA(t)
+            for i in range(rows):
+                if lab[ip[i]] < 0 or lab[ip[i]] >= self.out_features:
+                    raise ValueError(f"y holds the label {lab[ip[i]]}, outside "
+                                     f"0..{self.out_features - 1}")
+        _blas_int(min(rows, batch_size), "rows")
+        self.reserve(min(rows, batch_size))
         self.last_input = self.xbuf
         self.x_ptr = cnp.PyArray_DATA(self.xbuf)
-        self.rows = rows
+        xp[0] = cnp.PyArray_DATA(x)
+        tp[0] = cnp.PyArray_DATA(t)
+        return ip
+
+    cdef double _step(self, int kind, const void *x, const void *t, const int64_t *ip,
+                      Py_ssize_t rows, bint with_grad, bint backward) noexcept nogil:
+        """Gather rows ``ip[:rows]`` of x and t, forward, the loss (its gradient in
+        ``lossgrad`` when ``with_grad``), and backward when ``backward``. The mean loss."""
         cdef double total
         cdef double scale = 1.0 / (rows if kind == LOSS_CE else rows * self.out_features)
-        cdef void *xb = cnp.PyArray_DATA(self.xbuf)
-        cdef void *tb = cnp.PyArray_DATA(self.ibuf) if kind == LOSS_CE else cnp.PyArray_DATA(self.tbuf)
-        cdef void *gb = cnp.PyArray_DATA(self.lossgrad) if train else NULL
+        cdef void *xb = <void *>self.x_ptr
+        cdef void *tb = self.tbuf_ptr if kind != LOSS_CE else self.ibuf_ptr
+        cdef void *gb = self.lossgrad_ptr if with_grad else NULL
         cdef Op *last = &self.ops[self.nops - 1]
-        with nogil:
-            if self.typenum == cnp.NPY_FLOAT32:
-                fgd_gather_rows_f32(<const float *>cnp.PyArray_DATA(x), ip, rows,
-                                    self.in_features, <float *>xb)
-                if kind != LOSS_CE:
-                    fgd_gather_rows_f32(<const float *>cnp.PyArray_DATA(t), ip, rows,
-                                        self.out_features, <float *>tb)
-                run_forward[float](self.ops, self.nops, <const float *>xb, rows)
-                total = loss_kernel[float](kind, <const float *>last.out, tb, rows,
-                                           self.out_features, <float *>gb, scale)
-                if train:
-                    run_backward[float](self.ops, self.nops, <const float *>xb, <float *>gb,
-                                        rows, False)
-            else:
-                fgd_gather_rows_f64(<const double *>cnp.PyArray_DATA(x), ip, rows,
-                                    self.in_features, <double *>xb)
-                if kind != LOSS_CE:
-                    fgd_gather_rows_f64(<const double *>cnp.PyArray_DATA(t), ip, rows,
-                                        self.out_features, <double *>tb)
-                run_forward[double](self.ops, self.nops, <const double *>xb, rows)
-                total = loss_kernel[double](kind, <const double *>last.out, tb, rows,
-                                            self.out_features, <double *>gb, scale)
-                if train:
-                    run_backward[double](self.ops, self.nops, <const double *>xb, <double *>gb,
-                                         rows, False)
+        self.rows = rows
+        if kind == LOSS_CE:
+            fgd_gather_i64(<const int64_t *>t, ip, rows, <int64_t *>tb)
+        if self.typenum == cnp.NPY_FLOAT32:
+            fgd_gather_rows_f32(<const float *>x, ip, rows, self.in_features, <float *>xb)
+            if kind != LOSS_CE:
+                fgd_gather_rows_f32(<const float *>t, ip, rows, self.out_features, <float *>tb)
+            run_forward[float](self.ops, self.nops, <const float *>xb, rows)
+            total = loss_kernel[float](kind, <const float *>last.out, tb, rows,
+                                       self.out_features, <float *>gb, scale)
+        else:
+            fgd_gather_rows_f64(<const double *>x, ip, rows, self.in_features, <double *>xb)
+            if kind != LOSS_CE:
+                fgd_gather_rows_f64(<const double *>t, ip, rows, self.out_features,
+                                    <double *>tb)
+            run_forward[double](self.ops, self.nops, <const double *>xb, rows)
+            total = loss_kernel[double](kind, <const double *>last.out, tb, rows,
+                                        self.out_features, <double *>gb, scale)
+        if backward:
+            self._bwd(gb, rows, False)
         return total * scale
+
+    cdef double _batch(self, X, y, idx, Py_ssize_t start, Py_ssize_t stop, int kind,
+                       bint train) except? -1:
+        cdef void *xp
+        cdef void *tp
+        cdef const int64_t *ip = self._check_batch(X, y, idx, start, stop, kind, stop - start,
+                                                   &xp, &tp)
+        cdef double value
+        with nogil:
+            value = self._step(kind, xp, tp, ip, stop - start, train, train)
+        return value

@@ -8,7 +8,12 @@ This layer does three things and nothing else:
 2. ``TensorPlan.prepare`` validates a step's gradients against the cached parameters and
    sorts the active tensors into a float32 and a float64 batch (the dtype is chosen here,
    once per tensor, never inside the kernels);
-3. ``sgd``/``adagrad``/``rmsprop``/``adam`` release the GIL and run one kernel per batch.
+3. ``sgd``/``adagrad``/``rmsprop``/``adam`` release the GIL and run one kernel per batch;
+4. ``BoundUpdate`` binds one of them to fixed gradient arrays, validated once, so that C code
+   (``fastgd._nn.Program.train_steps``) can take many steps without returning to Python.
+
+Every step, from Python or from C, is one ``run_update`` over an ``Update``: the batches of
+active tensors, the step counters and the hyper-parameters of one kernel call.
 
 Every check happens before any memory is written: a bad gradient raises and leaves every
 parameter and state untouched.
@@ -18,7 +23,8 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t, intptr_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
+from cpython.pycapsule cimport PyCapsule_New
 
 import numpy as np
 
@@ -62,6 +68,13 @@ cdef extern from "fastgd_optim.h" nogil:
                       const size_t *, const int64_t *, const fgd_adam_hparams *, double *, int)
 
 
+cdef extern from "fgd_hook.h" nogil:
+    ctypedef struct fgd_hook:
+        void (*run)(void *ctx) noexcept nogil
+        void *ctx
+    const char *FGD_HOOK_NAME
+
+
 # ----------------------------------------------------------------------------- threads
 
 cdef int _num_threads = 0  # 0: OpenMP's default (OMP_NUM_THREADS or the core count)
@@ -92,6 +105,139 @@ def have_openmp():
 # ----------------------------------------------------------------------------- plans
 
 DEF MAX_STATES = 4
+
+cdef enum:
+    ALGO_SGD = 0
+    ALGO_ADAGRAD = 1
+    ALGO_RMSPROP = 2
+    ALGO_ADAM = 3
+
+ALGORITHMS = {"sgd": ALGO_SGD, "adagrad": ALGO_ADAGRAD, "rmsprop": ALGO_RMSPROP, "adam": ALGO_ADAM}
+
+cdef union HParams:
+    fgd_sgd_hparams sgd
+    fgd_adagrad_hparams adagrad
+    fgd_rmsprop_hparams rmsprop
+    fgd_adam_hparams adam
+
+# One kernel call: the active tensors sorted by dtype (0: float32, 1: float64).
+cdef struct Update:
+    int algo
+    int nthreads
+    bint increment          # advance the step counters of the active tensors
+    bint clear_new          # SGD with momentum: the buffers are initialised after the call
+    HParams hp
+    size_t cnt[2]
+    void **p[2]
+    void **g[2]
+    void **s[2][MAX_STATES]
+    size_t *numel[2]
+    int64_t *step[2]
+    unsigned char *new[2]
+    Py_ssize_t *idx[2]      # tensor index in the plan, for the counters below
+    int64_t *steps
+    unsigned char *is_new
+    double *work            # 2 * n doubles of kernel workspace
+
+
+cdef void run_update(Update *u) noexcept nogil:
+    """Advance the counters of the active tensors, run the kernel on each dtype batch."""
+    cdef int b
+    cdef size_t k
+    cdef Py_ssize_t i
+    for b in range(2):
+        for k in range(u.cnt[b]):
+            i = u.idx[b][k]
+            if u.increment:
+                u.steps[i] += 1
+            u.step[b][k] = u.steps[i]
+            u.new[b][k] = u.is_new[i]
+    if u.algo == ALGO_SGD:
+        if u.cnt[0]:
+            fgd_sgd_f32(u.cnt[0], <float **>u.p[0], <const float **>u.g[0], <float **>u.s[0][0],
+                        u.new[0], u.numel[0], &u.hp.sgd, u.nthreads)
+        if u.cnt[1]:
+            fgd_sgd_f64(u.cnt[1], <double **>u.p[1], <const double **>u.g[1],
+                        <double **>u.s[1][0], u.new[1], u.numel[1], &u.hp.sgd, u.nthreads)
+    elif u.algo == ALGO_ADAGRAD:
+        if u.cnt[0]:
+            fgd_adagrad_f32(u.cnt[0], <float **>u.p[0], <const float **>u.g[0],
+                            <float **>u.s[0][0], u.numel[0], u.step[0], &u.hp.adagrad, u.work,
+                            u.nthreads)
+        if u.cnt[1]:
+            fgd_adagrad_f64(u.cnt[1], <double **>u.p[1], <const double **>u.g[1],
+                            <double **>u.s[1][0], u.numel[1], u.step[1], &u.hp.adagrad, u.work,
+                            u.nthreads)
+    elif u.algo == ALGO_RMSPROP:   # states: square_avg, momentum_buffer, grad_avg
+        if u.cnt[0]:
+            fgd_rmsprop_f32(u.cnt[0], <float **>u.p[0], <const float **>u.g[0],
+                            <float **>u.s[0][0], <float **>u.s[0][2], <float **>u.s[0][1],
+                            u.numel[0], &u.hp.rmsprop, u.nthreads)
+        if u.cnt[1]:
+            fgd_rmsprop_f64(u.cnt[1], <double **>u.p[1], <const double **>u.g[1],
+                            <double **>u.s[1][0], <double **>u.s[1][2], <double **>u.s[1][1],
+                            u.numel[1], &u.hp.rmsprop, u.nthreads)
+    else:                          # states: exp_avg, exp_avg_sq, max_exp_avg_sq
+        if u.cnt[0]:
+            fgd_adam_f32(u.cnt[0], <float **>u.p[0], <const float **>u.g[0],
+                         <float **>u.s[0][0], <float **>u.s[0][1], <float **>u.s[0][2],
+                         u.numel[0], u.step[0], &u.hp.adam, u.work, u.nthreads)
+        if u.cnt[1]:
+            fgd_adam_f64(u.cnt[1], <double **>u.p[1], <const double **>u.g[1],
+                         <double **>u.s[1][0], <double **>u.s[1][1], <double **>u.s[1][2],
+                         u.numel[1], u.step[1], &u.hp.adam, u.work, u.nthreads)
+    if u.clear_new:
+        for b in range(2):
+            for k in range(u.cnt[b]):
+                u.is_new[u.idx[b][k]] = 0
+
+
+cdef void _run_hook(void *ctx) noexcept nogil:
+    run_update(<Update *>ctx)
+
+
+cdef object _take(dict hp, str key):
+    try:
+        return hp.pop(key)
+    except KeyError:
+        raise TypeError(f"missing hyper-parameter {key!r}") from None
+
+
+cdef int set_hparams(Update *u, str algo, dict hp) except -1:
+    """Fill ``u``'s kernel choice and hyper-parameters from ``hp`` (the keyword arguments of
+    the matching Python function below)."""
+    hp = dict(hp)
+    if algo not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algo!r}")
+    u.algo = ALGORITHMS[algo]
+    u.clear_new = False
+    if u.algo == ALGO_SGD:
+        u.hp.sgd.lr = _take(hp, "lr"); u.hp.sgd.momentum = _take(hp, "momentum")
+        u.hp.sgd.dampening = _take(hp, "dampening")
+        u.hp.sgd.weight_decay = _take(hp, "weight_decay")
+        u.hp.sgd.nesterov = _take(hp, "nesterov"); u.hp.sgd.maximize = _take(hp, "maximize")
+        u.clear_new = u.hp.sgd.momentum != 0
+    elif u.algo == ALGO_ADAGRAD:
+        u.hp.adagrad.lr = _take(hp, "lr"); u.hp.adagrad.lr_decay = _take(hp, "lr_decay")
+        u.hp.adagrad.weight_decay = _take(hp, "weight_decay")
+        u.hp.adagrad.eps = _take(hp, "eps"); u.hp.adagrad.maximize = _take(hp, "maximize")
+    elif u.algo == ALGO_RMSPROP:
+        u.hp.rmsprop.lr = _take(hp, "lr"); u.hp.rmsprop.alpha = _take(hp, "alpha")
+        u.hp.rmsprop.eps = _take(hp, "eps")
+        u.hp.rmsprop.weight_decay = _take(hp, "weight_decay")
+        u.hp.rmsprop.momentum = _take(hp, "momentum")
+        u.hp.rmsprop.centered = _take(hp, "centered")
+        u.hp.rmsprop.maximize = _take(hp, "maximize")
+    else:
+        u.hp.adam.lr = _take(hp, "lr"); u.hp.adam.beta1 = _take(hp, "beta1")
+        u.hp.adam.beta2 = _take(hp, "beta2"); u.hp.adam.eps = _take(hp, "eps")
+        u.hp.adam.weight_decay = _take(hp, "weight_decay")
+        u.hp.adam.amsgrad = _take(hp, "amsgrad"); u.hp.adam.maximize = _take(hp, "maximize")
+        u.hp.adam.decoupled_weight_decay = _take(hp, "decoupled_weight_decay")
+    if hp:
+        raise TypeError(f"unexpected hyper-parameter {next(iter(hp))!r} for {algo}")
+    return 0
+
 
 cdef inline bint _is_float(int typenum):
     return typenum == cnp.NPY_FLOAT32 or typenum == cnp.NPY_FLOAT64
@@ -152,16 +298,8 @@ cdef class TensorPlan:
     cdef void **sp          # nstates * n pointers, state k of tensor i at sp[k * n + i]
     cdef size_t *numel
     cdef int *typenum
-    # per-step scratch, one batch per dtype (0: float32, 1: float64)
-    cdef size_t cnt[2]
-    cdef void **bp[2]
-    cdef void **bg[2]
-    cdef void **bs[2][MAX_STATES]
-    cdef size_t *bn[2]
-    cdef int64_t *bstep[2]
-    cdef unsigned char *bnew[2]
-    cdef Py_ssize_t *bidx[2]
-    cdef double *work       # 2 * n doubles of kernel workspace
+    # the next kernel call: prepare() fills its batches, one per dtype
+    cdef Update u
     cdef void *block
     cdef list keep          # gradients copied to the parameter's layout during a step
     cdef bint ready         # prepare() succeeded and no kernel has consumed it yet
@@ -233,39 +371,16 @@ cdef class TensorPlan:
         self.is_new = <unsigned char *>cnp.PyArray_DATA(is_new)
 
         # one allocation for every per-tensor array
+        self.block = _alloc_batches(&self.u, n, 1 + MAX_STATES)
+        cdef void **ptrs = <void **>(<char *>self.block + _head_bytes(n))
         cdef size_t m = n if n > 0 else 1
-        cdef size_t nptr = m * (1 + MAX_STATES) + 2 * m * (2 + MAX_STATES)
-        cdef size_t nbytes = 2 * m * sizeof(double) + nptr * sizeof(void *) \
-            + m * (sizeof(size_t) + sizeof(int)) \
-            + 2 * m * (sizeof(size_t) + sizeof(int64_t) + sizeof(Py_ssize_t) + 1)
-        self.block = malloc(nbytes)
-        if self.block == NULL:
-            raise MemoryError()
-        memset(self.block, 0, nbytes)
-        self.work = <double *>self.block
-        cdef void **ptrs = <void **>(self.work + 2 * m)
         self.pp = ptrs; ptrs += m
         self.sp = ptrs; ptrs += MAX_STATES * m
-        for j in range(2):
-            self.bp[j] = ptrs; ptrs += m
-            self.bg[j] = ptrs; ptrs += m
-            for k in range(MAX_STATES):
-                self.bs[j][k] = ptrs; ptrs += m
         cdef size_t *sizes = <size_t *>ptrs
         self.numel = sizes; sizes += m
-        for j in range(2):
-            self.bn[j] = sizes; sizes += m
-        cdef int64_t *st = <int64_t *>sizes
-        for j in range(2):
-            self.bstep[j] = st; st += m
-        cdef Py_ssize_t *ix = <Py_ssize_t *>st
-        for j in range(2):
-            self.bidx[j] = ix; ix += m
-        cdef int *tn = <int *>ix
-        self.typenum = tn; tn += m
-        cdef unsigned char *nw = <unsigned char *>tn
-        for j in range(2):
-            self.bnew[j] = nw; nw += m
+        self.typenum = <int *>sizes
+        self.u.steps = self.steps
+        self.u.is_new = self.is_new
 
         for i in range(n):
             p = params[i]
@@ -305,8 +420,8 @@ cdef class TensorPlan:
         if len(grads) < offset + self.n:
             raise ValueError(f"expected at least {offset + self.n} gradients, got {len(grads)}")
         self.ready = False
-        self.cnt[0] = 0
-        self.cnt[1] = 0
+        self.u.cnt[0] = 0
+        self.u.cnt[1] = 0
         self.keep.clear()
         for i in range(self.n):
             gi = offset + i
@@ -337,38 +452,75 @@ cdef class TensorPlan:
                     raise ValueError(f"grads[{gi}] shares memory with optimizer state "
                                      f"{self.state_names[k]}[{gi}]")
             b = 0 if tn == cnp.NPY_FLOAT32 else 1
-            k = <Py_ssize_t>self.cnt[b]
-            self.bp[b][k] = self.pp[i]
-            self.bg[b][k] = cnp.PyArray_DATA(g)
-            self.bn[b][k] = self.numel[i]
-            self.bidx[b][k] = i
+            k = <Py_ssize_t>self.u.cnt[b]
+            self.u.p[b][k] = self.pp[i]
+            self.u.g[b][k] = cnp.PyArray_DATA(g)
+            self.u.numel[b][k] = self.numel[i]
+            self.u.idx[b][k] = i
             for tn in range(MAX_STATES):
-                self.bs[b][tn][k] = self.sp[tn * self.n + i]
-            self.cnt[b] += 1
+                self.u.s[b][tn][k] = self.sp[tn * self.n + i]
+            self.u.cnt[b] += 1
         self.ready = True
 
-    cdef int begin(self, bint increment) except -1:
-        """Consume the prepared batches: advance the step counters of the active tensors."""
-        cdef Py_ssize_t b, k, i
+    cdef int run(self, str algo, dict hp, bint increment) except -1:
+        """Run one kernel on the batches of the last prepare(), without the GIL."""
         if not self.ready:
             raise RuntimeError("TensorPlan.prepare() must run before each kernel call")
+        set_hparams(&self.u, algo, hp)
         self.ready = False
-        for b in range(2):
-            for k in range(<Py_ssize_t>self.cnt[b]):
-                i = self.bidx[b][k]
-                if increment:
-                    self.steps[i] += 1
-                self.bstep[b][k] = self.steps[i]
-                self.bnew[b][k] = self.is_new[i]
+        self.u.increment = increment
+        self.u.nthreads = _num_threads
+        with nogil:
+            run_update(&self.u)
+        self.keep.clear()
         return 0
 
-    cdef void finish(self, bint clear_new):
-        cdef Py_ssize_t b, k
-        if clear_new:
-            for b in range(2):
-                for k in range(<Py_ssize_t>self.cnt[b]):
-                    self.is_new[self.bidx[b][k]] = 0
-        self.keep.clear()
+
+cdef size_t _head_bytes(size_t n):
+    """Bytes of an `Update`'s workspace and batch arrays for ``n`` tensors (a multiple of 8)."""
+    cdef size_t m = n if n > 0 else 1
+    return 2 * m * sizeof(double) + 2 * m * (2 + MAX_STATES) * sizeof(void *) \
+        + 2 * m * (sizeof(size_t) + sizeof(int64_t) + sizeof(Py_ssize_t))
+
+
+cdef size_t _block_bytes(size_t n, int extra_ptrs):
+    """`_head_bytes`, then ``extra_ptrs`` pointers, a size_t and an int per tensor, then the
+    two per-dtype "is new" flag arrays."""
+    cdef size_t m = n if n > 0 else 1
+    return _head_bytes(n) + m * (extra_ptrs * sizeof(void *) + sizeof(size_t) + sizeof(int)) \
+        + 2 * m
+
+
+cdef void *_alloc_batches(Update *u, size_t n, int extra_ptrs) except NULL:
+    """One zeroed block holding ``u``'s workspace and per-dtype batch arrays for ``n``
+    tensors (the caller owns and frees it); see `_block_bytes` for the rest of it."""
+    cdef size_t m = n if n > 0 else 1, nbytes = _block_bytes(n, extra_ptrs)
+    cdef int j, k
+    cdef void *block = malloc(nbytes)
+    if block == NULL:
+        raise MemoryError()
+    memset(block, 0, nbytes)
+    u.work = <double *>block
+    cdef void **ptrs = <void **>(u.work + 2 * m)
+    for j in range(2):
+        u.p[j] = ptrs; ptrs += m
+        u.g[j] = ptrs; ptrs += m
+        for k in range(MAX_STATES):
+            u.s[j][k] = ptrs; ptrs += m
+    cdef size_t *sizes = <size_t *>ptrs
+    for j in range(2):
+        u.numel[j] = sizes; sizes += m
+    cdef int64_t *st = <int64_t *>sizes
+    for j in range(2):
+        u.step[j] = st; st += m
+    cdef Py_ssize_t *ix = <Py_ssize_t *>st
+    for j in range(2):
+        u.idx[j] = ix; ix += m
+    # the per-dtype "is new" flags live at the very end of the block
+    cdef unsigned char *nw = <unsigned char *>block + nbytes - 2 * m
+    for j in range(2):
+        u.new[j] = nw; nw += m
+    return block
 
 
 def _check_disjoint(list arrays, list names):
@@ -409,79 +561,96 @@ def check_disjoint(arrays, names):
 # State lists by position: SGD (momentum_buffer); Adagrad (sum); RMSprop (square_avg,
 # momentum_buffer, grad_avg); Adam (exp_avg, exp_avg_sq, max_exp_avg_sq).
 
-def sgd(TensorPlan plan, *, double lr, double momentum, double dampening, double weight_decay,
-        bint nesterov, bint maximize, bint increment=True):
-    cdef fgd_sgd_hparams hp
-    hp.lr = lr; hp.momentum = momentum; hp.dampening = dampening
-    hp.weight_decay = weight_decay; hp.nesterov = nesterov; hp.maximize = maximize
-    plan.begin(increment)
-    cdef int nt = _num_threads
-    with nogil:
-        if plan.cnt[0]:
-            fgd_sgd_f32(plan.cnt[0], <float **>plan.bp[0], <const float **>plan.bg[0],
-                        <float **>plan.bs[0][0], plan.bnew[0], plan.bn[0], &hp, nt)
-        if plan.cnt[1]:
-            fgd_sgd_f64(plan.cnt[1], <double **>plan.bp[1], <const double **>plan.bg[1],
-                        <double **>plan.bs[1][0], plan.bnew[1], plan.bn[1], &hp, nt)
-    plan.finish(momentum != 0)
+def sgd(TensorPlan plan, *, bint increment=True, **hp):
+    """hp: lr, momentum, dampening, weight_decay, nesterov, maximize."""
+    plan.run("sgd", hp, increment)
 
 
-def adagrad(TensorPlan plan, *, double lr, double lr_decay, double weight_decay, double eps,
-            bint maximize, bint increment=True):
-    cdef fgd_adagrad_hparams hp
-    hp.lr = lr; hp.lr_decay = lr_decay; hp.weight_decay = weight_decay; hp.eps = eps
-    hp.maximize = maximize
-    plan.begin(increment)
-    cdef int nt = _num_threads
-    with nogil:
-        if plan.cnt[0]:
-            fgd_adagrad_f32(plan.cnt[0], <float **>plan.bp[0], <const float **>plan.bg[0],
-                            <float **>plan.bs[0][0], plan.bn[0], plan.bstep[0], &hp,
-                            plan.work, nt)
-        if plan.cnt[1]:
-            fgd_adagrad_f64(plan.cnt[1], <double **>plan.bp[1], <const double **>plan.bg[1],
-                            <double **>plan.bs[1][0], plan.bn[1], plan.bstep[1], &hp,
-                            plan.work, nt)
-    plan.finish(False)
+def adagrad(TensorPlan plan, *, bint increment=True, **hp):
+    """hp: lr, lr_decay, weight_decay, eps, maximize."""
+    plan.run("adagrad", hp, increment)
 
 
-def rmsprop(TensorPlan plan, *, double lr, double alpha, double eps, double weight_decay,
-            double momentum, bint centered, bint maximize, bint increment=True):
-    cdef fgd_rmsprop_hparams hp
-    hp.lr = lr; hp.alpha = alpha; hp.eps = eps; hp.weight_decay = weight_decay
-    hp.momentum = momentum; hp.centered = centered; hp.maximize = maximize
-    plan.begin(increment)
-    cdef int nt = _num_threads
-    with nogil:
-        if plan.cnt[0]:
-            fgd_rmsprop_f32(plan.cnt[0], <float **>plan.bp[0], <const float **>plan.bg[0],
-                            <float **>plan.bs[0][0], <float **>plan.bs[0][2],
-                            <float **>plan.bs[0][1], plan.bn[0], &hp, nt)
-        if plan.cnt[1]:
-            fgd_rmsprop_f64(plan.cnt[1], <double **>plan.bp[1], <const double **>plan.bg[1],
-                            <double **>plan.bs[1][0], <double **>plan.bs[1][2],
-                            <double **>plan.bs[1][1], plan.bn[1], &hp, nt)
-    plan.finish(False)
+def rmsprop(TensorPlan plan, *, bint increment=True, **hp):
+    """hp: lr, alpha, eps, weight_decay, momentum, centered, maximize."""
+    plan.run("rmsprop", hp, increment)
 
 
-def adam(TensorPlan plan, *, double lr, double beta1, double beta2, double eps,
-         double weight_decay, bint amsgrad, bint maximize, bint decoupled_weight_decay,
-         bint increment=True):
-    cdef fgd_adam_hparams hp
-    hp.lr = lr; hp.beta1 = beta1; hp.beta2 = beta2; hp.eps = eps
-    hp.weight_decay = weight_decay; hp.amsgrad = amsgrad; hp.maximize = maximize
-    hp.decoupled_weight_decay = decoupled_weight_decay
-    plan.begin(increment)
-    cdef int nt = _num_threads
-    with nogil:
-        if plan.cnt[0]:
-            fgd_adam_f32(plan.cnt[0], <float **>plan.bp[0], <const float **>plan.bg[0],
-                         <float **>plan.bs[0][0], <float **>plan.bs[0][1],
-                         <float **>plan.bs[0][2], plan.bn[0], plan.bstep[0], &hp,
-                         plan.work, nt)
-        if plan.cnt[1]:
-            fgd_adam_f64(plan.cnt[1], <double **>plan.bp[1], <const double **>plan.bg[1],
-                         <double **>plan.bs[1][0], <double **>plan.bs[1][1],
-                         <double **>plan.bs[1][2], plan.bn[1], plan.bstep[1], &hp,
-                         plan.work, nt)
-    plan.finish(False)
+def adam(TensorPlan plan, *, bint increment=True, **hp):
+    """hp: lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay."""
+    plan.run("adam", hp, increment)
+
+
+# ----------------------------------------------------------------------------- bound updates
+
+cdef class BoundUpdate:
+    """One kernel over a plan's parameters, bound to fixed gradient arrays.
+
+    The gradients are validated once, here (``TensorPlan.prepare``); they must already have
+    their parameters' memory layout, since nothing is copied later. Then every ``run()``,
+    or every call of the C hook in ``hook()``, is one step: counters, kernel, flags, with no
+    Python in between. The caller must keep the gradient arrays' memory as it is (the object
+    holds references to them and to the plan) and must not run two steps at once.
+
+    Parameters
+    ----------
+    plan : TensorPlan
+    grads : list of ndarray or None
+        ``grads[offset:offset + plan.n]`` are the plan's gradients (None skips a parameter).
+    offset : int
+    need : int
+        Bit mask of the state lists the kernel reads (as for ``prepare``).
+    algo : {"sgd", "adagrad", "rmsprop", "adam"}
+    hp : dict
+        The keyword arguments of the function of that name.
+    """
+    cdef Update u
+    cdef fgd_hook h
+    cdef void *block
+    cdef readonly TensorPlan plan
+    cdef tuple grads
+
+    def __cinit__(self):
+        self.block = NULL
+
+    def __dealloc__(self):
+        free(self.block)
+
+    def __init__(self, TensorPlan plan, list grads, Py_ssize_t offset, int need, str algo,
+                 dict hp):
+        set_hparams(&self.u, algo, dict(hp))
+        plan.prepare(grads, offset, need)
+        plan.ready = False
+        if plan.keep:
+            plan.keep.clear()
+            raise ValueError("a bound update needs gradients in their parameters' memory "
+                             "layout")
+        self.block = _alloc_batches(&self.u, plan.n, 0)
+        cdef int b, k
+        cdef size_t c = plan.n if plan.n > 0 else 1
+        for b in range(2):
+            self.u.cnt[b] = plan.u.cnt[b]
+            memcpy(self.u.p[b], plan.u.p[b], c * sizeof(void *))
+            memcpy(self.u.g[b], plan.u.g[b], c * sizeof(void *))
+            for k in range(MAX_STATES):
+                memcpy(self.u.s[b][k], plan.u.s[b][k], c * sizeof(void *))
+            memcpy(self.u.numel[b], plan.u.numel[b], c * sizeof(size_t))
+            memcpy(self.u.idx[b], plan.u.idx[b], c * sizeof(Py_ssize_t))
+        self.u.steps = plan.steps
+        self.u.is_new = plan.is_new
+        self.u.increment = True
+        self.u.nthreads = _num_threads
+        self.plan = plan
+        self.grads = tuple(grads[offset:offset + plan.n])
+        self.h.run = _run_hook
+        self.h.ctx = &self.u
+
+    def run(self):
+        """Take one step."""
+        with nogil:
+            run_update(&self.u)
+
+    def hook(self):
+        """A PyCapsule (named ``FGD_HOOK_NAME``) holding an ``fgd_hook`` whose ``run(ctx)``
+        takes one step; valid while this object lives."""
+        return PyCapsule_New(&self.h, FGD_HOOK_NAME, NULL)
