@@ -17,7 +17,7 @@ The dtype (float32 or float64) is chosen once per call; the kernels never upcast
 """
 cimport numpy as cnp
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from cpython.pycapsule cimport PyCapsule_GetPointer
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from libc.math cimport isfinite
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
@@ -165,7 +165,8 @@ cdef cnp.ndarray _arr(str name, object obj, int typenum, int ndim, bint writeabl
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(obj).__name__}")
     cdef cnp.ndarray a = <cnp.ndarray>obj
     if cnp.PyArray_TYPE(a) != typenum or not cnp.PyArray_ISNOTSWAPPED(a):
-        raise TypeError(f"{name} has dtype {a.dtype.str}, expected {np.dtype(typenum).str}")
+        raise TypeError(f"{name} has dtype {a.dtype}, expected "
+                        f"{cnp.PyArray_DescrFromType(typenum)}")
     if cnp.PyArray_NDIM(a) != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {(<object>a).shape}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(a):
@@ -767,6 +768,10 @@ cdef class Program:
             raise ValueError(f"losses has room for {losses.shape[0]} steps, {nsteps} are needed")
         cdef Py_ssize_t nh = len(hooks), h
         cdef fgd_hook **hk = NULL
+        for h in range(nh):
+            if not PyCapsule_IsValid(hooks[h], FGD_HOOK_NAME):
+                raise TypeError(f"hooks[{h}] is not an optimizer hook (a capsule from "
+                                "fastgd._optim.BoundUpdate.hook())")
         cdef void *xp
         cdef void *tp
         cdef const int64_t *ip = self._check_batch(X, y, idx, start, stop, kind, batch_size,

@@ -20,11 +20,11 @@ parameter and state untouched.
 """
 cimport numpy as cnp
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t, intptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
-from cpython.pycapsule cimport PyCapsule_New
+from cpython.pycapsule cimport PyCapsule_GetContext, PyCapsule_New, PyCapsule_SetContext
+from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 
 import numpy as np
 
@@ -652,5 +652,12 @@ cdef class BoundUpdate:
 
     def hook(self):
         """A PyCapsule (named ``FGD_HOOK_NAME``) holding an ``fgd_hook`` whose ``run(ctx)``
-        takes one step; valid while this object lives."""
-        return PyCapsule_New(&self.h, FGD_HOOK_NAME, NULL)
+        takes one step. The capsule keeps this object alive."""
+        cap = PyCapsule_New(&self.h, FGD_HOOK_NAME, _release_hook)
+        PyCapsule_SetContext(cap, <void *>self)
+        Py_INCREF(self)
+        return cap
+
+
+cdef void _release_hook(object capsule) noexcept:
+    Py_DECREF(<object>PyCapsule_GetContext(capsule))

@@ -129,10 +129,11 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
         raise ValueError("early_stopping needs validation_data or validation_split")
 
     # ---- the loop
-    runner = _runner(model, loss, params, grads)
+    runner = _runner(model, loss, optimizer, accept_if_improves)
     n = len(X)
     bs = n if batch_size is None else min(batch_size, n)
     steps = -(-n // bs)
+    chunk = 16 if progress else steps  # steps between progress-bar updates
     rng = np.random.default_rng(seed)
     order = np.arange(n, dtype=np.int64)
     history = History()
@@ -143,29 +144,22 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
             t0 = time.perf_counter()
             if shuffle:
                 order = rng.permutation(n).astype(np.int64)
+            runner.begin_epoch()
             total = 0.0
-            for k in range(steps):
-                start = k * bs
-                stop = min(start + bs, n)
-                value = runner.train(X, y, order, start, stop)
-                if not math.isfinite(value):
-                    restored = runner.restore_if_saved()
-                    raise DivergenceError(
-                        f"training diverged at epoch {epoch}, step {k}: the loss became {value}. "
-                        + ("The parameters were restored to the last step with a finite loss. "
-                           if restored else "The initial parameters already give it. ")
-                        + f"Try a smaller learning rate (lr={optimizer.param_groups[0]['lr']}).",
-                        epoch=epoch, step=k, history=history)
-                runner.snapshot()
-                if accept_if_improves:
-                    optimizer._snapshot()
-                optimizer.step(grads)
-                if accept_if_improves and not runner.loss(X, y, order, start, stop) < value:
-                    runner.restore_if_saved()
-                    optimizer._restore()
-                total += value * (stop - start)
-                if progress and (k & 15 == 15 or k == steps - 1):
-                    bar.update((k & 15) + 1)
+            for first in range(0, steps, chunk):
+                count = min(chunk, steps - first)
+                for k, value in enumerate(runner.steps(X, y, order, first, count, bs), first):
+                    if not math.isfinite(value):
+                        restored = runner.restore_if_saved()
+                        raise DivergenceError(
+                            f"training diverged at epoch {epoch}, step {k}: the loss became "
+                            f"{value}. "
+                            + ("The parameters were restored to the last step with a finite "
+                               "loss. " if restored else "The initial parameters already give it. ")
+                            + f"Try a smaller learning rate (lr={optimizer.param_groups[0]['lr']}).",
+                            epoch=epoch, step=k, history=history)
+                    total += value * (min((k + 1) * bs, n) - k * bs)
+                bar.update(count)
             metrics = {"loss": total / n}
             if Xv is not None:
                 metrics.update(_evaluate(model, loss, Xv, yv))
@@ -233,17 +227,88 @@ def _evaluate(model, loss, Xv, yv):
     return metrics
 
 
-def _runner(model, loss, params, grads):
+def _runner(model, loss, optimizer, accept_if_improves):
     program = getattr(model, "_program", None)
-    if program is not None and loss.backend == "native":
-        return _NativeRunner(program, loss.kind)
-    return _LayerRunner(model, loss, params)
+    if program is None or loss.backend != "native":
+        return _LayerRunner(model, loss, optimizer, accept_if_improves)
+    if optimizer.backend == "native" and not accept_if_improves:
+        return _FusedRunner(program, loss.kind, optimizer, model.gradients())
+    return _ProgramRunner(program, loss.kind, optimizer, model.gradients(), accept_if_improves)
 
 
-class _NativeRunner:
-    """One C call per step: gather the batch, forward, fused loss, backward."""
+class _Runner:
+    """Takes an epoch's steps in chunks: ``steps`` returns the mean batch loss of each step
+    it took and stops after the first non-finite one, whose parameters it leaves as they
+    were (a step updates only after a finite loss). ``restore_if_saved`` then puts back the
+    parameters of the last finite step of this fit, if there was one."""
 
-    def __init__(self, program, kind):
+    def begin_epoch(self):
+        pass
+
+
+class _PythonSteps(_Runner):
+    """One Python iteration a step: ``train`` (loss and gradients of a batch), a back-up of
+    the parameters, ``optimizer.step``, and with ``accept_if_improves`` the undo of a step
+    that raised the batch loss."""
+
+    def __init__(self, optimizer, grads, accept_if_improves):
+        self.optimizer, self.grads, self.accept = optimizer, grads, accept_if_improves
+
+    def steps(self, X, y, order, first, count, bs):
+        values, n, opt = [], len(X), self.optimizer
+        for k in range(first, first + count):
+            start, stop = k * bs, min((k + 1) * bs, n)
+            value = self.train(X, y, order, start, stop)
+            values.append(value)
+            if not math.isfinite(value):
+                break
+            self.snapshot()
+            if self.accept:
+                opt._snapshot()
+            opt.step(self.grads)
+            if self.accept and not self.loss(X, y, order, start, stop) < value:
+                self.restore_if_saved()
+                opt._restore()
+        return values
+
+
+class _FusedRunner(_Runner):
+    """The whole chunk in one C call (``Program.train_steps``): gather, forward, fused loss,
+    back-up, backward and the optimizer's bound native updates, with no Python between
+    steps. Takes exactly the steps `_ProgramRunner` takes, bit for bit."""
+
+    def __init__(self, program, kind, optimizer, grads):
+        self.program, self.kind, self.optimizer, self.grads = program, kind, optimizer, grads
+        self.saved = False
+        self.hooks = []
+        self.losses = np.empty(0)
+
+    def begin_epoch(self):
+        # bound again every epoch: a callback may have changed the hyper-parameters
+        self.hooks = [u.hook() for u in self.optimizer._bind(self.grads)]
+
+    def steps(self, X, y, order, first, count, bs):
+        if len(self.losses) < count:
+            self.losses = np.empty(count)
+        start, stop = first * bs, min((first + count) * bs, len(X))
+        done = self.program.train_steps(X, y, order, start, stop, bs, self.kind, self.hooks,
+                                        self.losses)
+        values = self.losses[:done].tolist()
+        if done > 1 or (done == 1 and math.isfinite(values[0])):
+            self.saved = True
+        return values
+
+    def restore_if_saved(self):
+        if self.saved:
+            self.program.restore()
+        return self.saved
+
+
+class _ProgramRunner(_PythonSteps):
+    """One C call a step (gather, forward, fused loss, backward), the optimizer from Python."""
+
+    def __init__(self, program, kind, optimizer, grads, accept_if_improves):
+        super().__init__(optimizer, grads, accept_if_improves)
         self.program, self.kind = program, kind
         self.train_batch, self.loss_batch = program.train_batch, program.loss_batch
         self.saved = False  # a snapshot of this fit, not one left by an earlier call
@@ -264,11 +329,12 @@ class _NativeRunner:
         return self.saved
 
 
-class _LayerRunner:
+class _LayerRunner(_PythonSteps):
     """Layer by layer through forward/backward (any backend, any module)."""
 
-    def __init__(self, model, loss, params):
-        self.model, self.lossfn, self.params = model, loss, params
+    def __init__(self, model, loss, optimizer, accept_if_improves):
+        super().__init__(optimizer, model.gradients(), accept_if_improves)
+        self.model, self.lossfn, self.params = model, loss, model.parameters()
         self.saved = None
 
     def _batch(self, X, y, order, start, stop):

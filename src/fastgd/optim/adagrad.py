@@ -1,5 +1,5 @@
 """Adagrad: per-coordinate learning rates from the running sum of squared gradients."""
-from .. import _checks, _optim
+from .. import _checks
 from ..reference import optim as ref
 from .optimizer import Optimizer, name
 
@@ -47,6 +47,7 @@ class Adagrad(Optimizer):
     """
 
     state_names = ("sum",)
+    _algorithm = "adagrad"
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
                  eps=1e-10, *, maximize=False, backend="native"):
@@ -62,9 +63,6 @@ class Adagrad(Optimizer):
 
     def _initial_value(self, name, group):
         return float(group["initial_accumulator_value"])
-
-    def _native(self, plan, hp):
-        _optim.adagrad(plan, **hp)
 
     def _reference(self, param, grad, state, step, is_new, hp):
         ref.adagrad(param, grad, state["sum"], step=step, **hp)

@@ -1,5 +1,5 @@
 """Adam and AdamW."""
-from .. import _checks, _optim
+from .. import _checks
 from ..reference import optim as ref
 from .optimizer import Optimizer, name
 
@@ -58,6 +58,7 @@ class Adam(Optimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    _algorithm = "adam"
     _decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
@@ -70,9 +71,6 @@ class Adam(Optimizer):
 
     def _needs(self, hp):
         return {"exp_avg": True, "exp_avg_sq": True, "max_exp_avg_sq": hp["amsgrad"]}
-
-    def _native(self, plan, hp):
-        _optim.adam(plan, **hp)
 
     def _reference(self, param, grad, state, step, is_new, hp):
         ref.adam(param, grad, state["exp_avg"], state["exp_avg_sq"], state["max_exp_avg_sq"],

@@ -1,13 +1,14 @@
 """The optimizer base class: parameter groups, per-parameter state, ``step`` and state dicts.
 
-A subclass names its state arrays and supplies three small methods: ``_hyper`` (check a
-group's hyper-parameters), ``_needs`` (which state arrays they use) and the two update
-paths, ``_native`` (one fused kernel call for the whole group) and ``_reference`` (the numpy
-twin, one array at a time).
+A subclass names its state arrays and its native kernel (``_algorithm``, one fused call for
+the whole group) and supplies three small methods: ``_hyper`` (check a group's
+hyper-parameters), ``_needs`` (which state arrays they use) and ``_reference`` (the numpy
+twin of the kernel, one array at a time).
 """
 import numpy as np
 
 from .. import _checks
+from .. import _optim
 from .._optim import TensorPlan
 
 _STEP = "step"
@@ -48,6 +49,8 @@ class Optimizer:
     state_names = ()
     #: a state array that starts as a copy of the first gradient (SGD's momentum buffer)
     _lazy_buffer = None
+    #: the native kernel (``fastgd._optim.<name>``) of ``_native``
+    _algorithm = None
 
     def __init__(self, params, defaults, *, backend="native"):
         self.backend = _checks.backend(backend)
@@ -102,7 +105,35 @@ class Optimizer:
         """
         grads = _checks.grads_sequence(grads, self._nparams)
         native = self.backend == "native"
-        todo, offset = [], 0
+        todo = []
+        for slot, hp, mask, offset in self._groups():
+            if native:
+                slot.plan.prepare(grads, offset, mask)
+            else:
+                self._check_grads(slot, grads, offset)
+            todo.append((slot, hp, offset))
+        for slot, hp, offset in todo:
+            if native:
+                self._native(slot.plan, hp)
+            else:
+                self._reference_group(slot, grads, offset, hp)
+
+    def _bind(self, grads):
+        """The native update of every group bound to ``grads``, fixed gradient arrays (one
+        per parameter, checked here as by `step`): a list of ``_optim.BoundUpdate``, each
+        taking one step of its group per ``run()`` or per call of its C ``hook()``, for
+        loops in C (`fastgd.fit`). The binding holds the hyper-parameters of now: bind
+        again after changing ``param_groups``."""
+        if self.backend != "native":
+            raise ValueError("only the native backend can bind its updates")
+        grads = list(_checks.grads_sequence(grads, self._nparams))
+        return [_optim.BoundUpdate(slot.plan, grads, offset, mask, self._algorithm, hp)
+                for slot, hp, mask, offset in self._groups()]
+
+    def _groups(self):
+        """``(slot, checked hyper-parameters, state mask, index of its first parameter)`` of
+        each group, after checking that its ``params`` list is the one it was built with."""
+        out, offset = [], 0
         for gi, slot in enumerate(self._slots):
             group = self.param_groups[gi]
             params = group["params"]
@@ -110,17 +141,9 @@ class Optimizer:
                 raise ValueError(f"param_groups[{gi}]['params'] was changed after the optimizer "
                                  "was built; use add_param_group() or a new optimizer")
             hp, mask = self._checked(group, slot, gi)
-            if native:
-                slot.plan.prepare(grads, offset, mask)
-            else:
-                self._check_grads(slot, grads, offset)
-            todo.append((slot, hp, offset))
+            out.append((slot, hp, mask, offset))
             offset += len(slot.params)
-        for slot, hp, offset in todo:
-            if native:
-                self._native(slot.plan, hp)
-            else:
-                self._reference_group(slot, grads, offset, hp)
+        return out
 
     def _checked(self, group, slot, gi):
         """The group's checked kernel arguments and state mask, re-checked only on change."""
@@ -368,8 +391,8 @@ class Optimizer:
     def _needs(self, hp):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _native(self, plan, hp):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _native(self, plan, hp):
+        getattr(_optim, self._algorithm)(plan, **hp)
 
     def _reference(self, param, grad, state, step, is_new, hp):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -1,5 +1,5 @@
 """RMSprop: gradients scaled by a running root-mean-square."""
-from .. import _checks, _optim
+from .. import _checks
 from ..reference import optim as ref
 from .optimizer import Optimizer, name
 
@@ -51,6 +51,7 @@ class RMSprop(Optimizer):
     """
 
     state_names = ("square_avg", "momentum_buffer", "grad_avg")
+    _algorithm = "rmsprop"
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                  centered=False, *, maximize=False, backend="native"):
@@ -64,9 +65,6 @@ class RMSprop(Optimizer):
     def _needs(self, hp):
         return {"square_avg": True, "momentum_buffer": hp["momentum"] > 0,
                 "grad_avg": hp["centered"]}
-
-    def _native(self, plan, hp):
-        _optim.rmsprop(plan, **hp)
 
     def _reference(self, param, grad, state, step, is_new, hp):
         ref.rmsprop(param, grad, state["square_avg"], state["grad_avg"],

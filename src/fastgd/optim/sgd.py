@@ -1,5 +1,5 @@
 """Stochastic gradient descent with momentum and Nesterov momentum."""
-from .. import _checks, _optim
+from .. import _checks
 from ..reference import optim as ref
 from .optimizer import Optimizer, name
 
@@ -58,6 +58,7 @@ class SGD(Optimizer):
     """
 
     state_names = ("momentum_buffer",)
+    _algorithm = "sgd"
     _lazy_buffer = "momentum_buffer"
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
@@ -71,9 +72,6 @@ class SGD(Optimizer):
 
     def _needs(self, hp):
         return {"momentum_buffer": hp["momentum"] != 0}
-
-    def _native(self, plan, hp):
-        _optim.sgd(plan, **hp)
 
     def _reference(self, param, grad, state, step, is_new, hp):
         ref.sgd(param, grad, state["momentum_buffer"], buffer_is_new=is_new, **hp)

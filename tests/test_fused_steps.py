@@ -1,0 +1,236 @@
+"""The fused training loop: ``Program.train_steps`` with optimizer updates bound in C
+(``_optim.BoundUpdate``), which ``fastgd.fit`` uses for a compiled model, a native loss and a
+native optimizer. It must take exactly the steps of the per-step loop, bit for bit, and
+refuse bad input before touching anything."""
+import importlib
+import math
+
+import numpy as np
+import pytest
+
+import fastgd
+from fastgd import _optim, nn, optim
+
+from helpers import assert_trees_equal
+from nn_testutil import DTYPE_IDS, DTYPES, assert_params_equal, blobs, snapshot
+
+fit_module = importlib.import_module("fastgd.fit")
+dtypes = pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+
+OPTIMIZERS = [
+    ("SGD", dict(lr=0.05)),
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.2, maximize=False)),
+    ("Adagrad", dict(lr=0.05, lr_decay=1e-3, initial_accumulator_value=0.1)),
+    ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True)),
+    ("Adam", dict(lr=0.01)),
+    ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=1e-2)),
+    ("AdamW", dict(lr=0.01)),
+]
+
+
+def per_step(monkeypatch):
+    """Make fit take the per-step loop (train_batch, then optimizer.step from Python)."""
+    real = fit_module._runner
+
+    def runner(model, loss, optimizer, accept):
+        inner = real(model, loss, optimizer, accept)
+        if isinstance(inner, fit_module._FusedRunner):
+            inner = fit_module._ProgramRunner(inner.program, inner.kind, optimizer,
+                                              model.gradients(), accept)
+        return inner
+
+    monkeypatch.setattr(fit_module, "_runner", runner)
+
+
+def data(kind, dtype, rng):
+    X, labels = blobs(rng, n=53, d=5, classes=3, dtype=dtype)
+    if kind == "cross_entropy":
+        return X, labels
+    if kind == "mse":
+        return X, rng.standard_normal((len(X), 3)).astype(dtype)
+    return X, (rng.random((len(X), 3)) > 0.5).astype(dtype)
+
+
+def run(kind, dtype, name, kw, batch_size, progress=False, epochs=3, callbacks=(),
+        activation="tanh"):
+    X, y = data(kind, dtype, np.random.default_rng(3))
+    model = nn.MLP([5, 9, 7, 3], dtype=dtype, seed=1, activation=activation)
+    opt = getattr(optim, name)(model.parameters(), **kw)
+    h = fastgd.fit(model, X, y, loss=kind, optimizer=opt, epochs=epochs,
+                   batch_size=batch_size, seed=4, progress=progress, callbacks=callbacks)
+    return model, opt, h
+
+
+def assert_same_run(a, b):
+    assert_params_equal(a[0].parameters(), b[0].parameters())
+    assert_trees_equal(a[1].state_dict(), b[1].state_dict())
+    assert a[2]["loss"] == b[2]["loss"]
+
+
+@dtypes
+@pytest.mark.parametrize("name,kw", OPTIMIZERS, ids=lambda v: v if isinstance(v, str) else
+                         ",".join(f"{k}={x}" for k, x in v.items()))
+@pytest.mark.parametrize("batch_size", [None, 1, 8])
+def test_fused_fit_equals_the_per_step_loop(dtype, name, kw, batch_size, monkeypatch):
+    fused = run("cross_entropy", dtype, name, kw, batch_size)
+    assert isinstance(fit_module._runner(fused[0], nn.CrossEntropyLoss(), fused[1], False),
+                      fit_module._FusedRunner)
+    per_step(monkeypatch)
+    assert_same_run(fused, run("cross_entropy", dtype, name, kw, batch_size))
+
+
+@dtypes
+@pytest.mark.parametrize("kind", ["mse", "bce_with_logits"])
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_fused_fit_equals_the_per_step_loop_for_every_loss(dtype, kind, activation,
+                                                          monkeypatch):
+    fused = run(kind, dtype, "Adam", dict(lr=0.01), 6, activation=activation)
+    per_step(monkeypatch)
+    assert_same_run(fused, run(kind, dtype, "Adam", dict(lr=0.01), 6, activation=activation))
+
+
+def test_progress_chunks_take_the_same_steps(monkeypatch, capsys):
+    # with a progress bar the epoch runs in chunks of 16 steps (53 rows, batch 2: 27 steps)
+    chunked = run("cross_entropy", np.float64, "Adam", dict(lr=0.01), 2, progress=True)
+    whole = run("cross_entropy", np.float64, "Adam", dict(lr=0.01), 2, progress=False)
+    assert_same_run(chunked, whole)
+    assert "81/81" in capsys.readouterr().err   # the bar counted every step
+
+
+@dtypes
+def test_hyper_parameters_changed_by_a_callback_take_effect(dtype, monkeypatch):
+    def decay(epoch, logs, box=[]):
+        box[0].param_groups[0]["lr"] *= 0.5
+
+    def with_schedule():
+        X, y = data("cross_entropy", dtype, np.random.default_rng(3))
+        model = nn.MLP([5, 9, 3], dtype=dtype, seed=1)
+        opt = optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
+        decay.__defaults__[0][:] = [opt]
+        h = fastgd.fit(model, X, y, loss="cross_entropy", optimizer=opt, epochs=4,
+                       batch_size=10, seed=0, progress=False, callbacks=[decay])
+        return model, opt, h
+
+    fused = with_schedule()
+    assert fused[2]["lr"] == [0.2, 0.1, 0.05, 0.025]
+    per_step(monkeypatch)
+    assert_same_run(fused, with_schedule())
+
+
+@dtypes
+def test_fused_divergence_restores_the_last_finite_step(dtype, monkeypatch):
+    def diverge():
+        X, y = data("mse", dtype, np.random.default_rng(3))
+        X = X * 50
+        model = nn.MLP([5, 9, 3], dtype=dtype, seed=1, activation="leaky_relu")
+        opt = optim.SGD(model.parameters(), lr=10.0)
+        with np.errstate(all="ignore"), pytest.raises(fastgd.DivergenceError) as err:
+            fastgd.fit(model, X, y, loss="mse", optimizer=opt, epochs=50, batch_size=8,
+                       seed=0, progress=False)
+        return model, opt, err.value
+
+    fused = diverge()
+    assert all(np.isfinite(p).all() for p in fused[0].parameters())
+    per_step(monkeypatch)
+    slow = diverge()
+    assert (fused[2].epoch, fused[2].step) == (slow[2].epoch, slow[2].step)
+    assert_params_equal(fused[0].parameters(), slow[0].parameters())
+    assert_trees_equal(fused[1].state_dict(), slow[1].state_dict())
+
+
+# ----------------------------------------------------------------------------- BoundUpdate
+
+@dtypes
+@pytest.mark.parametrize("name,kw", OPTIMIZERS[1:], ids=lambda v: v if isinstance(v, str)
+                         else ",".join(f"{k}={x}" for k, x in v.items()))
+def test_bound_update_takes_the_steps_of_optimizer_step(dtype, name, kw):
+    rng = np.random.default_rng(0)
+    shapes = [(3, 4), (4,), (2, 2, 2)]
+    pa = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    pb = [p.copy() for p in pa]
+    ga = [np.empty_like(p) for p in pa]
+    a = getattr(optim, name)(pa, **kw)
+    b = getattr(optim, name)(pb, **kw)
+    bound = a._bind(ga)
+    for _ in range(5):
+        for g in ga:
+            g[...] = rng.standard_normal(g.shape)
+        for u in bound:
+            u.run()
+        b.step(ga)
+    assert_params_equal(pa, pb)
+    assert_trees_equal(a.state_dict(), b.state_dict())
+
+
+def test_bound_update_checks_its_gradients_once():
+    p = [np.zeros((3, 4)), np.zeros(4)]
+    opt = optim.Adam(p)
+    with pytest.raises(ValueError, match="memory layout"):
+        opt._bind([np.zeros((4, 3)).T, np.zeros(4)])   # same shape, Fortran order
+    with pytest.raises(TypeError, match=r"grads\[1\]"):
+        opt._bind([np.zeros((3, 4)), np.zeros(4, np.float32)])
+    with pytest.raises(ValueError, match="grads has 1"):
+        opt._bind([np.zeros((3, 4))])
+    with pytest.raises(ValueError, match="native"):
+        optim.Adam([np.zeros(2)], backend="reference")._bind([np.zeros(2)])
+    assert opt.state == {}                    # nothing was touched
+
+
+def test_a_hook_keeps_its_update_alive():
+    p, g = np.zeros(4), np.ones(4)
+    hook = optim.SGD([p], lr=0.5)._bind([g])[0].hook()   # the only reference
+    import gc
+    gc.collect()
+    model = nn.MLP([2, 2], dtype=np.float64, seed=0)
+    prog = model._program
+    X, y = np.zeros((3, 2)), np.zeros(3, np.int64)
+    losses = np.empty(3)
+    done = prog.train_steps(X, y, np.arange(3), 0, 3, 1, "cross_entropy", [hook], losses)
+    assert done == 3 and np.allclose(losses, math.log(2))
+    np.testing.assert_array_equal(p, -1.5)    # three SGD steps of lr 0.5 on a gradient of 1
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def _program():
+    model = nn.MLP([2, 3, 2], dtype=np.float64, seed=0)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    return model, [u.hook() for u in opt._bind(model.gradients())]
+
+
+@pytest.mark.parametrize("change,error,match", [
+    (dict(batch_size=0), ValueError, "batch_size"),
+    (dict(losses=np.empty(1)), ValueError, "losses has room"),
+    (dict(idx=np.array([0, 1, 9])), ValueError, "idx holds 9"),
+    (dict(y=np.array([0, 1, 2, 0])), ValueError, "label 2"),
+    (dict(X=np.zeros((4, 2), np.float32)), TypeError, "X has dtype"),
+    (dict(X=np.zeros((4, 3))), ValueError, "columns"),
+    (dict(stop=9), ValueError, "bad batch range"),
+    (dict(hooks=["not a capsule"]), TypeError, "capsule"),
+])
+def test_train_steps_refuses_bad_input_before_any_step(change, error, match):
+    model, hooks = _program()
+    args = dict(X=np.ones((4, 2)), y=np.array([0, 1, 1, 0]), idx=np.arange(4), start=0,
+                stop=3, batch_size=2, loss_kind="cross_entropy", hooks=hooks,
+                losses=np.full(8, -1.0))
+    args.update(change)
+    before = snapshot(model)
+    with pytest.raises(error, match=match):
+        model._program.train_steps(**args)
+    assert_params_equal(model.parameters(), before)
+
+
+def test_train_steps_stops_after_a_non_finite_loss():
+    model, hooks = _program()
+    X = np.ones((4, 2))
+    X[2] = np.inf
+    losses = np.full(4, -1.0)
+    before = snapshot(model)
+    done = model._program.train_steps(X, np.array([0, 1, 1, 0]), np.arange(4), 0, 4, 1,
+                                      "cross_entropy", hooks, losses)
+    assert done == 3 and not math.isfinite(losses[2]) and losses[3] == -1.0
+    after = snapshot(model)
+    assert not all(np.array_equal(a, b) for a, b in zip(before, after))  # two steps taken
+    model._program.restore()                  # back to the parameters of step 1 (finite)
+    assert all(np.isfinite(p).all() for p in model.parameters())
