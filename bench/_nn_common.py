@@ -122,16 +122,18 @@ class FastgdFit(_Trainer):
 
 
 class FastgdManual(FastgdFit):
-    """fit's native inner loop written out: per batch ``program.train_batch``, then
-    ``program.snapshot()`` (fit's divergence back-up) and ``opt.step(model.gradients())``,
-    each call timed on its own (``pieces``: seconds per call, by piece).
+    """fit's per-step loop written out (the loop fit runs with ``accept_if_improves`` or a
+    reference optimizer; with a native optimizer it runs the whole epoch in one C call): per
+    batch ``program.train_batch``, then ``program.snapshot()`` (fit's divergence back-up) and
+    ``opt.step(model.gradients())``, each call timed on its own (``pieces``: seconds per
+    call, by piece).
     ``snapshot=False`` leaves the back-up out (the bare train_batch + step)."""
 
     PIECES = ("train_batch", "snapshot", "opt.step")
 
     def __init__(self, X, y, batch_size, sizes, lr=LR, seed=SEED, snapshot=True):
         super().__init__(X, y, batch_size, sizes, "native", lr, seed)
-        self.kind = "fastgd-native manual loop"
+        self.kind = "fastgd-native per-step loop"
         self.snapshot = snapshot
         self.pieces = {k: [] for k in self.PIECES}
         self.record = False

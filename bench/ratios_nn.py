@@ -164,7 +164,7 @@ def scenario_digits(torch, args, report):
     bs, sizes = C.DIGITS_BATCH, C.DIGITS_SIZES
     trainers = {
         "fastgd-native (fit)": C.FastgdFit(Xtr, ytr, bs, sizes, "native"),
-        "fastgd-native manual loop": C.FastgdManual(Xtr, ytr, bs, sizes),
+        "fastgd-native per-step loop": C.FastgdManual(Xtr, ytr, bs, sizes),
         "fastgd-reference (fit)": C.FastgdFit(Xtr, ytr, bs, sizes, "reference"),
         "numpy": C.NumpyMLP(Xtr, ytr, bs, weights),
     }
@@ -205,18 +205,23 @@ def scenario_digits(torch, args, report):
     cost = warm_cost(calls, calls=1)   # 2 fits of E epochs each, on seed 1000
     budget = 2.5 if args.quick else args.budget
     rounds = n_rounds(sum(cost.values()) + len(calls) * args.settle, budget,
-                      3 if args.quick else 10)
-    manual = trainers["fastgd-native manual loop"]
+                      3 if args.quick else 25)
+    manual = trainers["fastgd-native per-step loop"]
     manual.record = True
     monitor = _common.CpuMonitor().start()
+    # one untimed fit of the same epochs before each timed one: every contender is timed
+    # warm (after the settle pause the first milliseconds run on cold caches, which would
+    # weigh most on the fastest contender, whose timed call is the shortest)
     times = interleave(calls, rounds, per=E * steps,
-                       on_round=lambda r: seed.__setitem__(0, 1001 + r), settle=args.settle)
+                       on_round=lambda r: seed.__setitem__(0, 1001 + r), settle=args.settle,
+                       lead=1)
     busy = monitor.stop()
     base = "fastgd-native (fit)"
     goals = {"numpy": C.GOALS["digits-numpy"], "torch eager": C.GOALS["digits-torch"]}
     med, rows, header = time_rows(times, base, "per step", goals)
     print(f"  (b) time per training step: {rounds} rounds, each contender trains {E} epochs "
-          f"({E * steps} steps) per round, timed whole and divided by {E * steps}; "
+          f"({E * steps} steps) per round, untimed, then again, timed whole and divided by "
+          f"{E * steps}; "
           f"other processes used {busy_note(busy)} of the cores")
     print(table(rows, header))
     for k, goal in goals.items():
@@ -224,22 +229,24 @@ def scenario_digits(torch, args, report):
         report.add(f"1b digits step: fastgd.fit vs {k}",
                    "n/a" if ratio is None else f"{ratio:.2f}x", f">= {goal:g}x",
                    verdict(ratio, goal), busy)
-    # the pieces of fit's step, per call (recorded inside the manual loop's timed epochs)
+    # the pieces of the per-step loop, per call (recorded inside its timed epochs)
     pieces = {k: statistics.median(v) for k, v in manual.pieces.items() if v}
     total = sum(pieces.values())
     prow = [[k, fmt_t(v), f"{v / med[base]:.0%}"] for k, v in pieces.items()]
     prow.append(["sum of the pieces", fmt_t(total), f"{total / med[base]:.0%}"])
-    prow.append(["manual loop, whole step (incl. its Python loop)",
-                 fmt_t(med["fastgd-native manual loop"]),
-                 f"{med['fastgd-native manual loop'] / med[base]:.0%}"])
-    prow.append(["fastgd.fit, whole step", fmt_t(med[base]), "100%"])
-    print("  fastgd.fit's step, piece by piece (medians per call, from the manual loop):")
+    prow.append(["per-step loop, whole step (incl. its Python loop)",
+                 fmt_t(med["fastgd-native per-step loop"]),
+                 f"{med['fastgd-native per-step loop'] / med[base]:.0%}"])
+    prow.append(["fastgd.fit (fused: one C call an epoch), whole step", fmt_t(med[base]),
+                 "100%"])
+    print("  the per-step loop (what fit runs with accept_if_improves or a reference "
+          "optimizer), piece by piece (medians per call):")
     print(table(prow, ["piece", "median per call", "share of fit's step"]))
     for name, t in trainers.items():
         if t is not native:
             print(f"  check: max |param({name}) - param(fastgd-native)| = "
                   f"{C.max_param_diff(native, t):.1e} after the same "
-                  f"{C.DIGITS_EPOCHS + (2 + rounds) * E} epochs")
+                  f"{C.DIGITS_EPOCHS + (2 + 2 * rounds) * E} epochs")
     return med
 
 
@@ -410,19 +417,25 @@ def profile_digits(args):
     step_parts = {"train_batch": train_batch,
                   "opt.step(model.gradients())": lambda: opt.step(model.gradients()),
                   "snapshot": program.snapshot}
-    # the optimizer's kernel alone (private API; skipped if it moved)
+    # fit's fused step (private API; skipped if it moved): one step of Program.train_steps
+    # with and without the bound Adam update, and the bound update alone
     try:
-        from fastgd import _optim
-        slot = opt._slots[0]
-        hp, mask = opt._checked(opt.param_groups[0], slot, 0)
-        plan = slot.plan
+        bound = opt._bind(grads)
+        hooks = [u.hook() for u in bound]
+        losses = np.empty(1)
 
-        def adam_kernel():
-            plan.prepare(grads, 0, mask)
-            _optim.adam(plan, **hp)
-        step_parts["  of which plan.prepare + _optim.adam kernel"] = adam_kernel
+        def fused(hk):
+            def one():
+                s = pos[0]
+                program.train_steps(Xtr, ytr, order, s, s + 32, 32, "cross_entropy", hk,
+                                    losses)
+                pos[0] = (s + 32) % (len(Xtr) - 32)
+            return one
+        step_parts["fused step: train_steps, 1 step, with the Adam hook"] = fused(hooks)
+        step_parts["  of which train_steps without the hook (incl. snapshot)"] = fused([])
+        step_parts["  of which the bound Adam update (BoundUpdate.run)"] = bound[0].run
     except Exception as e:  # pragma: no cover
-        print(f"  (optimizer kernel not timed alone: {e})")
+        print(f"  (fused step not timed: {e})")
     # what the standalone product timings include besides the product: the Python call,
     # the argument checks and BLAS's per-call overhead (a 1x1x1 product)
     from fastgd import _nn
@@ -492,6 +505,10 @@ def profile_digits(args):
         whole = tb + step["opt.step(model.gradients())"] + step["snapshot"]
         print(f"  -> BLAS products ~{prods / tb:.0%} of train_batch, ~{prods / whole:.0%} of "
               f"train_batch + opt.step + snapshot ({fmt_t(whole)})")
+        fused_step = step.get("fused step: train_steps, 1 step, with the Adam hook")
+        if fused_step:
+            print(f"  -> BLAS products ~{prods / fused_step:.0%} of the fused step "
+                  f"({fmt_t(fused_step)})")
     return results
 
 
