@@ -60,6 +60,15 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
     -------
     History
 
+    Notes
+    -----
+    A compiled model (a native ``Sequential``) with a native loss and a native optimizer
+    trains each epoch in one C call: batch gather, forward, fused loss, the divergence
+    back-up, backward and the optimizer's fused update, step after step, with no Python in
+    between (the optimizer's hyper-parameters are read at the start of each epoch, so a
+    callback may change them). With ``accept_if_improves`` or a reference optimizer each
+    step returns to Python. Both loops take the same steps, bit for bit.
+
     Raises
     ------
     DivergenceError
