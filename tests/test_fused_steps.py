@@ -90,12 +90,35 @@ def test_fused_fit_equals_the_per_step_loop_for_every_loss(dtype, kind, activati
     assert_same_run(fused, run(kind, dtype, "Adam", dict(lr=0.01), 6, activation=activation))
 
 
-def test_progress_chunks_take_the_same_steps(monkeypatch, capsys):
-    # with a progress bar the epoch runs in chunks of 16 steps (53 rows, batch 2: 27 steps)
+class FixedChunks:
+    def __init__(self, size):
+        self.size = size
+
+    def took(self, count, elapsed):
+        pass
+
+
+@pytest.mark.parametrize("size", [1, 5, 16])
+def test_chunks_take_the_same_steps(size, monkeypatch, capsys):
+    # fit returns to Python every few steps (53 rows, batch 2: 27 steps an epoch)
+    whole = run("cross_entropy", np.float64, "Adam", dict(lr=0.01), 2)
+    monkeypatch.setattr(fit_module, "_Chunks", lambda: FixedChunks(size))
     chunked = run("cross_entropy", np.float64, "Adam", dict(lr=0.01), 2, progress=True)
-    whole = run("cross_entropy", np.float64, "Adam", dict(lr=0.01), 2, progress=False)
     assert_same_run(chunked, whole)
     assert "81/81" in capsys.readouterr().err   # the bar counted every step
+
+
+def test_chunk_size_follows_the_time_a_step_takes():
+    c = fit_module._Chunks(seconds=0.1)
+    assert c.size == 16
+    c.took(16, 16e-6)          # 1 us a step: 100000 steps make 0.1 s, capped
+    assert c.size == 1 << 16
+    c.took(10, 0.5)            # 50 ms a step: two steps a chunk
+    assert c.size == 2
+    c.took(1, 3.0)             # slower than the budget: one step at a time
+    assert c.size == 1
+    c.took(4, 0.0)             # a clock that did not move
+    assert c.size == 1 << 16
 
 
 @dtypes

@@ -142,7 +142,7 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
     n = len(X)
     bs = n if batch_size is None else min(batch_size, n)
     steps = -(-n // bs)
-    chunk = 16 if progress else steps  # steps between progress-bar updates
+    chunk = _Chunks()
     rng = np.random.default_rng(seed)
     order = np.arange(n, dtype=np.int64)
     history = History()
@@ -155,9 +155,13 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
                 order = rng.permutation(n).astype(np.int64)
             runner.begin_epoch()
             total = 0.0
-            for first in range(0, steps, chunk):
-                count = min(chunk, steps - first)
-                for k, value in enumerate(runner.steps(X, y, order, first, count, bs), first):
+            first = 0
+            while first < steps:
+                count = min(chunk.size, steps - first)
+                c0 = time.perf_counter()
+                values = runner.steps(X, y, order, first, count, bs)
+                chunk.took(count, time.perf_counter() - c0)
+                for k, value in enumerate(values, first):
                     if not math.isfinite(value):
                         restored = runner.restore_if_saved()
                         raise DivergenceError(
@@ -169,6 +173,7 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
                             epoch=epoch, step=k, history=history)
                     total += value * (min((k + 1) * bs, n) - k * bs)
                 bar.update(count)
+                first += count
             metrics = {"loss": total / n}
             if Xv is not None:
                 metrics.update(_evaluate(model, loss, Xv, yv))
@@ -206,6 +211,20 @@ def _count(value, name, low):
     if value < low:
         raise ValueError(f"{name} must be >= {low}, got {value}")
     return int(value)
+
+
+class _Chunks:
+    """How many steps to take between two returns to Python: enough that the fused loop
+    runs on its own, few enough (about ``seconds`` each) that Ctrl-C and the progress bar
+    answer promptly. The size changes only the calls, never the steps taken."""
+
+    def __init__(self, seconds=0.1, first=16, most=1 << 16):
+        self.seconds, self.size, self.most = seconds, first, most
+
+    def took(self, count, elapsed):
+        per_step = elapsed / count
+        self.size = max(1, min(self.most, int(self.seconds / per_step) if per_step > 0
+                               else self.most))
 
 
 def _bar(total, on):
