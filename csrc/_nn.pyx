@@ -358,11 +358,15 @@ def softmax_backward(Y, dY, dX):
                                      <double *>cnp.PyArray_DATA(dx), r, c)
 
 
-cdef int _check_labels(const int64_t *lab, Py_ssize_t n, Py_ssize_t classes) except -1:
+cdef int _check_labels(str name, const int64_t *lab, const int64_t *idx, Py_ssize_t n,
+                       Py_ssize_t classes) except -1:
+    """Labels ``lab[idx[i]]`` (``lab[i]`` when idx is NULL), i < n, must be in 0..classes-1."""
     cdef Py_ssize_t i
+    cdef int64_t v
     for i in range(n):
-        if lab[i] < 0 or lab[i] >= classes:
-            raise ValueError(f"target holds the label {lab[i]}, outside 0..{classes - 1} "
+        v = lab[idx[i] if idx != NULL else i]
+        if v < 0 or v >= classes:
+            raise ValueError(f"{name} holds the label {v}, outside 0..{classes - 1} "
                              f"for {classes} classes")
     return 0
 
@@ -386,7 +390,7 @@ def loss(str kind, pred, target, grad):
         rows, cols = _dim(p, 0), _dim(p, 1)
         if _dim(t, 0) != rows:
             raise ValueError(f"target has {_dim(t, 0)} labels for {rows} rows of input")
-        _check_labels(<int64_t *>cnp.PyArray_DATA(t), rows, cols)
+        _check_labels("target", <int64_t *>cnp.PyArray_DATA(t), NULL, rows, cols)
         count = rows
     else:
         t = _arr("target", target, tn, nd, False)
@@ -766,17 +770,17 @@ cdef class Program:
         cdef Py_ssize_t nsteps = (rows_all + batch_size - 1) // batch_size if rows_all > 0 else 0
         if losses.shape[0] < nsteps:
             raise ValueError(f"losses has room for {losses.shape[0]} steps, {nsteps} are needed")
-        cdef Py_ssize_t nh = len(hooks), h
+        cdef list keep = list(hooks)   # the capsules stay alive during the loop
+        cdef Py_ssize_t nh = len(keep), h
         cdef fgd_hook **hk = NULL
         for h in range(nh):
-            if not PyCapsule_IsValid(hooks[h], FGD_HOOK_NAME):
+            if not PyCapsule_IsValid(keep[h], FGD_HOOK_NAME):
                 raise TypeError(f"hooks[{h}] is not an optimizer hook (a capsule from "
                                 "fastgd._optim.BoundUpdate.hook())")
         cdef void *xp
         cdef void *tp
         cdef const int64_t *ip = self._check_batch(X, y, idx, start, stop, kind, batch_size,
                                                    &xp, &tp)
-        cdef list keep = list(hooks)   # the capsules stay alive during the loop
         if nh:
             hk = <fgd_hook **>PyMem_Malloc(nh * sizeof(fgd_hook *))
             if hk == NULL:
@@ -837,13 +841,8 @@ cdef class Program:
         for i in range(rows):
             if ip[i] < 0 or ip[i] >= n:
                 raise ValueError(f"idx holds {ip[i]}, outside 0..{n - 1}")
-        cdef const int64_t *lab
         if kind == LOSS_CE:
-            lab = <const int64_t *>cnp.PyArray_DATA(t)
-            for i in range(rows):
-                if lab[ip[i]] < 0 or lab[ip[i]] >= self.out_features:
-                    raise ValueError(f"y holds the label {lab[ip[i]]}, outside "
-                                     f"0..{self.out_features - 1}")
+            _check_labels("y", <const int64_t *>cnp.PyArray_DATA(t), ip, rows, self.out_features)
         _blas_int(min(rows, batch_size), "rows")
         self.reserve(min(rows, batch_size))
         self.last_input = self.xbuf

@@ -97,7 +97,7 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
         raise TypeError(f"loss must be a fastgd.nn loss or its name, got {type(loss).__name__}")
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a fastgd.optim optimizer, got {type(optimizer).__name__}")
-    params, grads = model.parameters(), model.gradients()
+    params = model.parameters()
     held = [p for g in optimizer.param_groups for p in g["params"]]
     if len(held) != len(params) or any(a is not b for a, b in zip(held, params)):
         raise ValueError("optimizer must be built on model.parameters(), in that order")
@@ -300,14 +300,25 @@ class _PythonSteps(_Runner):
         return values
 
 
-class _FusedRunner(_Runner):
+class _ProgramBackup:
+    """Restores the program's back-up (``Program.snapshot``) if this fit took one, not one
+    left by an earlier call."""
+
+    saved = False
+
+    def restore_if_saved(self):
+        if self.saved:
+            self.program.restore()
+        return self.saved
+
+
+class _FusedRunner(_ProgramBackup, _Runner):
     """The whole chunk in one C call (``Program.train_steps``): gather, forward, fused loss,
     back-up, backward and the optimizer's bound native updates, with no Python between
     steps. Takes exactly the steps `_ProgramRunner` takes, bit for bit."""
 
     def __init__(self, program, kind, optimizer, grads):
         self.program, self.kind, self.optimizer, self.grads = program, kind, optimizer, grads
-        self.saved = False
         self.hooks = []
         self.losses = np.empty(0)
 
@@ -326,20 +337,14 @@ class _FusedRunner(_Runner):
             self.saved = True
         return values
 
-    def restore_if_saved(self):
-        if self.saved:
-            self.program.restore()
-        return self.saved
 
-
-class _ProgramRunner(_PythonSteps):
+class _ProgramRunner(_ProgramBackup, _PythonSteps):
     """One C call a step (gather, forward, fused loss, backward), the optimizer from Python."""
 
     def __init__(self, program, kind, optimizer, grads, accept_if_improves):
         super().__init__(optimizer, grads, accept_if_improves)
         self.program, self.kind = program, kind
         self.train_batch, self.loss_batch = program.train_batch, program.loss_batch
-        self.saved = False  # a snapshot of this fit, not one left by an earlier call
 
     def train(self, X, y, order, start, stop):
         return self.train_batch(X, y, order, start, stop, self.kind)
@@ -350,11 +355,6 @@ class _ProgramRunner(_PythonSteps):
     def snapshot(self):
         self.program.snapshot()
         self.saved = True
-
-    def restore_if_saved(self):
-        if self.saved:
-            self.program.restore()
-        return self.saved
 
 
 class _LayerRunner(_PythonSteps):
