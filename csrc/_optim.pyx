@@ -205,8 +205,7 @@ cdef object _take(dict hp, str key):
 
 cdef int set_hparams(Update *u, str algo, dict hp) except -1:
     """Fill ``u``'s kernel choice and hyper-parameters from ``hp`` (the keyword arguments of
-    the matching Python function below)."""
-    hp = dict(hp)
+    the matching Python function below), which it empties."""
     if algo not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algo!r}")
     u.algo = ALGORITHMS[algo]
