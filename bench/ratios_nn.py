@@ -261,7 +261,7 @@ def scenario_linear(torch, args, report):
     burst = 5
     budget = 3.0 if args.quick else args.budget
     rounds = n_rounds((burst + 1) * sum(cost.values()) + len(calls) * args.settle, budget,
-                      4 if args.quick else 10)
+                      4 if args.quick else 30)
     monitor = _common.CpuMonitor().start()
     times = interleave(calls, rounds, burst, settle=args.settle, lead=1)
     busy = monitor.stop()
