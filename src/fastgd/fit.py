@@ -152,7 +152,7 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
         for epoch in range(epochs):
             t0 = time.perf_counter()
             if shuffle:
-                order = rng.permutation(n).astype(np.int64)
+                order = rng.permutation(n).astype(np.int64, copy=False)
             runner.begin_epoch()
             total = 0.0
             first = 0
