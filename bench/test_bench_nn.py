@@ -108,13 +108,7 @@ def digits():
 def test_digits_epoch(request, run_calls, digits, kind):
     Xtr, _, ytr, _ = digits
     bs, sizes = C.DIGITS_BATCH, C.DIGITS_SIZES
-    if kind.startswith("fastgd"):
-        trainer = C.FastgdFit(Xtr, ytr, bs, sizes, backend=kind.split("-", 1)[1])
-    elif kind == "numpy":
-        trainer = C.NumpyMLP(Xtr, ytr, bs, C.initial_weights(sizes))
-    else:
-        torch = request.getfixturevalue("torch_nn")
-        trainer = C.TorchMLP(Xtr, ytr, bs, C.initial_weights(sizes), torch)
+    trainer = _trainer(request, kind, Xtr, ytr, bs, sizes)
     run_calls(kind, lambda: trainer.epoch(seed=0, epochs=1), G_DIGITS,
               steps=trainer.steps_per_epoch, budget=1.5,
               extra=dict(sizes=list(sizes), batch_size=bs, rows=len(Xtr)))
@@ -149,13 +143,7 @@ def test_mlp_epoch(request, run_calls, mlp, kind):
     X, y = mlp
     bs, sizes = C.MLP_BATCH, C.MLP_SIZES
     gc.collect()
-    if kind == "fastgd-native":
-        trainer = C.FastgdFit(X, y, bs, sizes, "native")
-    elif kind == "numpy":
-        trainer = C.NumpyMLP(X, y, bs, C.initial_weights(sizes))
-    else:
-        torch = request.getfixturevalue("torch_nn")
-        trainer = C.TorchMLP(X, y, bs, C.initial_weights(sizes), torch)
+    trainer = _trainer(request, kind, X, y, bs, sizes)
     run_calls(kind, lambda: trainer.epoch(seed=0, epochs=1), G_MLP,
               steps=trainer.steps_per_epoch, budget=2.0, min_rounds=3, warmup=2,
               extra=dict(sizes=list(sizes), batch_size=bs, rows=len(X)))
@@ -183,6 +171,16 @@ class _Summary:
                 per_step = f", {_fmt(m / steps)} per step" if steps > 1 else ""
                 ratio = f" ({m / base[0]:.2f}x)" if base and kind != "fastgd-native" else ""
                 tr.write_line(f"    {kind:<17} {_fmt(m)} per call{per_step}{ratio}")
+
+
+def _trainer(request, kind, X, y, batch_size, sizes):
+    """The MLP trainer of contender ``kind``: fastgd-<backend> (fit), numpy or torch."""
+    if kind.startswith("fastgd"):
+        return C.FastgdFit(X, y, batch_size, sizes, backend=kind.split("-", 1)[1])
+    if kind == "numpy":
+        return C.NumpyMLP(X, y, batch_size, C.initial_weights(sizes))
+    torch = request.getfixturevalue("torch_nn")
+    return C.TorchMLP(X, y, batch_size, C.initial_weights(sizes), torch)
 
 
 def _fmt(s):
