@@ -311,7 +311,7 @@ cdef class TensorPlan:
 
     def __init__(self, list params, list states, cnp.ndarray steps, cnp.ndarray is_new,
                  str param_name="params", tuple state_names=()):
-        cdef Py_ssize_t n = len(params), i, j, k
+        cdef Py_ssize_t n = len(params), i, k
         cdef cnp.ndarray p, s
         if len(states) > MAX_STATES:
             raise ValueError("at most 4 state lists")
