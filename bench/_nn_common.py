@@ -395,6 +395,20 @@ class LinearContender:
                 dx = g @ W.T
                 self.out = (dW, db, dx)
                 return z
+        elif kind == "scipy-blas":
+            # numpy's step with its three products through scipy.linalg.blas.sgemm: the
+            # OpenBLAS build that fastgd's cython_blas calls, so this is fastgd's ceiling.
+            from scipy.linalg import blas
+            WF, xF, gF = W.T, x.T, g.T  # column-major views of the row-major arrays
+
+            def step():
+                z = blas.sgemm(1.0, WF, xF).T  # (x W)^T = W^T x^T
+                z += b
+                dW = blas.sgemm(1.0, gF, xF, trans_b=1).T  # (x^T g)^T = g^T x
+                db = g.sum(axis=0)
+                dx = blas.sgemm(1.0, WF, gF, trans_a=1).T  # (g W^T)^T = W g^T
+                self.out = (dW, db, dx)
+                return z
         elif kind == "torch":
             if torch is None:
                 raise RuntimeError("the torch contender needs the torch module")

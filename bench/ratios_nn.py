@@ -254,7 +254,8 @@ def scenario_digits(torch, args, report):
 
 def scenario_linear(torch, args, report):
     print("== 2. Linear(784, 512) float32 forward + backward, batch 256", flush=True)
-    kinds = ["fastgd-native", "fastgd-compiled", "numpy"] + (["torch"] if torch else [])
+    kinds = (["fastgd-native", "fastgd-compiled", "numpy", "scipy-blas"]
+             + (["torch"] if torch else []))
     cont = {k: C.LinearContender(k, torch=torch) for k in kinds}
     calls = {k: c.step for k, c in cont.items()}
     cost = warm_cost(calls, calls=3)
@@ -284,6 +285,10 @@ def scenario_linear(torch, args, report):
                        "throughput vs numpy", "same from p10s", "goal", "met"]))
     print("  ('same from p10s': numpy's 10th percentile / the contender's, the least disturbed "
           "calls; the goal is judged on medians)")
+    print(f"  scipy-blas is numpy's step with its products through scipy.linalg.blas.sgemm, the "
+          f"OpenBLAS that fastgd must call: fastgd's ceiling here is about "
+          f"{med['numpy'] / med['scipy-blas']:.3f}x numpy; fastgd-native reaches "
+          f"{med['scipy-blas'] / med['fastgd-native']:.3f}x of scipy-blas")
     ratio = med["numpy"] / med["fastgd-native"]
     report.add("2 Linear(784,512) b256 fwd+bwd: fastgd.nn.Linear throughput vs numpy",
                f"{ratio:.3f}x", f">= {C.GOALS['linear-numpy']:g}x",
