@@ -124,7 +124,8 @@ class FastgdFit(_Trainer):
 class FastgdManual(FastgdFit):
     """fit's per-step loop written out (the loop fit runs with ``accept_if_improves`` or a
     reference optimizer; with a native optimizer it runs the whole epoch in one C call): per
-    batch ``program.train_batch``, then ``program.snapshot()`` (fit's divergence back-up) and
+    batch ``program.train_batch``, then ``opt.backup().save()`` (fit's divergence back-up of
+    the parameters and the optimizer state) and
     ``opt.step(model.gradients())``, each call timed on its own (``pieces``: seconds per
     call, by piece).
     ``snapshot=False`` leaves the back-up out (the bare train_batch + step)."""
@@ -140,7 +141,7 @@ class FastgdManual(FastgdFit):
 
     def epoch(self, seed, epochs=1):
         program, model, opt = self.model._program, self.model, self.opt
-        train, snap, step = program.train_batch, program.snapshot, opt.step
+        train, snap, step = program.train_batch, opt.backup().save, opt.step
         X, y, n = self.X, self.y, len(self.X)
         clock = time.perf_counter
         tb, ts, to = self.pieces["train_batch"], self.pieces["snapshot"], self.pieces["opt.step"]

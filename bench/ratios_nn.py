@@ -15,7 +15,7 @@ Scenarios (fastgd and torch with 2 threads; BLAS at its default thread count):
        epochs, divided by its number of steps) versus plain numpy (goal: fastgd >= 8x
        faster) and PyTorch eager (goal: fastgd >= 35x faster), every contender timed as
        whole epochs over the same shuffled batches; plus the per-call cost of fit's pieces
-       (``program.train_batch``, ``program.snapshot``, ``opt.step(model.gradients())``).
+       (``program.train_batch``, ``opt.backup().save``, ``opt.step(model.gradients())``).
 2. one Linear(784, 512) float32 forward + backward at batch 256: ``fastgd.nn.Linear``
    (native) versus numpy's three matmuls + bias add + bias-gradient sum (goal: fastgd
    throughput >= 0.95x numpy's); the compiled path (a one-layer Sequential) for reference.
@@ -421,19 +421,20 @@ def profile_digits(args):
         pos[0] = (s + 32) % (len(Xtr) - 32)
     step_parts = {"train_batch": train_batch,
                   "opt.step(model.gradients())": lambda: opt.step(model.gradients()),
-                  "snapshot": program.snapshot}
+                  "snapshot": opt.backup().save}   # parameters and Adam state
     # fit's fused step (private API; skipped if it moved): one step of Program.train_steps
     # with and without the bound Adam update, and the bound update alone
     try:
         bound = opt._bind(grads)
         hooks = [u.hook() for u in bound]
+        save = opt.backup().hook()
         losses = np.empty(1)
 
         def fused(hk):
             def one():
                 s = pos[0]
-                program.train_steps(Xtr, ytr, order, s, s + 32, 32, "cross_entropy", hk,
-                                    losses)
+                program.train_steps(Xtr, ytr, order, s, s + 32, 32, "cross_entropy", save,
+                                    hk, losses)
                 pos[0] = (s + 32) % (len(Xtr) - 32)
             return one
         step_parts["fused step: train_steps, 1 step, with the Adam hook"] = fused(hooks)

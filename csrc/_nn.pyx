@@ -173,6 +173,11 @@ cdef cnp.ndarray _arr(str name, object obj, int typenum, int ndim, bint writeabl
         raise ValueError(f"{name} must be C-contiguous")
     if writeable and not cnp.PyArray_ISWRITEABLE(a):
         raise ValueError(f"{name} is read-only")
+    if not cnp.PyArray_ISALIGNED(a):
+        if writeable:
+            raise ValueError(f"{name} is not aligned to its {a.dtype} elements (flags.aligned "
+                             "is False); pass np.require(a, requirements='A')")
+        a = np.array(a)    # an input: read from an aligned copy
     return a
 
 
@@ -509,9 +514,6 @@ cdef class Program:
     cdef object dt
     cdef object last_input                 # the array the last forward read (kept alive)
     cdef const void *x_ptr
-    cdef cnp.ndarray backup                # parameters saved by snapshot()
-    cdef char *backup_ptr
-    cdef readonly bint has_snapshot
 
     def __cinit__(self):
         self.ops = NULL
@@ -584,59 +586,11 @@ cdef class Program:
         """The parameter and gradient arrays the program reads and writes."""
         return list(self.keep)
 
-    cdef size_t _param_bytes(self):
-        cdef size_t total = 0, item = 4 if self.typenum == cnp.NPY_FLOAT32 else 8
-        cdef int i
-        for i in range(self.nops):
-            if self.ops[i].kind == OP_LINEAR:
-                total += <size_t>self.ops[i].fin * self.ops[i].fout * item
-                if self.ops[i].b != NULL:
-                    total += <size_t>self.ops[i].fout * item
-        return total
-
-    def snapshot(self):
-        """Copy every parameter (W, b) into the program's backup buffer (one memcpy each)."""
-        if self.backup is None:
-            self.backup = np.empty(self._param_bytes(), np.uint8)
-            self.backup_ptr = <char *>cnp.PyArray_DATA(self.backup)
-        with nogil:
-            self._copy_params(True)
-        self.has_snapshot = True
-
-    def restore(self):
-        """Copy the last snapshot back into the parameters."""
-        if not self.has_snapshot:
-            raise RuntimeError("restore() needs a snapshot() first")
-        with nogil:
-            self._copy_params(False)
-
-    cdef void _copy_params(self, bint save) noexcept nogil:
-        """Parameters to the backup buffer (``save``) or back; the buffer must exist."""
-        cdef size_t item = 4 if self.typenum == cnp.NPY_FLOAT32 else 8, off = 0, nb
-        cdef int i
-        cdef Op *o
-        for i in range(self.nops):
-            o = &self.ops[i]
-            if o.kind != OP_LINEAR:
-                continue
-            nb = <size_t>o.fin * o.fout * item
-            if save:
-                memcpy(self.backup_ptr + off, o.W, nb)
-            else:
-                memcpy(o.W, self.backup_ptr + off, nb)
-            off += nb
-            if o.b != NULL:
-                nb = <size_t>o.fout * item
-                if save:
-                    memcpy(self.backup_ptr + off, o.b, nb)
-                else:
-                    memcpy(o.b, self.backup_ptr + off, nb)
-                off += nb
-
     cdef int reserve(self, Py_ssize_t rows) except -1:
         """Grow the buffers to hold ``rows`` rows; they never shrink, so a training loop
-        allocates only in its first steps."""
-        if rows <= self.capacity:
+        allocates only in its first steps. Allocated even for 0 rows, so that no buffer
+        pointer is ever NULL."""
+        if rows <= self.capacity and self.capacity > 0:
             return 0
         cdef Py_ssize_t cap = max(rows, self.capacity + self.capacity // 2, 16)
         cdef int i
@@ -673,8 +627,9 @@ cdef class Program:
             raise TypeError(f"X has dtype {X.dtype} but the model is {self.dt}")
         if cnp.PyArray_NDIM(x) != 2 or _dim(x, 1) != self.in_features:
             raise ValueError(f"X must have shape (n, {self.in_features}), got {X.shape}")
-        if not cnp.PyArray_IS_C_CONTIGUOUS(x):
-            x = np.ascontiguousarray(x)
+        if not (cnp.PyArray_IS_C_CONTIGUOUS(x) and cnp.PyArray_ISALIGNED(x)
+                and cnp.PyArray_ISNOTSWAPPED(x)):
+            x = np.array(x, dtype=self.dt, order="C")   # a C-contiguous, aligned copy
         return x
 
     cdef void _fwd(self, const void *x, Py_ssize_t rows) noexcept nogil:
@@ -723,7 +678,7 @@ cdef class Program:
             raise TypeError(f"grad_output must be a numpy.ndarray, got {type(grad_output).__name__}")
         if grad_output.dtype != self.dt:
             raise TypeError(f"grad_output has dtype {grad_output.dtype} but the model is {self.dt}")
-        cdef cnp.ndarray g = np.ascontiguousarray(grad_output)
+        cdef cnp.ndarray g = np.ascontiguousarray(grad_output, dtype=self.dt)
         if cnp.PyArray_NDIM(g) != 2 or _dim(g, 0) != self.rows or _dim(g, 1) != self.out_features:
             raise ValueError(f"grad_output must have shape {(self.rows, self.out_features)}, "
                              f"got {grad_output.shape}")
@@ -751,17 +706,19 @@ cdef class Program:
         return self._batch(X, y, idx, start, stop, LOSSES[loss_kind], False)
 
     def train_steps(self, X, y, idx, Py_ssize_t start, Py_ssize_t stop,
-                    Py_ssize_t batch_size, str loss_kind, list hooks, double[::1] losses):
+                    Py_ssize_t batch_size, str loss_kind, backup, list hooks,
+                    double[::1] losses):
         """Training steps over rows ``idx[start:stop]``, ``batch_size`` rows a batch (the
         last may be shorter), all in C without the GIL.
 
-        Each step: gather the batch, forward, fused loss; if the loss is finite, snapshot()
-        the parameters, backward (parameter gradients only), then run every hook of
-        ``hooks`` (``fastgd._optim.BoundUpdate.hook()`` capsules: optimizer updates bound
-        to this program's gradients), in order. The mean loss of step k goes to
-        ``losses[k]``. Stops after the first non-finite loss, which is left in ``losses``
-        with the parameters of that step untouched. Returns the number of steps taken
-        (losses written).
+        Each step: gather the batch, forward, fused loss; if the loss is finite, run the
+        ``backup`` hook (``fastgd._optim.Backup.hook()``, or None: the optimizer's back-up of
+        the parameters and its state, so that a later non-finite loss can undo this step),
+        backward (parameter gradients only), then every hook of ``hooks``
+        (``fastgd._optim.BoundUpdate.hook()`` capsules: optimizer updates bound to this
+        program's gradients), in order. The mean loss of step k goes to ``losses[k]``. Stops
+        after the first non-finite loss, which is left in ``losses`` with the parameters of
+        that step untouched. Returns the number of steps taken (losses written).
         """
         cdef int kind = LOSSES[loss_kind]
         if batch_size < 1:
@@ -773,10 +730,16 @@ cdef class Program:
         cdef list keep = list(hooks)   # the capsules stay alive during the loop
         cdef Py_ssize_t nh = len(keep), h
         cdef fgd_hook **hk = NULL
+        cdef fgd_hook *save = NULL
         for h in range(nh):
             if not PyCapsule_IsValid(keep[h], FGD_HOOK_NAME):
                 raise TypeError(f"hooks[{h}] is not an optimizer hook (a capsule from "
                                 "fastgd._optim.BoundUpdate.hook())")
+        if backup is not None:
+            if not PyCapsule_IsValid(backup, FGD_HOOK_NAME):
+                raise TypeError("backup is not a back-up hook (a capsule from "
+                                "fastgd._optim.Backup.hook()) or None")
+            save = <fgd_hook *>PyCapsule_GetPointer(backup, FGD_HOOK_NAME)
         cdef void *xp
         cdef void *tp
         cdef const int64_t *ip = self._check_batch(X, y, idx, start, stop, kind, batch_size,
@@ -787,10 +750,6 @@ cdef class Program:
                 raise MemoryError()
         cdef Py_ssize_t k = 0, a, rows
         cdef double value
-        cdef bint snapped = False
-        if self.backup is None:
-            self.backup = np.empty(self._param_bytes(), np.uint8)
-            self.backup_ptr = <char *>cnp.PyArray_DATA(self.backup)
         try:
             for h in range(nh):
                 hk[h] = <fgd_hook *>PyCapsule_GetPointer(keep[h], FGD_HOOK_NAME)
@@ -803,15 +762,13 @@ cdef class Program:
                     k += 1
                     if not isfinite(value):
                         break
-                    self._copy_params(True)
-                    snapped = True
+                    if save != NULL:
+                        save.run(save.ctx)
                     self._bwd(self.lossgrad_ptr, rows, False)
                     for h in range(nh):
                         hk[h].run(hk[h].ctx)
         finally:
             PyMem_Free(hk)
-            if snapped:
-                self.has_snapshot = True
         return k
 
     cdef const int64_t *_check_batch(self, X, y, idx, Py_ssize_t start, Py_ssize_t stop,

@@ -104,7 +104,8 @@ def have_openmp():
 
 # ----------------------------------------------------------------------------- plans
 
-DEF MAX_STATES = 4
+cdef enum:
+    MAX_STATES = 4
 
 cdef enum:
     ALGO_SGD = 0
@@ -262,10 +263,6 @@ cdef inline bint _overlap(cnp.ndarray a, cnp.ndarray b):
     return a0 < b1 and b0 < a1 and a1 > a0 and b1 > b0
 
 
-cdef str _dtname(cnp.ndarray a):
-    return str(a.dtype)
-
-
 cdef class TensorPlan:
     """Parameters and their state arrays, validated once, as raw pointers.
 
@@ -331,6 +328,10 @@ cdef class TensorPlan:
             if not (cnp.PyArray_IS_C_CONTIGUOUS(p) or cnp.PyArray_IS_F_CONTIGUOUS(p)):
                 raise ValueError(f"{param_name}[{i}] is not contiguous; pass np.ascontiguousarray(...) "
                                  "and keep that array as the parameter")
+            if not cnp.PyArray_ISALIGNED(p):
+                raise ValueError(f"{param_name}[{i}] is not aligned to its {p.dtype} elements "
+                                 "(flags.aligned is False); pass np.require(a, requirements='A') "
+                                 "and keep that array as the parameter")
         for k in range(self.nstates):
             if states[k] is None:
                 continue
@@ -350,6 +351,9 @@ cdef class TensorPlan:
                                      f"but {param_name}[{i}] has {(<object>p).shape} (strides {(<object>p).strides})")
                 if not cnp.PyArray_ISWRITEABLE(s):
                     raise ValueError(f"{self.state_names[k]}[{i}] is read-only")
+                if not cnp.PyArray_ISALIGNED(s):
+                    raise ValueError(f"{self.state_names[k]}[{i}] is not aligned to its "
+                                     f"{s.dtype} elements (flags.aligned is False)")
         _check_disjoint([params[i] for i in range(n)]
                         + [a for lst in states if lst is not None for a in lst],
                         [f"{param_name}[{i}]" for i in range(n)]
@@ -437,12 +441,13 @@ cdef class TensorPlan:
             if tn != self.typenum[i] or not cnp.PyArray_ISNOTSWAPPED(g):
                 raise TypeError(f"grads[{gi}] has dtype {g.dtype.str} but {self.param_name}[{gi}] "
                                 f"has {p.dtype.str}")
-            if not _same_layout(g, p):
+            if not _same_layout(g, p) or not cnp.PyArray_ISALIGNED(g):
                 if (<object>g).shape != (<object>p).shape:
                     raise ValueError(f"grads[{gi}] has shape {(<object>g).shape} but {self.param_name}[{gi}] "
                                      f"has shape {(<object>p).shape}")
-                # same shape, another memory layout: copy to the parameter's layout
-                g = np.asarray(g, order="C" if cnp.PyArray_IS_C_CONTIGUOUS(p) else "F")
+                # same shape, another memory layout (or misaligned): an aligned copy in the
+                # parameter's layout
+                g = np.array(g, order="C" if cnp.PyArray_IS_C_CONTIGUOUS(p) else "F")
                 self.keep.append(g)
             if _overlap(g, p):
                 raise ValueError(f"grads[{gi}] shares memory with {self.param_name}[{gi}]")
@@ -623,7 +628,7 @@ cdef class BoundUpdate:
         if plan.keep:
             plan.keep.clear()
             raise ValueError("a bound update needs gradients in their parameters' memory "
-                             "layout")
+                             "layout, aligned to their elements")
         self.block = _alloc_batches(&self.u, plan.n, 0)
         cdef int b, k
         cdef size_t c = plan.n if plan.n > 0 else 1
@@ -660,3 +665,139 @@ cdef class BoundUpdate:
 
 cdef void _release_hook(object capsule) noexcept:
     Py_DECREF(<object>PyCapsule_GetContext(capsule))
+
+
+# ----------------------------------------------------------------------------- backups
+
+cdef struct BackupData:
+    Py_ssize_t n
+    void **ptr              # the arrays' data
+    size_t *nbytes          # their sizes in bytes
+    char *buf               # the copies, back to back
+    bint saved              # save() has run since the last discard()
+
+
+cdef void backup_save(void *ctx) noexcept nogil:
+    cdef BackupData *d = <BackupData *>ctx
+    cdef Py_ssize_t i
+    cdef size_t off = 0
+    for i in range(d.n):
+        if d.nbytes[i]:
+            memcpy(d.buf + off, d.ptr[i], d.nbytes[i])
+        off += d.nbytes[i]
+    d.saved = True
+
+
+cdef void backup_restore(BackupData *d) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef size_t off = 0
+    for i in range(d.n):
+        if d.nbytes[i]:
+            memcpy(d.ptr[i], d.buf + off, d.nbytes[i])
+        off += d.nbytes[i]
+
+
+cdef class Backup:
+    """A copy of a fixed list of contiguous arrays, taken and put back in C.
+
+    `fastgd.optim.Optimizer.backup` builds one over everything a training step changes: the
+    parameters, every state array, the step counters and the "buffer is new" flags, so that
+    restoring it undoes a step completely. ``save()`` copies all of them into one buffer
+    owned by the backup; ``restore()`` copies them back. ``hook()`` hands ``save`` to C
+    loops (`fastgd._nn.Program.train_steps` calls it before each update).
+
+    Parameters
+    ----------
+    arrays : list of ndarray
+        C- or F-contiguous arrays of any dtype; they are kept alive and must keep their
+        memory while the backup is in use.
+    """
+    cdef BackupData d
+    cdef fgd_hook h
+    cdef tuple arrays
+    cdef object buffer
+
+    def __cinit__(self):
+        self.d.ptr = NULL
+        self.d.nbytes = NULL
+
+    def __dealloc__(self):
+        free(self.d.ptr)
+        free(self.d.nbytes)
+
+    def __init__(self, list arrays):
+        cdef Py_ssize_t n = len(arrays), i
+        cdef size_t total = 0
+        cdef cnp.ndarray a
+        for i in range(n):
+            if not isinstance(arrays[i], np.ndarray):
+                raise TypeError(f"arrays[{i}] must be a numpy.ndarray, got {type(arrays[i]).__name__}")
+            a = <cnp.ndarray>arrays[i]
+            if not (cnp.PyArray_IS_C_CONTIGUOUS(a) or cnp.PyArray_IS_F_CONTIGUOUS(a)):
+                raise ValueError(f"arrays[{i}] is not contiguous")
+            if not cnp.PyArray_ISWRITEABLE(a):
+                raise ValueError(f"arrays[{i}] is read-only")
+            total += <size_t>cnp.PyArray_NBYTES(a)
+        free(self.d.ptr)
+        free(self.d.nbytes)
+        self.d.ptr = <void **>malloc((n if n > 0 else 1) * sizeof(void *))
+        self.d.nbytes = <size_t *>malloc((n if n > 0 else 1) * sizeof(size_t))
+        if self.d.ptr == NULL or self.d.nbytes == NULL:
+            raise MemoryError()
+        for i in range(n):
+            a = <cnp.ndarray>arrays[i]
+            self.d.ptr[i] = cnp.PyArray_DATA(a)
+            self.d.nbytes[i] = <size_t>cnp.PyArray_NBYTES(a)
+        self.buffer = np.empty(total, np.uint8)
+        self.d.buf = <char *>cnp.PyArray_DATA(<cnp.ndarray>self.buffer)
+        self.d.n = n
+        self.d.saved = False
+        self.arrays = tuple(arrays)
+        self.h.run = backup_save
+        self.h.ctx = &self.d
+
+    def covers(self, list arrays):
+        """True when this backup is over exactly ``arrays`` (the same objects, in order)."""
+        cdef Py_ssize_t i
+        if len(arrays) != len(self.arrays):
+            return False
+        for i in range(len(arrays)):
+            if arrays[i] is not self.arrays[i]:
+                return False
+        return True
+
+    @property
+    def saved(self):
+        """Whether ``save()`` (or the hook) has run since the backup was made or discarded."""
+        return bool(self.d.saved)
+
+    @property
+    def nbytes(self):
+        """Bytes one copy takes."""
+        return self.buffer.nbytes
+
+    def save(self):
+        """Copy every array into the backup."""
+        with nogil:
+            backup_save(&self.d)
+
+    def restore(self):
+        """Copy the last ``save()`` back into the arrays; False (and nothing written) when
+        there is none since the backup was made or discarded."""
+        if not self.d.saved:
+            return False
+        with nogil:
+            backup_restore(&self.d)
+        return True
+
+    def discard(self):
+        """Forget the last ``save()``: ``restore()`` does nothing until the next one."""
+        self.d.saved = False
+
+    def hook(self):
+        """A PyCapsule (named ``FGD_HOOK_NAME``) holding an ``fgd_hook`` whose ``run(ctx)`` is
+        ``save()``. The capsule keeps this object alive."""
+        cap = PyCapsule_New(&self.h, FGD_HOOK_NAME, _release_hook)
+        PyCapsule_SetContext(cap, <void *>self)
+        Py_INCREF(self)
+        return cap

@@ -392,11 +392,9 @@ def test_accept_if_improves_never_increases_the_batch_loss(backend, batch_size, 
     spies = []
     real_runner = fit_module._runner
 
-    def spying(model, loss, optimizer, accept):
-        inner = real_runner(model, loss, optimizer, accept)
-        if isinstance(inner, fit_module._FusedRunner):  # watch it step by step instead
-            inner = fit_module._ProgramRunner(inner.program, inner.kind, optimizer,
-                                              model.gradients(), accept)
+    def spying(model, loss, optimizer, *args):
+        optimizer._binds_exactly = lambda: False       # watch it step by step
+        inner = real_runner(model, loss, optimizer, *args)
         spies.append(_Spy(inner, model, loss.kind))
         return inner
 
@@ -424,14 +422,18 @@ def test_accept_if_improves_never_increases_the_batch_loss(backend, batch_size, 
 @backends
 @pytest.mark.parametrize("opt_name", ["SGD", "Adam"])
 def test_accept_if_improves_undoes_absurd_steps(backend, opt_name, rng):
+    """A step to a NaN loss is undone, but it is not "a step that did not improve": three in
+    a row raise DivergenceError, with parameters and optimizer state as before them."""
     X, y = blobs(rng, n=48)
     model = classifier(backend=backend)
     before = snapshot(model)
     kw = dict(momentum=0.9) if opt_name == "SGD" else {}
     opt = getattr(optim, opt_name)(model.parameters(), lr=1e30, backend=backend, **kw)
-    h = fit_quiet(model, X, y, loss="cross_entropy", optimizer=opt, epochs=3, batch_size=16,
+    with pytest.raises(fastgd.DivergenceError, match="3 consecutive steps gave a non-finite "
+                       "loss") as err:
+        fit_quiet(model, X, y, loss="cross_entropy", optimizer=opt, epochs=3, batch_size=16,
                   seed=0, accept_if_improves=True)
-    assert h.epochs == 3
+    assert (err.value.epoch, err.value.step) == (0, 2)
     assert_params_equal(before, model.parameters())
     assert opt.state == {}                # the optimizer state was rolled back too
     # and a sane learning rate afterwards trains normally from there
@@ -439,6 +441,7 @@ def test_accept_if_improves_undoes_absurd_steps(backend, opt_name, rng):
     h = fit_quiet(model, X, y, loss="cross_entropy", optimizer=opt, epochs=5, batch_size=16,
                   seed=0, accept_if_improves=True)
     assert h["loss"][-1] < h["loss"][0]
+    assert h["nonfinite_steps"] == [0] * 5
 
 
 # ----------------------------------------------------------------------------- callbacks
@@ -530,6 +533,11 @@ def _bad_cases():
         ("batch_size_bool", dict(batch_size=True), TypeError, "batch_size must be an int"),
         ("epochs_negative", dict(epochs=-1), ValueError, "epochs must be >= 0"),
         ("epochs_float", dict(epochs=1.5), TypeError, "epochs must be an int"),
+        ("epochs_numpy_float", dict(epochs=np.float64(2)), TypeError, "epochs must be an int"),
+        ("seed_str", dict(seed="abc"), TypeError, "seed must be None, an int >= 0"),
+        ("seed_float", dict(seed=1.5), TypeError, "seed must be None, an int >= 0"),
+        ("seed_negative", dict(seed=-1), ValueError, "seed must be >= 0"),
+        ("nonfinite_limit_0", dict(nonfinite_limit=0), ValueError, "nonfinite_limit must be >= 1"),
         ("shuffle", dict(shuffle=1), TypeError, "shuffle must be a bool"),
         ("accept", dict(accept_if_improves="yes"), TypeError, "accept_if_improves must be a bool"),
         ("progress", dict(progress=0), TypeError, "progress must be a bool"),

@@ -33,11 +33,10 @@ def per_step(monkeypatch):
     """Make fit take the per-step loop (train_batch, then optimizer.step from Python)."""
     real = fit_module._runner
 
-    def runner(model, loss, optimizer, accept):
-        inner = real(model, loss, optimizer, accept)
-        if isinstance(inner, fit_module._FusedRunner):
-            inner = fit_module._ProgramRunner(inner.program, inner.kind, optimizer,
-                                              model.gradients(), accept)
+    def runner(model, loss, optimizer, *args):
+        optimizer._binds_exactly = lambda: False
+        inner = real(model, loss, optimizer, *args)
+        assert isinstance(inner, fit_module._StepRunner)
         return inner
 
     monkeypatch.setattr(fit_module, "_runner", runner)
@@ -74,8 +73,8 @@ def assert_same_run(a, b):
 @pytest.mark.parametrize("batch_size", [None, 1, 8])
 def test_fused_fit_equals_the_per_step_loop(dtype, name, kw, batch_size, monkeypatch):
     fused = run("cross_entropy", dtype, name, kw, batch_size)
-    assert isinstance(fit_module._runner(fused[0], nn.CrossEntropyLoss(), fused[1], False),
-                      fit_module._FusedRunner)
+    assert isinstance(fit_module._runner(fused[0], nn.CrossEntropyLoss(), fused[1],
+                                         fused[1].backup(), False, 3), fit_module._FusedRunner)
     per_step(monkeypatch)
     assert_same_run(fused, run("cross_entropy", dtype, name, kw, batch_size))
 
@@ -209,7 +208,7 @@ def test_a_hook_keeps_its_update_alive():
     prog = model._program
     X, y = np.zeros((3, 2)), np.zeros(3, np.int64)
     losses = np.empty(3)
-    done = prog.train_steps(X, y, np.arange(3), 0, 3, 1, "cross_entropy", [hook], losses)
+    done = prog.train_steps(X, y, np.arange(3), 0, 3, 1, "cross_entropy", None, [hook], losses)
     assert done == 3 and np.allclose(losses, math.log(2))
     np.testing.assert_array_equal(p, -1.5)    # three SGD steps of lr 0.5 on a gradient of 1
 
@@ -218,8 +217,8 @@ def test_a_hook_keeps_its_update_alive():
 
 def _program():
     model = nn.MLP([2, 3, 2], dtype=np.float64, seed=0)
-    opt = optim.SGD(model.parameters(), lr=0.1)
-    return model, [u.hook() for u in opt._bind(model.gradients())]
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    return model, opt, [u.hook() for u in opt._bind(model.gradients())]
 
 
 @pytest.mark.parametrize("change,error,match", [
@@ -231,12 +230,13 @@ def _program():
     (dict(X=np.zeros((4, 3))), ValueError, "columns"),
     (dict(stop=9), ValueError, "bad batch range"),
     (dict(hooks=["not a capsule"]), TypeError, "capsule"),
+    (dict(backup="not a capsule"), TypeError, "backup"),
 ])
 def test_train_steps_refuses_bad_input_before_any_step(change, error, match):
-    model, hooks = _program()
+    model, opt, hooks = _program()
     args = dict(X=np.ones((4, 2)), y=np.array([0, 1, 1, 0]), idx=np.arange(4), start=0,
-                stop=3, batch_size=2, loss_kind="cross_entropy", hooks=hooks,
-                losses=np.full(8, -1.0))
+                stop=3, batch_size=2, loss_kind="cross_entropy", backup=opt.backup().hook(),
+                hooks=hooks, losses=np.full(8, -1.0))
     args.update(change)
     before = snapshot(model)
     with pytest.raises(error, match=match):
@@ -245,15 +245,24 @@ def test_train_steps_refuses_bad_input_before_any_step(change, error, match):
 
 
 def test_train_steps_stops_after_a_non_finite_loss():
-    model, hooks = _program()
+    model, opt, hooks = _program()
     X = np.ones((4, 2))
     X[2] = np.inf
     losses = np.full(4, -1.0)
-    before = snapshot(model)
+    backup = opt.backup()
+    backup.discard()
     done = model._program.train_steps(X, np.array([0, 1, 1, 0]), np.arange(4), 0, 4, 1,
-                                      "cross_entropy", hooks, losses)
+                                      "cross_entropy", backup.hook(), hooks, losses)
     assert done == 3 and not math.isfinite(losses[2]) and losses[3] == -1.0
-    after = snapshot(model)
-    assert not all(np.array_equal(a, b) for a, b in zip(before, after))  # two steps taken
-    model._program.restore()                  # back to the parameters of step 1 (finite)
-    assert all(np.isfinite(p).all() for p in model.parameters())
+    assert backup.saved
+    after = (snapshot(model), opt.state_dict())
+    assert opt.state[0]["step"] == 2                           # two steps taken
+    # the backup holds the state before the second step: the parameters and the
+    # optimizer state (momentum buffers, step counters) of after step 1
+    replay, ropt, rhooks = _program()
+    replay._program.train_steps(X, np.array([0, 1, 1, 0]), np.arange(4), 0, 1, 1,
+                                "cross_entropy", None, rhooks, losses)
+    assert backup.restore()
+    assert_params_equal(model.parameters(), replay.parameters())
+    assert_trees_equal(opt.state_dict(), ropt.state_dict())
+    assert not all(np.array_equal(a, b) for a, b in zip(after[0], snapshot(model)))

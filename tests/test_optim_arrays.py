@@ -103,17 +103,29 @@ def test_fortran_parameters_match_c_parameters(case, backend, dtype, rng):
         assert np.array_equal(a, b)
 
 
-def test_unaligned_arrays(backend, dtype):
-    """Arrays at an odd byte offset (a view into a byte buffer) are updated correctly."""
-    n = 1001
-    raw = np.zeros(n * dtype.itemsize + 1, np.uint8)
-    p = raw[1:].view(dtype)
-    graw = np.zeros(n * dtype.itemsize + 1, np.uint8)
-    g = graw[1:].view(dtype)
-    assert not p.flags.aligned
+def _unaligned(n, dtype, rng):
+    """An array at an odd byte offset (a view into a byte buffer: flags.aligned is False)."""
+    a = np.zeros(n * dtype.itemsize + 1, np.uint8)[1:].view(dtype)
+    assert not a.flags.aligned
+    a[...] = rng.standard_normal(n)
+    return a
+
+
+def test_unaligned_parameters_are_refused(backend, dtype):
+    """The kernels never read a misaligned ``float *`` (undefined behaviour): a parameter
+    that is not aligned to its elements is refused by name, on both backends."""
+    p = _unaligned(1001, dtype, np.random.default_rng(3))
+    with pytest.raises(ValueError, match=r"params\[0\] is not aligned"):
+        fastgd.optim.Adam([p], lr=0.1, amsgrad=True, backend=backend)
+    with pytest.raises(ValueError, match=r"param(\[0\])? is not aligned"):
+        fastgd.functional.adam_(p, p.copy(), np.zeros_like(p), np.zeros_like(p), step=1,
+                                backend=backend)
+
+
+def test_unaligned_gradients_are_read_through_an_aligned_copy(backend, dtype):
     rng = np.random.default_rng(3)
-    p[...] = rng.standard_normal(n)
-    g[...] = rng.standard_normal(n)
+    g = _unaligned(1001, dtype, rng)
+    p = rng.standard_normal(1001).astype(dtype)
     q = p.copy()
     fastgd.optim.Adam([p], lr=0.1, amsgrad=True, backend=backend).step([g])
     fastgd.optim.Adam([q], lr=0.1, amsgrad=True, backend="reference").step([g.copy()])

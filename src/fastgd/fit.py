@@ -2,6 +2,7 @@
 import math
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from .optim.optimizer import Optimizer
 
 def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True, seed=None,
         validation_data=None, validation_split=0.0, early_stopping=None, callbacks=(),
-        accept_if_improves=False, progress=None):
+        accept_if_improves=False, nonfinite_limit=3, progress=None):
     r"""Train ``model`` on ``(X, y)`` by gradient descent.
 
     Each step takes a batch :math:`B`, computes the mean loss
@@ -38,7 +39,7 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
         None: full-batch gradient descent; 1: stochastic; k: mini-batches of k rows.
     shuffle : bool, default True
         Draw a new order of the rows every epoch.
-    seed : int, optional
+    seed : int, numpy.random.Generator or SeedSequence, optional
         Seeds the shuffling. Same seed and thread count: bit-identical results.
     validation_data : (X_val, y_val), optional
     validation_split : float, default 0
@@ -52,7 +53,13 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
     accept_if_improves : bool, default False
         Keep a step only if it lowers the loss of the batch it was computed on,
         :math:`L_B(\theta + \Delta\theta) < L_B(\theta)`; otherwise undo it (parameters and
-        optimizer state).
+        optimizer state). A trial step whose loss is NaN or infinite is undone too, but it
+        is not merely "a step that did not improve": it is counted in the History
+        (``"nonfinite_steps"``, beside ``"rejected_steps"``), a ``RuntimeWarning`` names the
+        epoch, and ``nonfinite_limit`` consecutive ones raise `DivergenceError`.
+    nonfinite_limit : int, default 3
+        With ``accept_if_improves``, how many consecutive non-finite trial steps end
+        training with `DivergenceError` (the state is then that of the last accepted step).
     progress : bool, optional
         A tqdm progress bar with the running loss; default: on when stderr is a terminal.
 
@@ -66,14 +73,19 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
     trains each epoch in one C call: batch gather, forward, fused loss, the divergence
     back-up, backward and the optimizer's fused update, step after step, with no Python in
     between (the optimizer's hyper-parameters are read at the start of each epoch, so a
-    callback may change them). With ``accept_if_improves`` or a reference optimizer each
-    step returns to Python. Both loops take the same steps, bit for bit.
+    callback may change them). With ``accept_if_improves``, a reference optimizer, or an
+    optimizer class that overrides ``step`` (its override must run), each step returns to
+    Python. Both loops take the same steps, bit for bit.
 
     Raises
     ------
     DivergenceError
-        When the loss becomes NaN or infinite; the parameters are first restored to the last
-        step whose loss was finite.
+        When the loss (or, after an epoch's last step, a parameter) becomes NaN or
+        infinite. Training state is first restored completely to what it was before the
+        last step whose loss was finite: the parameters and the optimizer's state arrays,
+        step counters and flags, so that training again with a smaller learning rate, or
+        a different one, starts from a clean state. On every path: fused or per-step,
+        native or reference.
 
     Examples
     --------
@@ -101,11 +113,13 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
     held = [p for g in optimizer.param_groups for p in g["params"]]
     if len(held) != len(params) or any(a is not b for a, b in zip(held, params)):
         raise ValueError("optimizer must be built on model.parameters(), in that order")
-    epochs = _count(epochs, "epochs", 0)
+    epochs = _checks.integer(epochs, "epochs", low=0)
+    nonfinite_limit = _checks.integer(nonfinite_limit, "nonfinite_limit", low=1)
     if batch_size is not None:
-        batch_size = _count(batch_size, "batch_size", 1)
+        batch_size = _checks.integer(batch_size, "batch_size", low=1)
     if early_stopping is not None:
-        early_stopping = _count(early_stopping, "early_stopping", 1)
+        early_stopping = _checks.integer(early_stopping, "early_stopping", low=1)
+    seed = _checks.seed(seed)
     shuffle = _checks.flag(shuffle, "shuffle")
     accept_if_improves = _checks.flag(accept_if_improves, "accept_if_improves")
     validation_split = _checks.real(validation_split, "validation_split", low=0, high=1,
@@ -138,7 +152,9 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
         raise ValueError("early_stopping needs validation_data or validation_split")
 
     # ---- the loop
-    runner = _runner(model, loss, optimizer, accept_if_improves)
+    backup = optimizer.backup()    # parameters and optimizer state, before each step
+    backup.discard()               # never restore what an earlier call saved
+    runner = _runner(model, loss, optimizer, backup, accept_if_improves, nonfinite_limit)
     n = len(X)
     bs = n if batch_size is None else min(batch_size, n)
     steps = -(-n // bs)
@@ -148,6 +164,17 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
     history = History()
     best_val, best_params, wait = math.inf, None, 0
     bar = _bar(epochs * steps, progress)
+
+    def diverged(epoch, step, what):
+        restored = backup.restore()
+        lr = optimizer.param_groups[0]["lr"]
+        return DivergenceError(
+            f"training diverged at epoch {epoch}, step {step}: {what}. "
+            + ("The parameters and the optimizer state were restored to those before the "
+               "last step with a finite loss. " if restored
+               else "The initial parameters already give it. ")
+            + f"Try a smaller learning rate (lr={lr}).", epoch=epoch, step=step, history=history)
+
     try:
         for epoch in range(epochs):
             t0 = time.perf_counter()
@@ -163,18 +190,24 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
                 chunk.took(count, time.perf_counter() - c0)
                 for k, value in enumerate(values, first):
                     if not math.isfinite(value):
-                        restored = runner.restore_if_saved()
-                        raise DivergenceError(
-                            f"training diverged at epoch {epoch}, step {k}: the loss became "
-                            f"{value}. "
-                            + ("The parameters were restored to the last step with a finite "
-                               "loss. " if restored else "The initial parameters already give it. ")
-                            + f"Try a smaller learning rate (lr={optimizer.param_groups[0]['lr']}).",
-                            epoch=epoch, step=k, history=history)
+                        if runner.streak >= nonfinite_limit:
+                            raise diverged(epoch, k, f"{runner.streak} consecutive steps gave a "
+                                           f"non-finite loss ({value}) and were undone")
+                        raise diverged(epoch, k, f"the loss became {value}")
                     total += value * (min((k + 1) * bs, n) - k * bs)
                 bar.update(count)
                 first += count
+            if not _all_finite(params):
+                # a non-finite gradient in the epoch's last step: caught before evaluating
+                raise diverged(epoch, steps - 1, "the parameters became non-finite")
             metrics = {"loss": total / n}
+            if accept_if_improves:
+                metrics["rejected_steps"] = runner.rejected
+                metrics["nonfinite_steps"] = runner.nonfinite
+                if runner.nonfinite:
+                    warnings.warn(f"fit: {runner.nonfinite} step(s) of epoch {epoch} gave a "
+                                  "non-finite loss and were undone", RuntimeWarning,
+                                  stacklevel=2)
             if Xv is not None:
                 metrics.update(_evaluate(model, loss, Xv, yv))
             metrics["lr"] = optimizer.param_groups[0]["lr"]
@@ -203,14 +236,6 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
         for p, b in zip(params, best_params):
             np.copyto(p, b)
     return history
-
-
-def _count(value, name, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
 
 
 class _Chunks:
@@ -255,70 +280,90 @@ def _evaluate(model, loss, Xv, yv):
     return metrics
 
 
-def _runner(model, loss, optimizer, accept_if_improves):
+def _runner(model, loss, optimizer, backup, accept_if_improves, nonfinite_limit):
+    """The fused C loop when it takes exactly the steps of the per-step loop, else that."""
     program = getattr(model, "_program", None)
-    if program is None or loss.backend != "native":
-        return _LayerRunner(model, loss, optimizer, accept_if_improves)
-    if optimizer.backend == "native" and not accept_if_improves:
-        return _FusedRunner(program, loss.kind, optimizer, model.gradients())
-    return _ProgramRunner(program, loss.kind, optimizer, model.gradients(), accept_if_improves)
+    grads = model.gradients()
+    if program is not None and loss.backend == "native":
+        kind = loss.kind
+        if optimizer._binds_exactly() and not accept_if_improves:
+            return _FusedRunner(program, kind, optimizer, grads, backup)
+        train_batch, loss_batch = program.train_batch, program.loss_batch
+        train = lambda X, y, order, start, stop: train_batch(X, y, order, start, stop, kind)
+        measure = lambda X, y, order, start, stop: loss_batch(X, y, order, start, stop, kind)
+    else:
+        def train(X, y, order, start, stop):
+            idx = order[start:stop]
+            value = loss.forward(model.forward(X[idx]), y[idx])
+            model.backward(loss.backward())
+            return value
+
+        def measure(X, y, order, start, stop):
+            idx = order[start:stop]
+            return type(loss)(backend=loss.backend).forward(model.predict(X[idx]), y[idx])
+    return _StepRunner(optimizer, grads, backup, train, measure if accept_if_improves else None,
+                       nonfinite_limit)
 
 
-class _Runner:
-    """Takes an epoch's steps in chunks: ``steps`` returns the mean batch loss of each step
-    it took and stops after the first non-finite one, whose parameters it leaves as they
-    were (a step updates only after a finite loss). ``restore_if_saved`` then puts back the
-    parameters of the last finite step of this fit, if there was one."""
+class _StepRunner:
+    """One Python iteration a step: ``train`` (loss and gradients of a batch), the
+    optimizer's back-up, ``optimizer.step``, and with ``measure`` (accept_if_improves) the
+    undo of a step that did not lower the batch loss.
+
+    ``steps`` returns the mean batch loss of each step it took and stops after the first
+    non-finite one (whose step it does not take). A trial step whose new loss is NaN or
+    infinite is undone like any other, counted in ``nonfinite`` and ``streak``
+    (consecutive ones); after ``limit`` consecutive ones its loss is returned as the
+    step's value, so that the caller raises."""
+
+    def __init__(self, optimizer, grads, backup, train, measure, limit=None):
+        self.optimizer, self.grads, self.backup = optimizer, grads, backup
+        self.train, self.measure, self.limit = train, measure, limit
+        self.nonfinite = self.rejected = self.streak = 0
 
     def begin_epoch(self):
-        pass
-
-
-class _PythonSteps(_Runner):
-    """One Python iteration a step: ``train`` (loss and gradients of a batch), a back-up of
-    the parameters, ``optimizer.step``, and with ``accept_if_improves`` the undo of a step
-    that raised the batch loss."""
-
-    def __init__(self, optimizer, grads, accept_if_improves):
-        self.optimizer, self.grads, self.accept = optimizer, grads, accept_if_improves
+        self.nonfinite = self.rejected = 0
 
     def steps(self, X, y, order, first, count, bs):
-        values, n, opt = [], len(X), self.optimizer
+        values, n = [], len(X)
+        step, save, restore = self.optimizer.step, self.backup.save, self.backup.restore
         for k in range(first, first + count):
             start, stop = k * bs, min((k + 1) * bs, n)
             value = self.train(X, y, order, start, stop)
             values.append(value)
             if not math.isfinite(value):
                 break
-            self.snapshot()
-            if self.accept:
-                opt._snapshot()
-            opt.step(self.grads)
-            if self.accept and not self.loss(X, y, order, start, stop) < value:
-                self.restore_if_saved()
-                opt._restore()
+            save()
+            step(self.grads)
+            if self.measure is None:
+                continue
+            after = self.measure(X, y, order, start, stop)
+            if after < value:
+                self.streak = 0
+                continue
+            restore()
+            if math.isfinite(after):
+                self.rejected += 1
+                self.streak = 0
+                continue
+            self.nonfinite += 1
+            self.streak += 1
+            if self.limit is not None and self.streak >= self.limit:
+                values[-1] = after
+                break
         return values
 
 
-class _ProgramBackup:
-    """Restores the program's back-up (``Program.snapshot``) if this fit took one, not one
-    left by an earlier call."""
-
-    saved = False
-
-    def restore_if_saved(self):
-        if self.saved:
-            self.program.restore()
-        return self.saved
-
-
-class _FusedRunner(_ProgramBackup, _Runner):
+class _FusedRunner:
     """The whole chunk in one C call (``Program.train_steps``): gather, forward, fused loss,
-    back-up, backward and the optimizer's bound native updates, with no Python between
-    steps. Takes exactly the steps `_ProgramRunner` takes, bit for bit."""
+    the optimizer's back-up, backward and its bound native updates, with no Python between
+    steps. Takes exactly the steps `_StepRunner` takes, bit for bit."""
 
-    def __init__(self, program, kind, optimizer, grads):
+    nonfinite = rejected = streak = 0
+
+    def __init__(self, program, kind, optimizer, grads, backup):
         self.program, self.kind, self.optimizer, self.grads = program, kind, optimizer, grads
+        self.backup = backup.hook()
         self.hooks = []
         self.losses = np.empty(0)
 
@@ -330,65 +375,15 @@ class _FusedRunner(_ProgramBackup, _Runner):
         if len(self.losses) < count:
             self.losses = np.empty(count)
         start, stop = first * bs, min((first + count) * bs, len(X))
-        done = self.program.train_steps(X, y, order, start, stop, bs, self.kind, self.hooks,
-                                        self.losses)
-        values = self.losses[:done].tolist()
-        if done > 1 or (done == 1 and math.isfinite(values[0])):
-            self.saved = True
-        return values
+        done = self.program.train_steps(X, y, order, start, stop, bs, self.kind, self.backup,
+                                        self.hooks, self.losses)
+        return self.losses[:done].tolist()
 
 
-class _ProgramRunner(_ProgramBackup, _PythonSteps):
-    """One C call a step (gather, forward, fused loss, backward), the optimizer from Python."""
-
-    def __init__(self, program, kind, optimizer, grads, accept_if_improves):
-        super().__init__(optimizer, grads, accept_if_improves)
-        self.program, self.kind = program, kind
-        self.train_batch, self.loss_batch = program.train_batch, program.loss_batch
-
-    def train(self, X, y, order, start, stop):
-        return self.train_batch(X, y, order, start, stop, self.kind)
-
-    def loss(self, X, y, order, start, stop):
-        return self.loss_batch(X, y, order, start, stop, self.kind)
-
-    def snapshot(self):
-        self.program.snapshot()
-        self.saved = True
-
-
-class _LayerRunner(_PythonSteps):
-    """Layer by layer through forward/backward (any backend, any module)."""
-
-    def __init__(self, model, loss, optimizer, accept_if_improves):
-        super().__init__(optimizer, model.gradients(), accept_if_improves)
-        self.model, self.lossfn, self.params = model, loss, model.parameters()
-        self.saved = None
-
-    def _batch(self, X, y, order, start, stop):
-        idx = order[start:stop]
-        return X[idx], y[idx]
-
-    def train(self, X, y, order, start, stop):
-        xb, yb = self._batch(X, y, order, start, stop)
-        value = self.lossfn.forward(self.model.forward(xb), yb)
-        self.model.backward(self.lossfn.backward())
-        return value
-
-    def loss(self, X, y, order, start, stop):
-        xb, yb = self._batch(X, y, order, start, stop)
-        return type(self.lossfn)(backend=self.lossfn.backend).forward(self.model.predict(xb), yb)
-
-    def snapshot(self):
-        if self.saved is None:
-            self.saved = [p.copy() for p in self.params]
-        else:
-            for s, p in zip(self.saved, self.params):
-                np.copyto(s, p)
-
-    def restore_if_saved(self):
-        if self.saved is None:
+def _all_finite(arrays):
+    """Whether every element of every array is finite (a float64 sum first, exact check
+    only if the sum is not finite, so a finite model costs one pass without a temporary)."""
+    for a in arrays:
+        if not math.isfinite(a.sum(dtype=np.float64)) and not np.isfinite(a).all():
             return False
-        for s, p in zip(self.saved, self.params):
-            np.copyto(p, s)
-        return True
+    return True

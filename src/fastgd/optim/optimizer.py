@@ -59,6 +59,7 @@ class Optimizer:
         self.param_groups = []
         self._slots = []
         self._nparams = 0
+        self._backup = None
         for group in _as_groups(params):
             self.add_param_group(group)
 
@@ -357,25 +358,33 @@ class Optimizer:
             out[k] = v
         return out
 
-    def _snapshot(self):
-        """Copy every state array and step counter into reusable backups (see _restore)."""
+    def backup(self):
+        """The optimizer's back-up of everything a step changes, as a ``fastgd._optim.Backup``.
+
+        It covers the parameters, every state array the next step uses (allocated here if
+        needed), the step counters and the "momentum buffer is new" flags: ``save()`` before
+        a step and ``restore()`` after it undo that step completely, on either backend (this
+        is how `fastgd.fit` takes back a step that diverged or, with ``accept_if_improves``,
+        did not improve). The same object is returned while the set of arrays stays the
+        same, so saving costs one copy and no allocation.
+        """
         for gi, (group, slot) in enumerate(zip(self.param_groups, self._slots)):
             self._checked(group, slot, gi)  # allocate what the next step will use
-        backup = getattr(self, "_backup", None)
-        arrays = [a for s in self._slots for b in s.buffers.values() if b is not None for a in b]
+        arrays = [p for s in self._slots for p in s.params]
+        arrays += [a for s in self._slots for b in s.buffers.values() if b is not None for a in b]
         arrays += [s.steps for s in self._slots] + [s.is_new for s in self._slots]
-        if backup is None or len(backup[0]) != len(arrays) or any(
-                x is not y for x, y in zip(backup[0], arrays)):
-            backup = (arrays, [a.copy() for a in arrays])
-            self._backup = backup
-        else:
-            for a, c in zip(*backup):
-                np.copyto(c, a)
+        backup = self._backup
+        if backup is None or not backup.covers(arrays):
+            backup = self._backup = _optim.Backup(arrays)
+        return backup
 
-    def _restore(self):
-        """Put back the state saved by the last _snapshot."""
-        for a, c in zip(*self._backup):
-            np.copyto(a, c)
+    def _binds_exactly(self):
+        """True when the updates of `_bind` compute exactly what `step` does: the native
+        backend, and a class that changes neither ``step`` nor ``_native`` (a subclass that
+        overrides them must be stepped from Python, never bypassed by a C loop)."""
+        cls = type(self)
+        return (self.backend == "native" and cls.step is Optimizer.step
+                and cls._native is Optimizer._native and cls._bind is Optimizer._bind)
 
     def __repr__(self):
         lines = [f"{type(self).__name__} (backend={self.backend!r})"]
