@@ -9,8 +9,90 @@ from ._optim import check_disjoint
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+#: the integer types `integer` and `seed` accept (bools are refused separately)
+_INTS = (int, np.integer)
+
+
+def integer(value, name, *, low=None, high=None):
+    """``value`` as a Python int, checked to be an integer within ``[low, high]``.
+
+    Python ints and numpy integers are accepted; bools (``True`` is an int to Python but
+    always a mistake here), floats (even ``3.0``), strings and everything else are not.
+
+    Parameters
+    ----------
+    value : object
+        What the caller passed.
+    name : str
+        The argument's name, as the caller spells it; every message starts with it.
+    low, high : int, optional
+        Inclusive bounds.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    TypeError
+        ``"{name} must be an int, got str"``.
+    ValueError
+        ``"{name} must be >= 1, got 0"`` (or ``<= high``).
+
+    Examples
+    --------
+    >>> integer(np.int64(3), "max_iter", low=1)
+    3
+    >>> integer(0, "max_iter", low=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: max_iter must be >= 1, got 0
+    """
+    if type(value) is not int:  # fast path for the common type; bool is not int here
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, _INTS):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+        value = int(value)
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
+    return value
+
+
 def real(value, name, *, low=None, high=None, low_open=False, high_open=False):
-    """``value`` as a float, checked to be a finite real number within the bounds."""
+    """``value`` as a Python float, checked to be a finite real number within the bounds.
+
+    Python ints and floats and numpy integer and floating scalars (``np.float32(1e-5)``,
+    ``np.int64(3)``) are accepted; bools, strings, arrays (even 0-d) and everything else
+    are not.
+
+    Parameters
+    ----------
+    value : object
+        What the caller passed.
+    name : str
+        The argument's name; every message starts with it.
+    low, high : float, optional
+        Bounds, inclusive unless ``low_open`` / ``high_open``.
+    low_open, high_open : bool, default False
+        Exclude the bound itself.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError
+        ``"{name} must be a real number, got str"``.
+    ValueError
+        ``"{name} must be finite, got nan"``, ``"{name} must be > 0, got 0.0"``, ...
+
+    Examples
+    --------
+    >>> real(np.float32(0.5), "lr", low=0, low_open=True)
+    0.5
+    """
     t = type(value)
     if t is not float and t is not int:  # fast path for the common types; bool is not int here
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
@@ -25,20 +107,101 @@ def real(value, name, *, low=None, high=None, low_open=False, high_open=False):
     return v
 
 
+_SEED_TYPES = (np.random.Generator, np.random.SeedSequence)
+
+
+def seed(value, name="seed"):
+    """A seed of numpy's random generators: None, an int >= 0, a Generator or a SeedSequence.
+
+    Parameters
+    ----------
+    value : None, int, numpy integer, numpy.random.Generator or numpy.random.SeedSequence
+        None (fresh randomness), a non-negative integer, or a generator or seed sequence
+        (returned as given, to be used as is).
+    name : str, default "seed"
+        The argument's name (e.g. ``"random_state"``).
+
+    Returns
+    -------
+    None, int, numpy.random.Generator or numpy.random.SeedSequence
+        Integers come back as Python ints (the same stream as the numpy integer).
+
+    Raises
+    ------
+    TypeError
+        Anything else (a bool, a float, a string, a list, ...), naming the argument.
+    ValueError
+        A negative integer.
+
+    Examples
+    --------
+    >>> seed(np.int64(3))
+    3
+    >>> seed(-1, "random_state")
+    Traceback (most recent call last):
+    ...
+    ValueError: random_state must be >= 0, got -1
+    """
+    if value is None or isinstance(value, _SEED_TYPES):
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, _INTS):
+        raise TypeError(f"{name} must be None, an int >= 0, a numpy.random.Generator or a "
+                        f"numpy.random.SeedSequence, got {type(value).__name__}")
+    return integer(value, name, low=0)
+
+
+def choice(value, name, options):
+    """``value`` when it is one of the strings ``options``; a ValueError naming ``name``
+    otherwise (also for a non-string, which ``in`` alone would compare element-wise)."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {list(options)}, got {value!r}")
+    return value
+
+
+def float_dtype(value, name="dtype"):
+    """``value`` as ``numpy.dtype`` float32 or float64.
+
+    Anything numpy reads as one of the two is accepted (``np.float32``, ``"float64"``,
+    ``float``, a dtype); None, which numpy would read as float64, is not (where a default
+    exists it is float32, so None is more likely a mistake than a choice).
+
+    Raises
+    ------
+    TypeError
+        ``"{name} must be float32 or float64, got int64"``.
+    """
+    dt = None
+    if value is not None:
+        try:
+            dt = np.dtype(value)
+        except (TypeError, ValueError):
+            pass
+    if dt is None or dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got "
+                        f"{dt if dt is not None else repr(value)}")
+    return dt
+
+
 def flag(value, name):
+    """``value`` as a bool: Python's or numpy's, not 0/1 or a string."""
     if type(value) is not bool and not isinstance(value, np.bool_):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
     return bool(value)
 
 
 def pair(value, name):
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+    """``value`` as a tuple of two items (each still to be checked by the caller)."""
+    try:
+        n = None if isinstance(value, (str, bytes)) else len(value)
+    except TypeError:  # no len(), or a 0-d array
+        n = None
+    if n != 2:
         raise TypeError(f"{name} must be a pair of numbers, got {value!r}")
     return tuple(value)
 
 
 def backend(value):
-    if value not in ("native", "reference"):
+    if not isinstance(value, str) or value not in ("native", "reference"):
         raise ValueError(f"backend must be 'native' or 'reference', got {value!r}")
     return value
 
@@ -54,6 +217,10 @@ def parameter(a, name):
     if not (a.flags.c_contiguous or a.flags.f_contiguous):
         raise ValueError(f"{name} is not contiguous; pass np.ascontiguousarray(...) and keep "
                          "that array as the parameter")
+    if not a.flags.aligned:
+        raise ValueError(f"{name} is not aligned to its {a.dtype} elements (flags.aligned is "
+                         "False); pass np.require(a, requirements='A') and keep that array as "
+                         "the parameter")
     return a
 
 
