@@ -16,6 +16,8 @@ from . import _checks
 
 __all__ = ["numerical_gradient"]
 
+_NOTHING = object()
+
 
 def numerical_gradient(fun, x, eps=None, *, batched=False):
     r"""The gradient of ``fun`` at ``x`` by central finite differences.
@@ -38,7 +40,15 @@ def numerical_gradient(fun, x, eps=None, *, batched=False):
         The point, of any shape. float32 and float64 are kept; other real dtypes become
         float64.
     eps : float, optional
-        Relative step :math:`\epsilon` (> 0).
+        Relative step :math:`\epsilon`, at least the unit roundoff
+        :math:`u` of ``x``'s dtype, ``np.finfo(dtype).eps / 2`` (1.1e-16 for float64, 6e-8
+        for float32). Because :math:`h_i` scales with :math:`\max(1, |x_i|)`, this one bound
+        holds for every :math:`x_i`: with :math:`\epsilon \ge u`, :math:`h_i` is at least
+        half the spacing of the floats around :math:`x_i`, so :math:`x_i + h_i` and
+        :math:`x_i - h_i` never both round back to :math:`x_i` and the step actually taken
+        (the quotient divides by it, not by :math:`2 h_i`) is never zero. A smaller
+        :math:`\epsilon` is below the dtype's resolution and raises ValueError. Steps that
+        close to it are dominated by rounding error; the default is far more accurate.
     batched : bool, default False
         ``x`` has shape ``(k, d)``: ``k`` points, and ``fun`` maps it to ``k`` values (one
         per row, e.g. written with ``x[..., 0]``). Every row's gradient then costs the same
@@ -48,6 +58,15 @@ def numerical_gradient(fun, x, eps=None, *, batched=False):
     -------
     ndarray
         The gradient, with ``x``'s shape and (float) dtype.
+
+    Raises
+    ------
+    TypeError
+        ``fun`` is not callable, ``x`` holds no real numbers, ``eps`` is not a real number or
+        ``batched`` not a bool.
+    ValueError
+        ``x`` holds NaN or infinity, is not 2-D with ``batched=True``, or ``eps`` is not
+        finite or below the unit roundoff of ``x``'s dtype.
 
     Examples
     --------
@@ -69,8 +88,7 @@ def numerical_gradient(fun, x, eps=None, *, batched=False):
                          f"shape {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError("x contains NaN or infinity")
-    h_rel = default_eps(x.dtype) if eps is None else _checks.real(eps, "eps", low=0,
-                                                                   low_open=True)
+    h_rel = default_eps(x.dtype) if eps is None else check_eps(eps, x.dtype)
     if batched:
         return _central_batched(fun, x, h_rel)
     return _central(fun, x, h_rel)
@@ -79,6 +97,21 @@ def numerical_gradient(fun, x, eps=None, *, batched=False):
 def default_eps(dtype):
     """The default relative step: the cube root of ``dtype``'s machine epsilon."""
     return float(np.finfo(dtype).eps) ** (1.0 / 3.0)
+
+
+def check_eps(eps, dtype, name="eps"):
+    """``eps`` as a float: a finite relative step no smaller than ``dtype``'s unit roundoff.
+
+    See `numerical_gradient` for why ``np.finfo(dtype).eps / 2`` is the bound.
+    """
+    h = _checks.real(eps, name, low=0, low_open=True)
+    u = float(np.finfo(dtype).eps) / 2
+    if h < u:
+        raise ValueError(f"{name} must be at least the unit roundoff of {np.dtype(dtype).name}, "
+                         f"{u:.3g} (np.finfo(dtype).eps / 2), got {h:g}: a smaller relative "
+                         "step h can round away (x + h == x == x - h); the default "
+                         f"{default_eps(dtype):.2g} is more accurate")
+    return h
 
 
 def as_real_array(x, name):
@@ -92,6 +125,13 @@ def as_real_array(x, name):
     if a.dtype.kind in "iu":
         return a.astype(np.float64)
     if a.dtype.kind == "O":
+        # numpy turns None into NaN, and '3' or True into numbers: refuse them here
+        bad = next((v for v in a.flat if v is None or isinstance(
+            v, (str, bytes, bool, np.bool_, complex, np.complexfloating))), _NOTHING)
+        if bad is not _NOTHING:
+            what = "" if a.ndim == 0 else "an element of type "
+            raise TypeError(f"{name} must be an array of real numbers, got {what}"
+                            f"{type(bad).__name__}")
         try:
             return a.astype(np.float64)
         except (TypeError, ValueError):
