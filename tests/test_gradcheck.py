@@ -159,7 +159,7 @@ def test_argument_errors():
         fastgd.gradcheck(model, X, y, np.mean)
     with pytest.raises(ValueError, match="loss must be one of"):
         fastgd.gradcheck(model, X, y, "l1")
-    with pytest.raises(ValueError, match="eps must be a number in"):
+    with pytest.raises(ValueError, match="eps must be > 0"):
         fastgd.gradcheck(model, X, y, "mse", eps=0)
     with pytest.raises(ValueError, match="X has 4 features but the model takes 3"):
         fastgd.gradcheck(model, np.zeros((6, 4)), y, "mse")

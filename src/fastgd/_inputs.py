@@ -28,6 +28,8 @@ def targets(y, name, n, kind, n_outputs, dtype):
     if y is None or isinstance(y, (str, bytes)):
         raise TypeError(f"{name} must be an array, got {type(y).__name__}")
     y = np.asarray(y)
+    if y.ndim == 0:
+        raise ValueError(f"{name} must have one row per sample, got a scalar")
     if len(y) != n:
         raise ValueError(f"{name} has {len(y)} rows but X has {n}")
     if kind == "cross_entropy":

@@ -1,7 +1,7 @@
 """Backpropagation checked against central finite differences."""
 import numpy as np
 
-from . import _inputs
+from . import _checks, _inputs
 from .nn import losses as _losses
 from .nn.module import Module
 
@@ -21,22 +21,35 @@ def gradcheck(model, X, y, loss, *, eps=1e-5, floor=1e-7, max_checks_per_param=N
     Parameters
     ----------
     model : fastgd.nn.Module
-    X, y : the batch (as for ``fastgd.fit``)
-    loss : loss object or name
+        A layer or model with at least one parameter. Its parameters are perturbed one
+        entry at a time and restored exactly; its gradients are overwritten by one
+        ``backward``.
+    X, y : array_like
+        The batch, as for ``fastgd.fit``: ``X`` of shape (n, in_features), ``y`` the
+        targets the loss takes.
+    loss : fastgd.nn loss or str
+        ``"mse"``, ``"cross_entropy"``, ``"bce_with_logits"``, a loss object or its class.
     eps : float, default 1e-5
+        The absolute step :math:`\epsilon`, in (0, 1).
     floor : float, default 1e-7
-        Smallest denominator: entries whose gradients are both below it are compared in
-        absolute terms (finite differences carry an absolute rounding error of about
+        Smallest denominator (> 0): entries whose gradients are both below it are compared
+        in absolute terms (finite differences carry an absolute rounding error of about
         1e-10 in float64, which would dominate a relative error of near-zero entries).
     max_checks_per_param : int, optional
-        Check this many random entries of each parameter instead of all of them.
-    seed : int
+        Check this many (>= 1) random entries of each parameter instead of all of them.
+    seed : None, int >= 0, numpy.random.Generator or numpy.random.SeedSequence, default 0
         Which entries are sampled.
 
     Returns
     -------
     float
         The largest relative error; about 1e-7 or less means the gradients are right.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For any argument of the wrong type or out of range, naming it, before the model is
+        touched.
 
     Examples
     --------
@@ -52,11 +65,17 @@ def gradcheck(model, X, y, loss, *, eps=1e-5, floor=1e-7, max_checks_per_param=N
         loss = _losses.by_name(loss)
     elif isinstance(loss, _losses._Loss):
         loss = type(loss)
-    else:
+    elif not (isinstance(loss, type) and issubclass(loss, _losses._Loss)):
         raise TypeError(f"loss must be a fastgd.nn loss or its name, got {type(loss).__name__}")
-    if not (isinstance(eps, (int, float)) and 0 < eps < 1):
-        raise ValueError(f"eps must be a number in (0, 1), got {eps!r}")
+    eps = _checks.real(eps, "eps", low=0, high=1, low_open=True, high_open=True)
+    floor = _checks.real(floor, "floor", low=0, low_open=True)
+    if max_checks_per_param is not None:
+        max_checks_per_param = _checks.integer(max_checks_per_param, "max_checks_per_param",
+                                               low=1)
+    seed = _checks.seed(seed)
     params, grads = model.parameters(), model.gradients()
+    if not params:
+        raise ValueError(f"model has no parameters to check ({type(model).__name__})")
     dtype = params[0].dtype
     X = _inputs.features(X, "X", dtype, model.in_features)
     y = _inputs.targets(y, "y", len(X), loss.kind, model.out_features, dtype)
