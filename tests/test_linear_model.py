@@ -295,8 +295,8 @@ def test_scikit_learn_estimator_api(rng):
     (dict(batch_size=True), TypeError, "batch_size must be an int"),
     (dict(fit_intercept=1), TypeError, "fit_intercept must be a bool"),
     (dict(shuffle="yes"), TypeError, "shuffle must be a bool"),
-    (dict(random_state=-1), ValueError, "random_state"),
-    (dict(random_state="seed"), ValueError, "random_state"),
+    (dict(random_state=-1), ValueError, "random_state must be >= 0"),
+    (dict(random_state="seed"), TypeError, "random_state must be None, an int >= 0"),
 ])
 def test_bad_parameters_raise(kw, exc, match):
     with pytest.raises(exc, match=match):

@@ -68,17 +68,18 @@ class LinearRegression:
         suit every coefficient.
     max_iter : int, default 1000
         Iterations for ``"gd"``; epochs (passes over the data) for ``"sgd"`` and
-        ``"minibatch"``, as in scikit-learn's SGDRegressor.
+        ``"minibatch"``, as in scikit-learn's SGDRegressor (>= 1).
     tol : float or None, default 1e-6
         Stop when the training loss has not improved by at least ``tol`` for
         ``n_iter_no_change`` consecutive iterations (epochs). None: run ``max_iter``.
     n_iter_no_change : int, default 5
+        Consecutive iterations (epochs) without a ``tol`` gain that stop the fit (>= 1).
     batch_size : int, default 32
-        Samples per step of ``"minibatch"`` (capped at the number of samples).
+        Samples per step of ``"minibatch"`` (>= 1; capped at the number of samples).
     fit_intercept : bool, default True
     shuffle : bool, default True
         Shuffle the samples every epoch (``"sgd"``, ``"minibatch"``).
-    random_state : int, numpy.random.Generator or None
+    random_state : None, int >= 0, numpy.random.Generator or numpy.random.SeedSequence
         Seeds the shuffling; an int gives the same result every time.
 
     Attributes
@@ -92,6 +93,12 @@ class LinearRegression:
         The training loss (of ``objective``) over the whole data after each iteration or
         epoch; empty for ``"closed_form"``.
     n_features_in_ : int
+
+    Raises
+    ------
+    TypeError, ValueError
+        From the constructor, ``set_params`` and ``fit``, for a parameter of the wrong type
+        or out of range, naming it (``set_params`` then keeps the old parameters).
 
     Examples
     --------
@@ -153,25 +160,17 @@ class LinearRegression:
         return f"LinearRegression({', '.join(changed)})"
 
     def _validate_params(self):
-        if not isinstance(self.solver, str) or self.solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {list(SOLVERS)}, got {self.solver!r}")
-        if not isinstance(self.objective, str) or self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got "
-                             f"{self.objective!r}")
+        _checks.choice(self.solver, "solver", SOLVERS)
+        _checks.choice(self.objective, "objective", OBJECTIVES)
         _checks.real(self.lr, "lr", low=0, low_open=True)
-        _positive_int(self.max_iter, "max_iter")
+        _checks.integer(self.max_iter, "max_iter", low=1)
         if self.tol is not None:
             _checks.real(self.tol, "tol", low=0)
-        _positive_int(self.n_iter_no_change, "n_iter_no_change")
-        _positive_int(self.batch_size, "batch_size")
+        _checks.integer(self.n_iter_no_change, "n_iter_no_change", low=1)
+        _checks.integer(self.batch_size, "batch_size", low=1)
         _checks.flag(self.fit_intercept, "fit_intercept")
         _checks.flag(self.shuffle, "shuffle")
-        rs = self.random_state
-        if rs is not None and not isinstance(rs, np.random.Generator) and (
-                isinstance(rs, (bool, np.bool_)) or not isinstance(rs, (int, np.integer))
-                or rs < 0):
-            raise ValueError(f"random_state must be None, a non-negative int or a "
-                             f"numpy.random.Generator, got {rs!r}")
+        _checks.seed(self.random_state, "random_state")
 
     # ------------------------------------------------------------------ fit / predict
     def fit(self, X, y):
@@ -340,13 +339,6 @@ def _warn_max_iter(model):
 
 
 # ---------------------------------------------------------------------------- input checks
-def _positive_int(v, name):
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if v < 1:
-        raise ValueError(f"{name} must be >= 1, got {v}")
-
-
 def _check_X(X):
     X = as_real_array(X, "X")
     if X.ndim != 2:

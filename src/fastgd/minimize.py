@@ -63,6 +63,7 @@ def minimize(fun, x0, *, grad=None, method="gd", lr=None, maximize=False, max_it
     maximize : bool, default False
         Gradient ascent.
     max_iter : int, default 1000
+        The most iterations (>= 0; with 0, ``x0`` is evaluated and returned).
     tol : float, default 1e-6
         Stop (converged) when the gradient norm is at most ``tol``.
     tol_change : float, default 1e-9
@@ -87,6 +88,14 @@ def minimize(fun, x0, *, grad=None, method="gd", lr=None, maximize=False, max_it
     MinimizeResult
         ``x``, ``fun``, ``grad_norm``, ``nit``, ``converged``, ``message``, ``path``,
         ``history``; per start for a 2-D ``x0``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an argument of the wrong type or out of range, naming it, before ``fun`` is
+        first called (a hyper-parameter in ``**hyper`` is checked by its optimizer's rules).
+        ValueError also when ``fun(x0)`` is not finite, or when a ``fun`` or ``grad`` for a
+        2-D ``x0`` does not treat the rows as separate points.
 
     Notes
     -----
@@ -161,14 +170,11 @@ def _options(fun, x0, grad, method, lr, maximize, max_iter, tol, tol_change, lin
     o.method = method
     o.lr = defaults(method)[0] if lr is None else _checks.real(lr, "lr", low=0, low_open=True)
     o.maximize = _checks.flag(maximize, "maximize")
-    if isinstance(max_iter, (bool, np.bool_)) or not isinstance(max_iter, (int, np.integer)):
-        raise TypeError(f"max_iter must be an int, got {type(max_iter).__name__}")
-    if max_iter < 0:
-        raise ValueError(f"max_iter must be >= 0, got {max_iter}")
-    o.max_iter = int(max_iter)
+    o.max_iter = _checks.integer(max_iter, "max_iter", low=0)
     o.tol = _checks.real(tol, "tol", low=0)
     o.tol_change = _checks.real(tol_change, "tol_change", low=0)
-    if line_search not in (None, "backtracking"):
+    if line_search is not None and not (isinstance(line_search, str)
+                                        and line_search == "backtracking"):
         raise ValueError(f"line_search must be None or 'backtracking', got {line_search!r}")
     o.line_search = line_search
     o.accept = _checks.flag(accept, "accept_if_improves")
