@@ -558,5 +558,5 @@ def test_layer_predict_keeps_pending_backward(backend, rng):
     np.testing.assert_allclose(out, x2 @ layer_.W + layer_.b, rtol=1e-12)
     np.testing.assert_array_equal(layer_.backward(g), expect_dx)
     np.testing.assert_array_equal(layer_.dW, expect_dW)
-    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         layer_.predict(x2, batch_size=0)

@@ -217,9 +217,9 @@ def test_predict_errors(backend):
         model.predict(np.zeros((2, 5)))
     with pytest.raises(ValueError, match="X has 4 features, expected 5"):
         model.predict(np.zeros((2, 4), np.float32))
-    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         model.predict(np.zeros((2, 5), np.float32), batch_size=0)
-    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+    with pytest.raises(TypeError, match="batch_size must be an int, got float"):
         model.predict(np.zeros((2, 5), np.float32), batch_size=2.0)
     assert model.predict(np.zeros((0, 5), np.float32)).shape == (0, 3)
 

@@ -19,15 +19,23 @@ class Linear(Module):
     Parameters
     ----------
     in_features, out_features : int
+        Sizes of the input and of the output (>= 1).
     bias : bool, default True
     dtype : float32 or float64, default float32
+        ``np.float32``, ``"float64"``, ``np.dtype(...)``: anything numpy reads as one of the
+        two (None, which numpy would read as float64, is refused).
     init : str, default "auto"
         "he_uniform", "he_normal", "xavier_uniform", "xavier_normal", "zeros", or "auto":
         Xavier, switched to He by `Sequential` when a ReLU/LeakyReLU follows the layer.
-    seed : int or numpy.random.Generator, optional
+    seed : None, int >= 0, numpy.random.Generator or numpy.random.SeedSequence, optional
         Randomness of the initial weights (same seed, same weights).
     backend : {"native", "reference"}, default "native"
         BLAS products and C epilogues, or the numpy twin.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an argument of the wrong type or out of range, naming it.
 
     Attributes
     ----------
@@ -47,19 +55,14 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, init="auto",
                  seed=None, *, backend="native"):
         super().__init__(backend)
-        for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-            if v < 1:
-                raise ValueError(f"{name} must be >= 1, got {v}")
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in _checks.FLOAT_DTYPES:
-            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
-        if init != "auto" and init not in _init.SCHEMES:
+        self.in_features = _checks.integer(in_features, "in_features", low=1)
+        self.out_features = _checks.integer(out_features, "out_features", low=1)
+        bias = _checks.flag(bias, "bias")
+        self.dtype = _checks.float_dtype(dtype)
+        if not isinstance(init, str) or (init != "auto" and init not in _init.SCHEMES):
             raise ValueError(f"init must be one of {_init.SCHEMES} or 'auto', got {init!r}")
         self.init = init
-        self.seed = seed
+        self.seed = _checks.seed(seed)
         self._W = np.empty((self.in_features, self.out_features), self.dtype)
         self._b = np.zeros(self.out_features, self.dtype) if bias else None
         self.dW = np.zeros_like(self._W)
@@ -69,6 +72,8 @@ class Linear(Module):
 
     def reset_parameters(self, scheme=None):
         """Draw W again (by ``scheme``, default the layer's own) from the layer's seed; b = 0."""
+        if scheme is not None and (not isinstance(scheme, str) or scheme not in _init.SCHEMES):
+            raise ValueError(f"scheme must be one of {_init.SCHEMES} or None, got {scheme!r}")
         rng = self.seed if isinstance(self.seed, np.random.Generator) \
             else np.random.default_rng(self.seed)
         scheme = scheme or ("xavier_uniform" if self.init == "auto" else self.init)

@@ -36,9 +36,7 @@ class Module:
 
     def predict(self, X, batch_size=1024):
         """The outputs for all rows of ``X``, in batches, leaving no backward state behind."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        batch_size = _checks.integer(batch_size, "batch_size", low=1)
         parts = [stateless_forward(self, X[s:s + batch_size])
                  for s in range(0, len(X), batch_size)]
         return np.concatenate(parts) if parts else self.forward(X)

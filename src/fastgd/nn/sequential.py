@@ -1,7 +1,7 @@
 """A chain of layers, compiled to one native program when every layer is native."""
 import numpy as np
 
-from .. import _nn
+from .. import _checks, _nn
 from . import init as _init
 from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, _Activation
 from .linear import Linear
@@ -48,9 +48,12 @@ class Sequential(Module):
             elif isinstance(layer, Module):
                 flat.append(layer)
             else:
-                raise TypeError(f"layers[{i}] must be a fastgd.nn layer, got {type(layer).__name__}")
+                hint = ("; pass the layers as separate arguments, Sequential(*layers)"
+                        if isinstance(layer, (list, tuple)) else "")
+                raise TypeError(f"layers[{i}] must be a fastgd.nn layer, got "
+                                f"{type(layer).__name__}{hint}")
         if not flat:
-            raise ValueError("Sequential needs at least one layer")
+            raise ValueError("layers is empty: Sequential needs at least one layer")
         backends = {layer.backend for layer in flat}
         super().__init__("native" if backends == {"native"} else "reference")
         self.layers = flat
@@ -66,13 +69,15 @@ class Sequential(Module):
                     raise ValueError(f"layers[{i}] takes {layer.in_features} features but the "
                                      f"layer before gives {width}")
                 width = layer.out_features
-                if layer.init == "auto":
-                    nxt = flat[i + 1] if i + 1 < len(flat) else None
-                    layer.reset_parameters(_init.for_activation(type(nxt).__name__))
-        self._program = None
+        # the ops refer to the layers' arrays (a layer that cannot be compiled raises here)
+        ops = self._ops() if self.backend == "native" and linears else None
+        # only once every check has passed: no layer is re-initialised by a refused call
+        for i, layer in enumerate(flat):
+            if isinstance(layer, Linear) and layer.init == "auto":
+                nxt = flat[i + 1] if i + 1 < len(flat) else None
+                layer.reset_parameters(_init.for_activation(type(nxt).__name__))
+        self._program = None if ops is None else _nn.Program(ops, self.dtype)
         self._infer = None
-        if self.backend == "native" and linears:
-            self._program = _nn.Program(self._ops(), self.dtype)
         self._rows = None
 
     def _ops(self):
@@ -134,9 +139,7 @@ class Sequential(Module):
     def predict(self, X, batch_size=1024):
         """The outputs for all rows of ``X``, computed in batches (no backward state kept)."""
         X = check_input(X, "X", dtype=self.dtype, ndim=2, features=self.in_features)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        batch_size = _checks.integer(batch_size, "batch_size", low=1)
         if self.out_features is None:
             return super().predict(X, batch_size)
         out = np.empty((X.shape[0], self.out_features), self.dtype)
@@ -183,10 +186,22 @@ def MLP(sizes, activation="relu", *, dtype=np.float32, seed=None, backend="nativ
     Parameters
     ----------
     sizes : sequence of int
-        ``[in_features, hidden..., out_features]``.
+        ``[in_features, hidden..., out_features]``, each >= 1.
     activation : {"relu", "leaky_relu", "sigmoid", "tanh"}
-    seed : int, optional
-        Seeds every layer's initialisation (one child seed per layer).
+    dtype : float32 or float64, default float32
+    seed : None, int >= 0, numpy.random.Generator or numpy.random.SeedSequence, optional
+        Seeds every layer's initialisation (one child seed, or child generator, per layer).
+    backend : {"native", "reference"}, default "native"
+
+    Returns
+    -------
+    Sequential
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an argument of the wrong type or out of range, naming it (``sizes[k]`` for an
+        entry of ``sizes``).
 
     Examples
     --------
@@ -195,16 +210,30 @@ def MLP(sizes, activation="relu", *, dtype=np.float32, seed=None, backend="nativ
     Linear(in_features=64, out_features=128, bias=True, dtype=float32)
     """
     acts = {"relu": ReLU, "leaky_relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh}
-    if activation not in acts:
-        raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
-    sizes = list(sizes)
+    _checks.choice(activation, "activation", sorted(acts))
+    try:
+        items = None if isinstance(sizes, (str, bytes, dict)) else list(sizes)
+    except TypeError:  # not iterable (an int, a 0-d array, ...)
+        items = None
+    if items is None:
+        raise TypeError(f"sizes must be a sequence of ints, got {type(sizes).__name__}")
+    sizes = [_checks.integer(v, f"sizes[{k}]", low=1) for k, v in enumerate(items)]
     if len(sizes) < 2:
         raise ValueError(f"sizes needs at least an input and an output size, got {sizes}")
-    seeds = np.random.SeedSequence(seed).spawn(len(sizes) - 1)
+    dtype = _checks.float_dtype(dtype)
+    seed = _checks.seed(seed)
+    _checks.backend(backend)
+    n = len(sizes) - 1
+    if isinstance(seed, np.random.Generator):
+        rngs = seed.spawn(n)
+    else:
+        children = (seed if isinstance(seed, np.random.SeedSequence)
+                    else np.random.SeedSequence(seed)).spawn(n)
+        rngs = [np.random.default_rng(c) for c in children]
     layers = []
-    for k in range(len(sizes) - 1):
+    for k in range(n):
         layers.append(Linear(sizes[k], sizes[k + 1], dtype=dtype, backend=backend,
-                             seed=np.random.default_rng(seeds[k])))
+                             seed=rngs[k]))
         if k < len(sizes) - 2:
             layers.append(acts[activation](backend=backend))
     return Sequential(*layers)
