@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from . import _checks
 from .gradients import as_real_array
 
 __all__ = ["Objective", "quadratic", "bowl", "rosenbrock", "beale", "himmelblau", "plateau",
@@ -134,10 +135,8 @@ def bowl(condition_number=10.0, angle=0.0):
     >>> float(f([1.0, 1.0])), f.grad([1.0, 1.0]).tolist()
     (2.5, [1.0, 4.0])
     """
-    kappa = float(condition_number)
-    if not math.isfinite(kappa) or kappa < 1:
-        raise ValueError(f"condition_number must be a finite number >= 1, got {condition_number!r}")
-    phi = math.radians(float(angle))
+    kappa = _checks.real(condition_number, "condition_number", low=1)
+    phi = math.radians(_checks.real(angle, "angle"))
     c, s = math.cos(phi), math.sin(phi)
     # H = R^T diag(1, kappa) R with R the rotation by phi
     a = c * c + kappa * s * s
@@ -158,13 +157,20 @@ def rosenbrock(a=1.0, b=100.0):
     .. math::
         \nabla f = \bigl(-2(a - x) - 4 b x (y - x^2),\; 2 b (y - x^2)\bigr)
 
+    Parameters
+    ----------
+    a : float, default 1
+        Where the minimum is.
+    b : float, default 100
+        The steepness of the valley's walls (>= 0; a negative b has no minimum).
+
     Examples
     --------
     >>> f = rosenbrock()
     >>> float(f([1.0, 1.0])), f.grad([0.0, 0.0]).tolist()
     (0.0, [-2.0, 0.0])
     """
-    a, b = float(a), float(b)
+    a, b = _checks.real(a, "a"), _checks.real(b, "b", low=0)
     return Objective(
         "rosenbrock", rf"$({a:g} - x)^2 + {b:g}\,(y - x^2)^2$",
         lambda x, y: (a - x) ** 2 + b * (y - x * x) ** 2,
@@ -235,15 +241,20 @@ def plateau(width=1.0):
     A few widths away from the well the gradient is nearly zero: plain gradient descent
     crawls, while methods that normalise the step (RMSprop, Adam) keep their pace.
 
+    Parameters
+    ----------
+    width : float, default 1
+        :math:`w > 0`, the radius of the well.
+
     Examples
     --------
     >>> f = plateau()
     >>> bool(f.grad([3.0, 0.0])[0] < 1e-3)          # almost flat three widths out
     True
     """
-    w2 = float(width) ** 2
-    if not math.isfinite(w2) or w2 <= 0:
-        raise ValueError(f"width must be a positive finite number, got {width!r}")
+    w2 = _checks.real(width, "width", low=0, low_open=True) ** 2
+    if not 0 < w2 < math.inf:
+        raise ValueError(f"width must have a finite, nonzero square, got {width!r}")
     return Objective(
         "plateau", rf"$1 - \exp(-(x^2 + y^2)/{w2:g})$",
         lambda x, y: 1 - np.exp(-(x * x + y * y) / w2),
@@ -270,7 +281,7 @@ def double_well(tilt=0.3):
     >>> len(f.minima), float(f.minima[0, 0]) < 0 < float(f.minima[1, 0])
     (2, True)
     """
-    t = float(tilt)
+    t = _checks.real(tilt, "tilt")
     limit = 8 / math.sqrt(27)
     if not 0 < abs(t) < limit:
         raise ValueError(f"tilt must satisfy 0 < |tilt| < {limit:.4f} for two minima, got {tilt!r}")
