@@ -80,13 +80,13 @@ def _as_list(value, name):
 
 
 def _steps(step, n):
-    vals = [step] * n if np.ndim(step) == 0 and not isinstance(step, (list, tuple)) else list(step)
+    if np.ndim(step) == 0 and not isinstance(step, (list, tuple)):
+        return np.full(n, _checks.integer(step, "step", low=1), dtype=np.int64)
+    vals = list(step)
     if len(vals) != n:
         raise ValueError(f"step has {len(vals)} entries for {n} parameters")
-    for s in vals:
-        if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or s < 1:
-            raise ValueError(f"step must be an integer >= 1 (the number of this update), got {s!r}")
-    return np.array(vals, dtype=np.int64)
+    return np.array([_checks.integer(s, f"step[{i}]", low=1) for i, s in enumerate(vals)],
+                    dtype=np.int64)
 
 
 def _native(kernel, params, grads, lists, steps, is_new, **hp):
