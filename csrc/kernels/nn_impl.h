@@ -15,7 +15,10 @@ FGD_HOT void FN(fgd_bias_act)(T *z, const T *bias, T *a, size_t rows, size_t col
 {
     const T s = (T)slope;
     for (size_t r = 0; r < rows; r++) {
-        T *restrict zr = z + r * cols;
+        /* no restrict on zr: a may be z (in place), and the activation loops write ar while
+         * they read zr, which a restrict zr makes undefined behaviour (C11 6.7.3.1). The
+         * loops vectorise through omp simd all the same. */
+        T *zr = z + r * cols;
         T *ar = a + r * cols;
         if (bias) {
             const T *restrict b = bias;
