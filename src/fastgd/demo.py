@@ -13,13 +13,13 @@ matplotlib is the optional ``plot`` extra: ``pip install 'fastgd[plot]'``.
 import importlib
 import io
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import functions
+from ._atomic import atomic_write
 from .cli import CLIError
 from .linear_model import LinearRegression
 from .minimize import minimize
@@ -312,22 +312,14 @@ def write_figures(out, names=None, dpi=DPI, log=print):
 
 
 def _save_atomic(fig, path, dpi):
+    """Write ``fig`` as PNG to ``path`` with fastgd's one atomic writer (a complete file or
+    the old one, never half of one; permissions from the umask)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(_png_bytes(fig, dpi))
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    data = _png_bytes(fig, dpi)
+    with atomic_write(path) as fh:
+        fh.write(data)
 
 
 def _png_bytes(fig, dpi):
@@ -345,12 +337,6 @@ def _png_bytes(fig, dpi):
     out = io.BytesIO()
     small.save(out, format="png", optimize=True)
     return out.getvalue()
-
-
-def _umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _require_matplotlib():

@@ -1,12 +1,12 @@
 """Saving models (and optimizer state) to .npz, atomically, and loading them back."""
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from . import nn, optim
+from ._atomic import atomic_write, fspath
 
 FORMAT = 1
 _LAYERS = {cls.__name__: cls for cls in (nn.Linear, nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh,
@@ -19,14 +19,15 @@ def save(model, path, optimizer=None):
     """Write ``model`` (architecture and parameters) and optionally ``optimizer``'s
     hyper-parameters and state to ``path`` as .npz.
 
-    The file is written to a temporary file in the same folder and renamed over ``path``
-    only when complete, so an interrupted save never destroys an earlier file.
+    The file is written by `fastgd._atomic.atomic_write`: ``path`` is replaced only by a
+    complete file, so an interrupted save (an exception, Ctrl-C, ``kill -9``) leaves the
+    earlier file intact and no temporary file behind; errors name ``path``.
     """
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"model must be a fastgd.nn.Sequential, got {type(model).__name__}")
     if optimizer is not None and type(optimizer).__name__ not in _OPTIMIZERS:
         raise TypeError(f"optimizer must be a fastgd.optim optimizer, got {type(optimizer).__name__}")
-    path = os.fspath(path)
+    path = fspath(path)
     arrays = {f"param_{i}": p for i, p in enumerate(model.parameters())}
     meta = {"format": FORMAT,
             "layers": [{"type": type(layer).__name__, "config": layer._config(),
@@ -48,20 +49,8 @@ def save(model, path, optimizer=None):
         meta["optimizer"] = {"type": type(optimizer).__name__, "backend": optimizer.backend,
                              "param_groups": _jsonable(sd["param_groups"]), "state": state_meta}
     arrays["__fastgd__"] = np.array(json.dumps(meta))
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastgd-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_write(path) as fh:
+        np.savez(fh, **arrays)
 
 
 def load(path, *, optimizer=False):

@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 from . import datasets, fit, nn, optim
+from ._atomic import atomic_write
 from .cli import CLIError
 from .errors import DivergenceError
 
@@ -221,20 +222,18 @@ def _plot(history, path):
 
 
 def _atomic_savefig(fig, path):
-    import tempfile
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CLIError(f"cannot write {path}: no folder {folder}")
-    fd, tmp = tempfile.mkstemp(prefix=".fastgd-", suffix=os.path.splitext(path)[1] or ".png",
-                               dir=folder)
-    os.close(fd)
+    """Save ``fig`` to ``path`` (format from the extension, PNG without one) with fastgd's
+    one atomic writer; a `CLIError` naming ``path`` when it cannot be written."""
+    fmt = os.path.splitext(path)[1][1:].lower() or "png"
+    supported = fig.canvas.get_supported_filetypes()
+    if fmt not in supported:
+        raise CLIError(f"cannot write {path}: matplotlib writes {', '.join(sorted(supported))}, "
+                       f"not .{fmt}")
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        with atomic_write(path) as fh:
+            fig.savefig(fh, format=fmt, dpi=100)
+    except OSError as exc:
+        raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 if __name__ == "__main__":  # pragma: no cover
