@@ -1,27 +1,93 @@
-"""Saving models (and optimizer state) to .npz, atomically, and loading them back."""
+"""Saving models (and optimizer state) to .npz, atomically, and loading them back.
+
+A model file is an uncompressed .npz (a zip of .npy arrays): ``__fastgd__`` holds the
+architecture and the optimizer's hyper-parameters as JSON, ``param_<i>`` the model's
+parameters and ``opt_<i>_<name>`` the optimizer's state arrays. `load` treats every file
+as untrusted: see its notes.
+"""
+import io
 import json
+import math
 import os
+import re
+import struct
+import tokenize
 import zipfile
+import zlib
 
 import numpy as np
 
 from . import nn, optim
 from ._atomic import atomic_write, fspath
+from .nn import init as _init
 
 FORMAT = 1
+#: the most the members together may hold, as a multiple of the file's size (the zip-bomb
+#: ratio of Apache POI; fastgd writes uncompressed files, at a ratio just under 1)
+MAX_EXPANSION = 100
+#: the most one deflated member can expand (deflate's own limit): a member that claims
+#: more is lying about its size
+_DEFLATE_LIMIT = 1032
+#: the longest .npy header read (numpy's own default); fastgd writes about 128 bytes
+MAX_HEADER = 10000
+#: the largest metadata entry read (bytes of the decoded __fastgd__ array); a deflated one
+#: may also hold at most 4 times the file's size (1 MiB for small files): its JSON becomes
+#: Python objects of several times its size
+MAX_METADATA = 64 << 20
+
 _LAYERS = {cls.__name__: cls for cls in (nn.Linear, nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh,
                                          nn.Softmax, nn.Identity)}
 _OPTIMIZERS = {cls.__name__: cls for cls in (optim.SGD, optim.Adagrad, optim.RMSprop,
                                              optim.Adam, optim.AdamW)}
+_BACKENDS = ("native", "reference")
+_DTYPES = ("float32", "float64")
+_META = "__fastgd__"
+_PARAM = re.compile(r"param_(0|[1-9][0-9]*)")
+_STATE = re.compile(r"opt_(0|[1-9][0-9]*)_([a-z_]+)")
+_INDEX = re.compile(r"0|[1-9][0-9]*")
+_STEP_MAX = 2 ** 63 - 1
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+#: what the zip and .npy parsers of the standard library and numpy raise on damaged input
+_PARSE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error, EOFError,
+                 OSError, ValueError, TypeError, KeyError, IndexError, OverflowError,
+                 SyntaxError, tokenize.TokenError, RecursionError, NotImplementedError)
 
 
 def save(model, path, optimizer=None):
-    """Write ``model`` (architecture and parameters) and optionally ``optimizer``'s
-    hyper-parameters and state to ``path`` as .npz.
+    """Write a model, and optionally its optimizer, to an .npz file, atomically.
 
+    Parameters
+    ----------
+    model : fastgd.nn.Sequential
+        Its architecture and parameters are saved.
+    path : str, bytes or os.PathLike
+        The file to write (replaced if it exists); its folder must exist.
+    optimizer : fastgd.optim optimizer, optional
+        Built on ``model.parameters()``; its hyper-parameters and state are saved too.
+
+    Raises
+    ------
+    TypeError
+        When ``model``, ``path`` or ``optimizer`` has the wrong type.
+    ValueError
+        When ``optimizer`` is not built on ``model.parameters()``.
+    OSError
+        When the file cannot be written; the error names ``path``.
+
+    Notes
+    -----
     The file is written by `fastgd._atomic.atomic_write`: ``path`` is replaced only by a
     complete file, so an interrupted save (an exception, Ctrl-C, ``kill -9``) leaves the
-    earlier file intact and no temporary file behind; errors name ``path``.
+    earlier file intact and no temporary file behind.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, fastgd
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+    >>> model = fastgd.nn.MLP([3, 4, 2], dtype=np.float64, seed=0)
+    >>> model.save(path)
+    >>> fastgd.load(path)[0]
+    Linear(in_features=3, out_features=4, bias=True, dtype=float64)
     """
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"model must be a fastgd.nn.Sequential, got {type(model).__name__}")
@@ -48,79 +114,452 @@ def save(model, path, optimizer=None):
                     arrays[f"opt_{i}_{k}"] = v
         meta["optimizer"] = {"type": type(optimizer).__name__, "backend": optimizer.backend,
                              "param_groups": _jsonable(sd["param_groups"]), "state": state_meta}
-    arrays["__fastgd__"] = np.array(json.dumps(meta))
+    arrays[_META] = np.array(json.dumps(meta))
     with atomic_write(path) as fh:
         np.savez(fh, **arrays)
 
 
 def load(path, *, optimizer=False):
-    """Read a model saved by ``Sequential.save``.
+    """Read a model saved by `save` (``Sequential.save``).
 
-    Returns the model, or ``(model, optimizer)`` when ``optimizer=True`` (the optimizer is
-    rebuilt over the model's parameters with its saved hyper-parameters and state; ``None``
-    if the file holds none).
+    Parameters
+    ----------
+    path : str, bytes or os.PathLike
+        The .npz file.
+    optimizer : bool, default False
+        Also rebuild the saved optimizer over the model's parameters, with its saved
+        hyper-parameters and state.
+
+    Returns
+    -------
+    Sequential, or (Sequential, optimizer or None)
+        The model; with ``optimizer=True`` the pair, the optimizer ``None`` when the file
+        holds none.
+
+    Raises
+    ------
+    TypeError
+        When ``path`` or ``optimizer`` has the wrong type.
+    OSError
+        When the file cannot be opened (``FileNotFoundError`` when it does not exist).
+    ValueError
+        For any file that is not a complete, consistent fastgd model file; the message
+        names the file and what is wrong with it.
+
+    Notes
+    -----
+    Files are not trusted. Pickles are never loaded. The whole file is checked before
+    anything is allocated for it: the zip directory (stored or deflated members only, no
+    two members over the same bytes, together at most `MAX_EXPANSION` times the file's
+    size), the metadata (at most `MAX_METADATA` bytes; every entry, type and value) and
+    every array's .npy header, against the shape and dtype the architecture needs and
+    against the member's size. So what is allocated is at most a few times what the
+    members hold. With ``optimizer=False`` the optimizer's entry and array headers are
+    checked as well, its hyper-parameters and state data only when asked for.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, fastgd
+    >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.npz")
+    >>> model = fastgd.nn.MLP([3, 4, 2], dtype=np.float64, seed=0)
+    >>> opt = fastgd.optim.Adam(model.parameters(), lr=0.01)
+    >>> model.save(path, optimizer=opt)
+    >>> model2, opt2 = fastgd.load(path, optimizer=True)
+    >>> opt2.param_groups[0]["lr"]
+    0.01
     """
-    path = os.fspath(path)
-    try:
-        f = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path} is not a fastgd model file: {exc}") from None
-    if not isinstance(f, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path} is not a fastgd model file (a single .npy array)")
-    try:
-        with f:
-            files = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path} is not a fastgd model file: {exc}") from None
-    if "__fastgd__" not in files:
-        raise ValueError(f"{path} is not a fastgd model file (no __fastgd__ entry)")
-    meta = json.loads(str(files["__fastgd__"]))
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} has format {meta.get('format')}, this fastgd reads {FORMAT}")
-    layers = []
-    for spec in meta["layers"]:
-        cls = _LAYERS.get(spec["type"])
-        if cls is None:
-            raise ValueError(f"{path} holds an unknown layer type {spec['type']!r}")
-        config = dict(spec["config"])
-        if cls is nn.Linear and config.get("init") == "auto":
-            config["init"] = "zeros"  # the saved weights replace the initial ones below
-        layers.append(cls(**config, backend=spec["backend"]))
-    model = nn.Sequential(*layers)
-    for i, p in enumerate(model.parameters()):
-        saved = files.get(f"param_{i}")
-        if saved is None or saved.shape != p.shape:
-            raise ValueError(f"{path}: parameter {i} is missing or has the wrong shape")
-        p[...] = saved
-    for layer, spec in zip(model.layers, meta["layers"]):
-        if isinstance(layer, nn.Linear):
-            layer.init = spec["config"].get("init", layer.init)
-    if not optimizer:
-        return model
-    om = meta.get("optimizer")
+    if not isinstance(optimizer, (bool, np.bool_)):
+        raise TypeError(f"optimizer must be a bool, got {type(optimizer).__name__}")
+    path = fspath(path)
+    with open(path, "rb") as fh:
+        return _Reader(fh, path).load(bool(optimizer))
+
+
+class _Reader:
+    """One model file being checked and read."""
+
+    def __init__(self, fh, path):
+        self.fh, self.path = fh, path
+        self.size = os.fstat(fh.fileno()).st_size
+        if fh.read(6) == b"\x93NUMPY":
+            raise ValueError(f"{path} is not a fastgd model file (a single .npy array)")
+        fh.seek(0)
+        try:
+            self.zf = zipfile.ZipFile(fh)
+            infos = self.zf.infolist()
+        except _PARSE_ERRORS as exc:
+            raise ValueError(f"{path} is not a fastgd model file: {exc}") from None
+        self.members = {}   # by name without the .npy that np.savez adds; others as they are
+        for info in infos:
+            name = info.filename
+            key = name[:-4] if name.endswith(".npy") else name + " (not .npy)"
+            if key in self.members:
+                self.fail(f"holds the member {name!r} twice")
+            self.members[key] = info
+        if _META not in self.members:
+            raise ValueError(f"{path} is not a fastgd model file (no {_META} entry)")
+        self._check_layout(infos)
+
+    def fail(self, what):
+        raise ValueError(f"{self.path}: {what}")
+
+    # ------------------------------------------------------------------ the zip
+    def _check_layout(self, infos):
+        """Compression, sizes and positions of every member, before any is read."""
+        end_of_data = min(getattr(self.zf, "start_dir", self.size), self.size)
+        spans = []
+        for info in infos:
+            name = info.filename
+            if info.flag_bits & 0x1:
+                self.fail(f"member {name!r} is encrypted")
+            if info.compress_type == zipfile.ZIP_STORED:
+                if info.file_size != info.compress_size:
+                    self.fail(f"member {name!r} is stored (not compressed) but declares "
+                              f"{info.file_size} bytes in {info.compress_size}")
+            elif info.compress_type == zipfile.ZIP_DEFLATED:
+                if info.file_size > _DEFLATE_LIMIT * max(info.compress_size, 1):
+                    self.fail(f"member {name!r} declares {info.file_size} bytes from "
+                              f"{info.compress_size} compressed, more than deflate can expand")
+            else:
+                self.fail(f"member {name!r} uses compression method {info.compress_type}; "
+                          "fastgd reads stored (0) and deflated (8) members only")
+            start = info.header_offset
+            local = b""
+            if 0 <= start <= self.size - 30:
+                self.fh.seek(start)
+                local = self.fh.read(30)
+            if len(local) != 30 or local[:4] != b"PK\x03\x04":
+                self.fail(f"member {name!r} has no local header where the zip directory "
+                          "says")
+            name_len, extra_len = struct.unpack("<HH", local[26:30])
+            end = start + 30 + name_len + extra_len + info.compress_size
+            if end > end_of_data:
+                self.fail(f"member {name!r} runs past the end of the data ({end} > "
+                          f"{end_of_data} bytes)")
+            spans.append((start, end, name))
+        spans.sort()
+        for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
+            if start < end:
+                self.fail(f"members {a!r} and {b!r} overlap")
+        total = sum(info.file_size for info in infos)
+        if total > MAX_EXPANSION * self.size:
+            self.fail(f"its members expand to {total} bytes, more than {MAX_EXPANSION} times "
+                      f"the file's {self.size} (a zip bomb?)")
+
+    def header(self, key):
+        """``(shape, dtype)`` of member ``key``'s .npy header, checked against its size."""
+        info = self.members[key]
+        name = info.filename
+        try:
+            with self.zf.open(info) as fp:
+                head = io.BytesIO(fp.read(12 + MAX_HEADER))
+            version = np.lib.format.read_magic(head)
+            if version == (1, 0):
+                (length,), reader = struct.unpack("<H", head.read(2)), \
+                    np.lib.format.read_array_header_1_0
+            elif version == (2, 0):
+                (length,), reader = struct.unpack("<I", head.read(4)), \
+                    np.lib.format.read_array_header_2_0
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+            if length > MAX_HEADER:
+                raise ValueError(f"the header is {length} bytes long, more than {MAX_HEADER}")
+            head.seek(8)
+            shape, _, dtype = reader(head, max_header_size=MAX_HEADER)
+            start = head.tell()
+        except _PARSE_ERRORS as exc:
+            self.fail(f"member {name!r} is not a valid .npy array: {exc}")
+        if dtype.hasobject:
+            self.fail(f"member {name!r} holds Python objects (a pickle), which are never "
+                      "loaded")
+        if any(n < 0 for n in shape):
+            self.fail(f"member {name!r} has a negative dimension in its shape {shape}")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if start + nbytes != info.file_size:
+            self.fail(f"member {name!r} declares {shape} {dtype} ({nbytes} bytes of data) but "
+                      f"holds {info.file_size - start}")
+        return shape, dtype
+
+    def array(self, key):
+        """The array of member ``key`` (its header checked by `header` first)."""
+        info = self.members[key]
+        try:
+            with self.zf.open(info) as fp:
+                a = np.lib.format.read_array(fp, allow_pickle=False, max_header_size=MAX_HEADER)
+                if fp.read(1):
+                    raise ValueError("data after the array")
+        except _PARSE_ERRORS as exc:
+            self.fail(f"member {info.filename!r} cannot be read: {exc}")
+        return a
+
+    # ------------------------------------------------------------------ the metadata
+    def metadata(self):
+        shape, dtype = self.header(_META)
+        if shape != () or dtype.kind != "U":
+            self.fail(f"the {_META} entry is not a string (shape {shape}, dtype {dtype})")
+        limit = min(MAX_METADATA, max(1 << 20, 4 * self.size))
+        if dtype.itemsize > limit:
+            self.fail(f"the {_META} entry is {dtype.itemsize} bytes, more than the {limit} "
+                      f"read from a file of {self.size}")
+        raw = self.array(_META).tobytes()
+        try:
+            text = raw.decode("utf-32-be" if dtype.byteorder == ">" else "utf-32-le")
+            meta = json.loads(text.rstrip("\0"))
+        except (ValueError, RecursionError) as exc:
+            self.fail(f"the {_META} entry is not valid JSON: {exc}")
+        if not isinstance(meta, dict):
+            self.fail(f"the {_META} entry is not a JSON object")
+        if "format" not in meta:
+            self.fail(f"the {_META} entry has no 'format'")
+        if type(meta["format"]) is not int or meta["format"] != FORMAT:
+            raise ValueError(f"{self.path} has format {_short(meta['format'])}, this fastgd "
+                             f"reads {FORMAT}")
+        _keys(self, meta, {"format", "layers", "optimizer"}, f"the {_META} entry")
+        return meta
+
+    # ------------------------------------------------------------------ reading
+    def load(self, with_optimizer):
+        meta = self.metadata()
+        layers, params = _check_layers(self, meta["layers"])
+        opt = _check_optimizer(self, meta["optimizer"], params)
+        expected = {_META} | {key for key, *_ in params}
+        if opt is not None:
+            expected |= set(opt["arrays"])
+        for key, info in self.members.items():
+            if key not in expected:
+                if _PARAM.fullmatch(key):
+                    self.fail(f"holds {info.filename!r}, more parameters than its layers have")
+                if _STATE.fullmatch(key):
+                    self.fail(f"holds {info.filename!r}, optimizer state its metadata does not "
+                              "declare")
+                self.fail(f"holds an unexpected member {info.filename!r}")
+        for i, (key, shape, dtype, where) in enumerate(params):
+            if key not in self.members:
+                self.fail(f"parameter {i} is missing or has the wrong shape: {where} needs "
+                          f"{shape} {dtype.name}, the file has no {key}")
+            got_shape, got_dtype = self.header(key)
+            if got_shape != shape or not _same_float(got_dtype, dtype):
+                self.fail(f"parameter {i} is missing or has the wrong shape: {where} needs "
+                          f"{shape} {dtype.name}, the file's {key} is {got_shape} {got_dtype}")
+        if opt is not None:
+            for key, (shape, dtype) in opt["arrays"].items():
+                got_shape, got_dtype = self.header(key)
+                if got_shape != shape or not _same_float(got_dtype, dtype):
+                    self.fail(f"optimizer state {key} has {got_shape} {got_dtype}, its "
+                              f"parameter is {shape} {dtype.name}")
+        # everything declared fits what the file holds: read and build
+        values = [self.array(key) for key, *_ in params]
+        model = _build_model(self, layers)
+        for p, v in zip(model.parameters(), values):
+            p[...] = v
+        if not with_optimizer:
+            return model
+        if opt is None:
+            return model, None
+        return model, _build_optimizer(self, opt, model.parameters())
+
+
+def _check_layers(reader, layers):
+    """The layer specs, checked; and the parameters they need:
+    ``[(member key, shape, dtype, "layers[j].W"), ...]``."""
+    if not isinstance(layers, list) or not layers:
+        reader.fail("'layers' must be a non-empty list")
+    specs, params, width, dtype = [], [], None, None
+    for j, spec in enumerate(layers):
+        where = f"layers[{j}]"
+        if not isinstance(spec, dict):
+            reader.fail(f"{where} must be a JSON object, got {_short(spec)}")
+        _keys(reader, spec, {"type", "config", "backend"}, where)
+        kind, config, backend = spec["type"], spec["config"], spec["backend"]
+        if not isinstance(kind, str) or kind not in _LAYERS:
+            raise ValueError(f"{reader.path} holds an unknown layer type {_short(kind)} in "
+                             f"{where}")
+        if backend not in _BACKENDS:
+            reader.fail(f"{where} has backend {_short(backend)}, not one of {_BACKENDS}")
+        if not isinstance(config, dict):
+            reader.fail(f"{where} config must be a JSON object, got {_short(config)}")
+        where = f"{where} ({kind})"
+        if kind == "Linear":
+            config = _linear_config(reader, config, where)
+            if width is not None and config["in_features"] != width:
+                reader.fail(f"{where} takes {config['in_features']} features but the layer "
+                            f"before gives {width}")
+            if dtype is not None and config["dtype"] != dtype:
+                reader.fail(f"{where} has dtype {config['dtype']}, the layers before "
+                            f"{dtype}")
+            width, dtype = config["out_features"], config["dtype"]
+            shapes = [("W", (config["in_features"], config["out_features"]))]
+            if config["bias"]:
+                shapes.append(("b", (config["out_features"],)))
+            for attr, shape in shapes:
+                params.append((f"param_{len(params)}", shape, np.dtype(config["dtype"]),
+                               f"layers[{j}].{attr}"))
+        elif kind == "LeakyReLU":
+            _keys(reader, config, set(), f"{where} config", optional={"negative_slope"})
+            slope = config.get("negative_slope", 0.01)
+            if type(slope) not in (int, float) or abs(slope) > _FLOAT_MAX \
+                    or not math.isfinite(slope):
+                reader.fail(f"{where} negative_slope must be a finite number, got "
+                            f"{_short(slope)}")
+        else:
+            _keys(reader, config, set(), f"{where} config")
+        specs.append((_LAYERS[kind], config, backend))
+    return specs, params
+
+
+def _linear_config(reader, config, where):
+    _keys(reader, config, {"in_features", "out_features"}, f"{where} config",
+          optional={"bias", "dtype", "init"})
+    out = {"bias": True, "dtype": "float32", "init": "auto", **config}
+    for k in ("in_features", "out_features"):
+        if type(out[k]) is not int or out[k] < 1:
+            reader.fail(f"{where} {k} must be an int >= 1, got {_short(out[k])}")
+    if type(out["bias"]) is not bool:
+        reader.fail(f"{where} bias must be true or false, got {_short(out['bias'])}")
+    if out["dtype"] not in _DTYPES:
+        reader.fail(f"{where} dtype must be one of {_DTYPES}, got {_short(out['dtype'])}")
+    inits = ("auto",) + tuple(_init.SCHEMES)
+    if out["init"] not in inits:
+        reader.fail(f"{where} init must be one of {inits}, got {_short(out['init'])}")
+    return out
+
+
+def _check_optimizer(reader, om, params):
+    """The optimizer entry, checked (hyper-parameter values are checked by the optimizer
+    when it is built); ``arrays`` maps each state member to the (shape, dtype) it needs."""
     if om is None:
-        return model, None
+        return None
+    if not isinstance(om, dict):
+        reader.fail(f"the optimizer entry must be a JSON object or null, got {_short(om)}")
+    _keys(reader, om, {"type", "backend", "param_groups", "state"}, "the optimizer entry")
+    kind = om["type"]
+    if not isinstance(kind, str) or kind not in _OPTIMIZERS:
+        reader.fail(f"holds an unknown optimizer type {_short(kind)}")
+    cls = _OPTIMIZERS[kind]
+    if om["backend"] not in _BACKENDS:
+        reader.fail(f"the optimizer has backend {_short(om['backend'])}, not one of "
+                    f"{_BACKENDS}")
     groups = om["param_groups"]
-    params = model.parameters()
-    cls = _OPTIMIZERS[om["type"]]
-    opt = cls([{**{k: v for k, v in g.items() if k != "params"},
-                "params": [params[i] for i in g["params"]]} for g in groups],
-              backend=om["backend"])
-    state = {}
-    for i, entry in om["state"].items():
-        st = {"step": entry["step"]}
-        for k in entry["none"]:
-            st[k] = None
+    if not isinstance(groups, list) or not groups:
+        reader.fail("the optimizer's param_groups must be a non-empty list")
+    indices = []
+    for g, group in enumerate(groups):
+        where = f"the optimizer's param_groups[{g}]"
+        if not isinstance(group, dict) or "params" not in group:
+            reader.fail(f"{where} must be a JSON object with a 'params' list")
+        ids = group["params"]
+        if not isinstance(ids, list) or not ids or any(type(i) is not int for i in ids):
+            reader.fail(f"{where} 'params' must be a non-empty list of parameter indices")
+        indices.extend(ids)
+    if indices != list(range(len(params))):
+        reader.fail(f"the optimizer's param_groups hold the parameters {_short(indices)}, "
+                    f"the model has {len(params)} (in order)")
+    state = om["state"]
+    if not isinstance(state, dict):
+        reader.fail("the optimizer's state must be a JSON object")
+    arrays, entries = {}, {}
+    for key, entry in state.items():
+        where = f"the optimizer's state[{key!r}]"
+        if not _INDEX.fullmatch(key) or len(key) > 18 or int(key) >= len(params):
+            reader.fail(f"{where}: not a parameter index in 0..{len(params) - 1}")
+        if not isinstance(entry, dict):
+            reader.fail(f"{where} must be a JSON object")
+        _keys(reader, entry, {"step", "none"}, where)
+        step, none = entry["step"], entry["none"]
+        if type(step) is not int or not 1 <= step <= _STEP_MAX:
+            reader.fail(f"{where} step must be an int in 1..{_STEP_MAX}, got {_short(step)}")
+        lazy = cls._lazy_buffer
+        if not isinstance(none, list) or any(n != lazy for n in none) or len(none) > 1:
+            reader.fail(f"{where} none must list at most {lazy!r}, got {_short(none)}"
+                        if lazy else f"{where} none must be empty, got {_short(none)}")
+        i = int(key)
+        _, shape, dtype, _ = params[i]
+        names = []
         for name in cls.state_names:
-            key = f"opt_{i}_{name}"
-            if key in files:
-                st[name] = files[key]
-        state[int(i)] = st
-    opt.load_state_dict({"state": state, "param_groups": [
-        {**{k: (tuple(v) if k == "betas" else v) for k, v in g.items()}} for g in groups]})
-    return model, opt
+            member = f"opt_{i}_{name}"
+            if member in reader.members and name not in none:
+                arrays[member] = (shape, dtype)
+                names.append((name, member))
+        entries[i] = (step, list(none), names)
+    # an optimizer allocates each state array for all parameters of a group at once: a
+    # group whose stepped parameters have it only in part lost some of it
+    first = 0
+    for g, group in enumerate(groups):
+        stepped = [i for i in range(first, first + len(group["params"])) if i in entries]
+        first += len(group["params"])
+        for name in cls.state_names:
+            has = [i for i in stepped
+                   if name in entries[i][1] or any(n == name for n, _ in entries[i][2])]
+            if has and len(has) != len(stepped):
+                lacking = sorted(set(stepped) - set(has))
+                reader.fail(f"the optimizer's state has {name!r} for parameters {has} of "
+                            f"param_groups[{g}] but not for {lacking}")
+    return {"cls": cls, "backend": om["backend"], "groups": groups, "entries": entries,
+            "arrays": arrays}
+
+
+def _build_model(reader, layers):
+    try:
+        built = []
+        for cls, config, backend in layers:
+            if cls is nn.Linear:
+                # zeros: the saved weights replace them (no random draw, no He/Xavier switch)
+                layer = cls(**{**config, "init": "zeros"}, backend=backend)
+                layer.init = config["init"]
+            else:
+                layer = cls(**config, backend=backend)
+            built.append(layer)
+        return nn.Sequential(*built)
+    except (TypeError, ValueError, OverflowError) as exc:
+        reader.fail(f"the layers do not make a model: {exc}")
+
+
+def _build_optimizer(reader, opt, params):
+    cls = opt["cls"]
+    groups = []
+    for g in opt["groups"]:
+        hyper = {k: (tuple(v) if k == "betas" and isinstance(v, list) else v)
+                 for k, v in g.items() if k != "params"}
+        groups.append({**hyper, "params": [params[i] for i in g["params"]]})
+    try:
+        built = cls(groups, backend=opt["backend"])
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: a huge JSON int
+        reader.fail(f"the optimizer cannot be rebuilt: {exc}")
+    state = {}
+    for i, (step, none, names) in opt["entries"].items():
+        entry = {"step": step, **dict.fromkeys(none)}
+        for name, member in names:
+            entry[name] = reader.array(member).astype(params[i].dtype, copy=False)
+        state[i] = entry
+    saved_groups = [{k: (tuple(v) if k == "betas" and isinstance(v, list) else v)
+                     for k, v in g.items()} for g in opt["groups"]]
+    try:
+        built.load_state_dict({"state": state, "param_groups": saved_groups})
+    except (TypeError, ValueError, OverflowError) as exc:
+        reader.fail(f"the optimizer's state cannot be restored: {exc}")
+    return built
+
+
+def _keys(reader, d, required, where, optional=frozenset()):
+    """Fail unless ``d`` (a dict with str keys) has the ``required`` keys and at most the
+    ``optional`` ones besides."""
+    for k in sorted(required):
+        if k not in d:
+            reader.fail(f"{where} has no {k!r}")
+    extra = sorted(set(d) - set(required) - set(optional))
+    if extra:
+        reader.fail(f"{where} has an unexpected key {_short(extra[0])}")
+
+
+def _same_float(got, want):
+    """A plain float dtype of ``want``'s size (either byte order)."""
+    return got.kind == "f" and got.names is None and got.subdtype is None \
+        and got.itemsize == want.itemsize
+
+
+def _short(value, limit=80):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _jsonable(groups):
