@@ -276,6 +276,10 @@ def test_bad_path_types(tmp_path):
         model().save(3)
     with pytest.raises(ValueError, match="path is empty"):
         model().save("")
+    with pytest.raises(ValueError, match="path contains a NUL character"):
+        model().save(str(tmp_path / "a\0b.npz"))
+    with pytest.raises(ValueError, match="path contains a NUL character"):
+        fastgd.load(str(tmp_path / "a\0b.npz"))
     with pytest.raises(TypeError, match="target must be a str or os.PathLike, got NoneType"):
         with atomic_write(None, name="target"):
             pass  # pragma: no cover

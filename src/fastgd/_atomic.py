@@ -130,6 +130,8 @@ def fspath(path, name="path"):
         path = os.fsdecode(path)
     if not path:
         raise ValueError(f"{name} is empty")
+    if "\0" in path:
+        raise ValueError(f"{name} contains a NUL character: {path!r}")
     return path
 
 
