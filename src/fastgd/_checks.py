@@ -97,7 +97,11 @@ def real(value, name, *, low=None, high=None, low_open=False, high_open=False):
     if t is not float and t is not int:  # fast path for the common types; bool is not int here
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             raise TypeError(f"{name} must be a real number, got {t.__name__}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond the float range
+        raise ValueError(f"{name} must be finite, got an integer of {value.bit_length()} "
+                         "bits") from None
     if not math.isfinite(v):
         raise ValueError(f"{name} must be finite, got {v}")
     if low is not None and (v < low or (low_open and v == low)):

@@ -335,8 +335,10 @@ class Optimizer:
         step = step.item() if isinstance(step, np.ndarray) and step.ndim == 0 else step
         if isinstance(step, (float, np.floating)) and float(step).is_integer():
             step = int(step)
-        if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) or step < 1:
-            raise ValueError(f"{where}['step'] must be an integer >= 1, got {entry[_STEP]!r}")
+        if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) \
+                or not 1 <= step < 2**63:
+            raise ValueError(f"{where}['step'] must be an integer in 1..2**63-1, got "
+                             f"{entry[_STEP]!r}")
         out = {_STEP: int(step)}
         for k in self.state_names:
             if k not in entry:
