@@ -2,9 +2,10 @@
 
 
 class DivergenceError(ArithmeticError):
-    """Training produced a NaN or infinite loss; the parameters were restored to the last
-    step with a finite loss. ``epoch`` and ``step`` say where (0-based step within the
-    epoch); ``history`` holds what was recorded until then."""
+    """Training produced a NaN or infinite loss (or parameters); the parameters and the
+    optimizer state were restored to their last good values first. ``epoch`` and ``step``
+    say where (0-based step within the epoch); ``history`` holds what was recorded until
+    then."""
 
     def __init__(self, message, *, epoch, step, history=None):
         super().__init__(message)

@@ -165,15 +165,16 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
     best_val, best_params, wait = math.inf, None, 0
     bar = _bar(epochs * steps, progress)
 
-    def diverged(epoch, step, what):
+    def diverged(epoch, step, what, state=None):
         restored = backup.restore()
+        if state is None:
+            state = ("The parameters and the optimizer state were restored to those before "
+                     "the last step with a finite loss." if restored
+                     else "The initial parameters already give it.")
         lr = optimizer.param_groups[0]["lr"]
         return DivergenceError(
-            f"training diverged at epoch {epoch}, step {step}: {what}. "
-            + ("The parameters and the optimizer state were restored to those before the "
-               "last step with a finite loss. " if restored
-               else "The initial parameters already give it. ")
-            + f"Try a smaller learning rate (lr={lr}).", epoch=epoch, step=step, history=history)
+            f"training diverged at epoch {epoch}, step {step}: {what}. {state} "
+            f"Try a smaller learning rate (lr={lr}).", epoch=epoch, step=step, history=history)
 
     try:
         for epoch in range(epochs):
@@ -192,7 +193,9 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
                     if not math.isfinite(value):
                         if runner.streak >= nonfinite_limit:
                             raise diverged(epoch, k, f"{runner.streak} consecutive steps gave a "
-                                           f"non-finite loss ({value}) and were undone")
+                                           f"non-finite loss ({value}) and were undone",
+                                           "The parameters and the optimizer state are those "
+                                           "of the last accepted step.")
                         raise diverged(epoch, k, f"the loss became {value}")
                     total += value * (min((k + 1) * bs, n) - k * bs)
                 bar.update(count)
