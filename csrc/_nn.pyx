@@ -1,63 +1,35 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Cython bindings of the neural-network kernels (csrc/kernels/fastgd_nn.h) and BLAS.
+"""The compiled ``Program`` of the neural-network kernels; ``fastgd._nn`` also re-exports the
+checked single operations of ``_nn_ops.pyx`` (``linear_forward``, ``loss``, ...), which the
+layer objects of ``fastgd.nn`` use.
 
-Matrix products call scipy's ``cython_blas`` (sgemm/dgemm), the route scikit-learn takes:
-no BLAS is linked at build time, the one scipy ships is used at run time. Row-major products
-are column-major products with the operands swapped: C = A B  <=>  C^T = B^T A^T.
+``Program``: a whole ``Sequential`` model compiled to a list of ops with preallocated
+buffers, whose ``forward``/``backward``/``train_batch`` run every layer without returning
+to Python and allocate nothing once the buffers have grown to the batch size.
 
-Two levels:
-
-* single operations (``linear_forward``, ``linear_backward``, ``activation_forward``, ...)
-  validate their arrays and run one kernel; the layer objects of ``fastgd.nn`` use them;
-* ``Program``: a whole ``Sequential`` model compiled to a list of ops with preallocated
-  buffers, whose ``forward``/``backward``/``train_batch`` run every layer without returning
-  to Python and allocate nothing once the buffers have grown to the batch size.
-
-The dtype (float32 or float64) is chosen once per call; the kernels never upcast.
+BLAS and the layer kernels come from ``_nn_kernels.pxd``, the argument checks from
+``_nn_checks.pxd``. The kernels never upcast.
 """
 cimport numpy as cnp
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
+from cython cimport floating
 from libc.math cimport isfinite
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
-from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+from _nn_checks cimport _arr, _blas_int, _check_labels, _dim
+from _nn_kernels cimport (FGD_ACT_IDENTITY, LOSS_CE, act_backward, bias_act, fgd_gather_i64,
+                          fgd_gather_rows_f32, fgd_gather_rows_f64, gemm, linear_bwd,
+                          loss_kernel, softmax_bwd, softmax_fwd)
 
 import numpy as np
 
+from fastgd._nn_ops import (ACTIVATIONS, LOSSES, activation_backward, activation_forward,
+                            linear_backward, linear_forward, loss, softmax_backward,
+                            softmax_forward)
+
 cnp.import_array()
-
-ctypedef fused floating:
-    float
-    double
-
-
-cdef extern from "fastgd_nn.h" nogil:
-    enum:
-        FGD_ACT_IDENTITY
-        FGD_ACT_RELU
-        FGD_ACT_LEAKY_RELU
-        FGD_ACT_SIGMOID
-        FGD_ACT_TANH
-    void fgd_bias_act_f32(float *, const float *, float *, size_t, size_t, int, double)
-    void fgd_bias_act_f64(double *, const double *, double *, size_t, size_t, int, double)
-    void fgd_act_backward_f32(float *, const float *, const float *, const float *, size_t, int, double)
-    void fgd_act_backward_f64(double *, const double *, const double *, const double *, size_t, int, double)
-    void fgd_colsum_f32(const float *, size_t, size_t, float *)
-    void fgd_colsum_f64(const double *, size_t, size_t, double *)
-    void fgd_softmax_f32(const float *, float *, size_t, size_t)
-    void fgd_softmax_f64(const double *, double *, size_t, size_t)
-    void fgd_softmax_backward_f32(const float *, const float *, float *, size_t, size_t)
-    void fgd_softmax_backward_f64(const double *, const double *, double *, size_t, size_t)
-    double fgd_cross_entropy_f32(const float *, const int64_t *, size_t, size_t, float *, double)
-    double fgd_cross_entropy_f64(const double *, const int64_t *, size_t, size_t, double *, double)
-    double fgd_mse_f32(const float *, const float *, size_t, float *, double)
-    double fgd_mse_f64(const double *, const double *, size_t, double *, double)
-    double fgd_bce_logits_f32(const float *, const float *, size_t, float *, double)
-    double fgd_bce_logits_f64(const double *, const double *, size_t, double *, double)
-    void fgd_gather_rows_f32(const float *, const int64_t *, size_t, size_t, float *)
-    void fgd_gather_rows_f64(const double *, const int64_t *, size_t, size_t, double *)
-    void fgd_gather_i64(const int64_t *, const int64_t *, size_t, int64_t *)
 
 
 cdef extern from "fgd_hook.h" nogil:
@@ -67,361 +39,12 @@ cdef extern from "fgd_hook.h" nogil:
     const char *FGD_HOOK_NAME
 
 
-ACTIVATIONS = {"identity": FGD_ACT_IDENTITY, "relu": FGD_ACT_RELU,
-               "leaky_relu": FGD_ACT_LEAKY_RELU, "sigmoid": FGD_ACT_SIGMOID, "tanh": FGD_ACT_TANH}
-LOSSES = {"mse": 0, "cross_entropy": 1, "bce_with_logits": 2}
-DEF LOSS_MSE = 0
-DEF LOSS_CE = 1
-DEF LOSS_BCE = 2
-DEF OP_LINEAR = 0
-DEF OP_ACT = 1
-DEF OP_SOFTMAX = 2
+cdef enum:
+    # Op.kind
+    OP_LINEAR = 0
+    OP_ACT = 1
+    OP_SOFTMAX = 2
 
-
-# ----------------------------------------------------------------------------- BLAS
-
-cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
-                      const floating *a, int lda, const floating *b, int ldb, floating beta,
-                      floating *c, int ldc) noexcept nogil:
-    """Row-major C (m x n) = alpha op(A) op(B) + beta C, through column-major BLAS."""
-    cdef char ta = b'T' if trans_b else b'N'
-    cdef char tb = b'T' if trans_a else b'N'
-    if m == 0 or n == 0:
-        return
-    if floating is float:
-        sgemm(&ta, &tb, &n, &m, &k, &alpha, <float *>b, &ldb, <float *>a, &lda, &beta, c, &ldc)
-    else:
-        dgemm(&ta, &tb, &n, &m, &k, &alpha, <double *>b, &ldb, <double *>a, &lda, &beta, c, &ldc)
-
-
-# ----------------------------------------------------------------------------- kernels by dtype
-
-cdef inline void bias_act(floating *z, const floating *b, floating *a, size_t rows, size_t cols,
-                          int act, double slope) noexcept nogil:
-    if floating is float:
-        fgd_bias_act_f32(z, b, a, rows, cols, act, slope)
-    else:
-        fgd_bias_act_f64(z, b, a, rows, cols, act, slope)
-
-
-cdef inline void act_backward(floating *dz, const floating *da, const floating *z,
-                              const floating *a, size_t n, int act, double slope) noexcept nogil:
-    if floating is float:
-        fgd_act_backward_f32(dz, da, z, a, n, act, slope)
-    else:
-        fgd_act_backward_f64(dz, da, z, a, n, act, slope)
-
-
-cdef inline void colsum(const floating *x, size_t rows, size_t cols, floating *out) noexcept nogil:
-    if floating is float:
-        fgd_colsum_f32(x, rows, cols, out)
-    else:
-        fgd_colsum_f64(x, rows, cols, out)
-
-
-cdef inline void softmax_fwd(const floating *x, floating *y, size_t rows, size_t cols) noexcept nogil:
-    if floating is float:
-        fgd_softmax_f32(x, y, rows, cols)
-    else:
-        fgd_softmax_f64(x, y, rows, cols)
-
-
-cdef inline void softmax_bwd(const floating *y, const floating *dy, floating *dx,
-                                  size_t rows, size_t cols) noexcept nogil:
-    if floating is float:
-        fgd_softmax_backward_f32(y, dy, dx, rows, cols)
-    else:
-        fgd_softmax_backward_f64(y, dy, dx, rows, cols)
-
-
-cdef inline double loss_kernel(int kind, const floating *pred, const void *target, size_t rows,
-                               size_t cols, floating *grad, double scale) noexcept nogil:
-    if kind == LOSS_CE:
-        if floating is float:
-            return fgd_cross_entropy_f32(pred, <const int64_t *>target, rows, cols, grad, scale)
-        else:
-            return fgd_cross_entropy_f64(pred, <const int64_t *>target, rows, cols, grad, scale)
-    elif kind == LOSS_MSE:
-        if floating is float:
-            return fgd_mse_f32(pred, <const float *>target, rows * cols, grad, scale)
-        else:
-            return fgd_mse_f64(pred, <const double *>target, rows * cols, grad, scale)
-    else:
-        if floating is float:
-            return fgd_bce_logits_f32(pred, <const float *>target, rows * cols, grad, scale)
-        else:
-            return fgd_bce_logits_f64(pred, <const double *>target, rows * cols, grad, scale)
-
-
-# ----------------------------------------------------------------------------- checks
-
-cdef inline bint _float_type(int tn):
-    return tn == cnp.NPY_FLOAT32 or tn == cnp.NPY_FLOAT64
-
-
-cdef cnp.ndarray _arr(str name, object obj, int typenum, int ndim, bint writeable):
-    """A C-contiguous array of the given dtype and ndim (the caller checks the shape)."""
-    if not isinstance(obj, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(obj).__name__}")
-    cdef cnp.ndarray a = <cnp.ndarray>obj
-    if cnp.PyArray_TYPE(a) != typenum or not cnp.PyArray_ISNOTSWAPPED(a):
-        raise TypeError(f"{name} has dtype {a.dtype}, expected "
-                        f"{cnp.PyArray_DescrFromType(typenum)}")
-    if cnp.PyArray_NDIM(a) != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {(<object>a).shape}")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(a):
-        raise ValueError(f"{name} must be C-contiguous")
-    if writeable and not cnp.PyArray_ISWRITEABLE(a):
-        raise ValueError(f"{name} is read-only")
-    if not cnp.PyArray_ISALIGNED(a):
-        if writeable:
-            raise ValueError(f"{name} is not aligned to its {a.dtype} elements (flags.aligned "
-                             "is False); pass np.require(a, requirements='A')")
-        a = np.array(a)    # an input: read from an aligned copy
-    return a
-
-
-cdef inline Py_ssize_t _dim(cnp.ndarray a, int k):
-    return cnp.PyArray_DIMS(a)[k]
-
-
-cdef int _dtype_of(str name, object x) except -1:
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
-    cdef int tn = cnp.PyArray_TYPE(<cnp.ndarray>x)
-    if not _float_type(tn) or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>x):
-        raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
-    return tn
-
-
-cdef int _blas_int(Py_ssize_t v, str what) except -1:
-    if v > 2147483647:
-        raise ValueError(f"{what} ({v}) exceeds the BLAS 32-bit index range")
-    return <int>v
-
-
-# ----------------------------------------------------------------------------- single operations
-
-def linear_forward(X, W, b, Z):
-    """Z = X @ W (+ b): X (n, in), W (in, out), b (out,) or None, Z (n, out) written."""
-    cdef int tn = _dtype_of("X", X)
-    cdef cnp.ndarray x = _arr("X", X, tn, 2, False)
-    cdef cnp.ndarray w = _arr("W", W, tn, 2, False)
-    cdef cnp.ndarray z = _arr("Z", Z, tn, 2, True)
-    cdef cnp.ndarray bb = None
-    cdef Py_ssize_t n = _dim(x, 0), fin = _dim(x, 1), fout = _dim(w, 1)
-    if _dim(w, 0) != fin:
-        raise ValueError(f"X has {fin} features but W has shape {W.shape}")
-    if _dim(z, 0) != n or _dim(z, 1) != fout:
-        raise ValueError(f"Z must have shape {(n, fout)}, got {Z.shape}")
-    if b is not None:
-        bb = _arr("b", b, tn, 1, False)
-        if _dim(bb, 0) != fout:
-            raise ValueError(f"b must have shape {(fout,)}, got {b.shape}")
-    cdef int m_ = _blas_int(n, "rows"), k_ = _blas_int(fin, "in_features")
-    cdef int n_ = _blas_int(fout, "out_features")
-    cdef void *bp = NULL if bb is None else cnp.PyArray_DATA(bb)
-    with nogil:
-        if tn == cnp.NPY_FLOAT32:
-            gemm[float](False, False, m_, n_, k_, 1, <float *>cnp.PyArray_DATA(x), k_,
-                        <float *>cnp.PyArray_DATA(w), n_, 0, <float *>cnp.PyArray_DATA(z), n_)
-            bias_act[float](<float *>cnp.PyArray_DATA(z), <float *>bp, <float *>cnp.PyArray_DATA(z),
-                            n, fout, FGD_ACT_IDENTITY, 0)
-        else:
-            gemm[double](False, False, m_, n_, k_, 1, <double *>cnp.PyArray_DATA(x), k_,
-                         <double *>cnp.PyArray_DATA(w), n_, 0, <double *>cnp.PyArray_DATA(z), n_)
-            bias_act[double](<double *>cnp.PyArray_DATA(z), <double *>bp,
-                             <double *>cnp.PyArray_DATA(z), n, fout, FGD_ACT_IDENTITY, 0)
-
-
-def linear_backward(X, W, dZ, dW, db, dX):
-    """dW = X^T dZ, db = sum_rows dZ (if db is not None), dX = dZ W^T (if dX is not None)."""
-    cdef int tn = _dtype_of("X", X)
-    cdef cnp.ndarray x = _arr("X", X, tn, 2, False)
-    cdef cnp.ndarray w = _arr("W", W, tn, 2, False)
-    cdef cnp.ndarray dz = _arr("grad_output", dZ, tn, 2, False)
-    cdef cnp.ndarray dw = _arr("dW", dW, tn, 2, True)
-    cdef cnp.ndarray dbb = None, dx = None
-    cdef Py_ssize_t n = _dim(x, 0), fin = _dim(x, 1), fout = _dim(w, 1)
-    if _dim(w, 0) != fin:
-        raise ValueError(f"X has {fin} features but W has shape {W.shape}")
-    if _dim(dz, 0) != n or _dim(dz, 1) != fout:
-        raise ValueError(f"grad_output must have shape {(n, fout)}, got {dZ.shape}")
-    if _dim(dw, 0) != fin or _dim(dw, 1) != fout:
-        raise ValueError(f"dW must have shape {(fin, fout)}, got {dW.shape}")
-    if db is not None:
-        dbb = _arr("db", db, tn, 1, True)
-        if _dim(dbb, 0) != fout:
-            raise ValueError(f"db must have shape {(fout,)}, got {db.shape}")
-    if dX is not None:
-        dx = _arr("dX", dX, tn, 2, True)
-        if _dim(dx, 0) != n or _dim(dx, 1) != fin:
-            raise ValueError(f"dX must have shape {(n, fin)}, got {dX.shape}")
-    cdef int m_ = _blas_int(n, "rows"), k_ = _blas_int(fin, "in_features")
-    cdef int n_ = _blas_int(fout, "out_features")
-    cdef void *dbp = NULL if dbb is None else cnp.PyArray_DATA(dbb)
-    cdef void *dxp = NULL if dx is None else cnp.PyArray_DATA(dx)
-    with nogil:
-        if tn == cnp.NPY_FLOAT32:
-            _linear_backward[float](<float *>cnp.PyArray_DATA(x), <float *>cnp.PyArray_DATA(w),
-                                    <float *>cnp.PyArray_DATA(dz), <float *>cnp.PyArray_DATA(dw),
-                                    <float *>dbp, <float *>dxp, m_, k_, n_)
-        else:
-            _linear_backward[double](<double *>cnp.PyArray_DATA(x), <double *>cnp.PyArray_DATA(w),
-                                     <double *>cnp.PyArray_DATA(dz), <double *>cnp.PyArray_DATA(dw),
-                                     <double *>dbp, <double *>dxp, m_, k_, n_)
-
-
-cdef inline void _linear_backward(const floating *x, const floating *w, const floating *dz,
-                                  floating *dw, floating *db, floating *dx, int n, int fin,
-                                  int fout) noexcept nogil:
-    if n == 0:
-        # an empty batch contributes nothing
-        for i in range(<Py_ssize_t>fin * fout):
-            dw[i] = 0
-        if db != NULL:
-            for i in range(fout):
-                db[i] = 0
-        return
-    gemm[floating](True, False, fin, fout, n, 1, x, fin, dz, fout, 0, dw, fout)
-    if db != NULL:
-        colsum[floating](dz, n, fout, db)
-    if dx != NULL:
-        gemm[floating](False, True, n, fin, fout, 1, dz, fout, w, fout, 0, dx, fin)
-
-
-def activation_forward(str kind, double slope, Z, A):
-    """A = act(Z) element-wise (A may be Z)."""
-    cdef int act = ACTIVATIONS[kind]
-    cdef int tn = _dtype_of("input", Z)
-    cdef cnp.ndarray z = _arr("input", Z, tn, cnp.PyArray_NDIM(<cnp.ndarray>Z), False)
-    cdef cnp.ndarray a = _arr("output", A, tn, cnp.PyArray_NDIM(z), True)
-    if (<object>a).shape != (<object>z).shape:
-        raise ValueError(f"output must have shape {Z.shape}, got {A.shape}")
-    cdef size_t n = <size_t>cnp.PyArray_SIZE(z)
-    with nogil:
-        if tn == cnp.NPY_FLOAT32:
-            bias_act[float](<float *>cnp.PyArray_DATA(z), NULL, <float *>cnp.PyArray_DATA(a), 1, n, act, slope)
-        else:
-            bias_act[double](<double *>cnp.PyArray_DATA(z), NULL, <double *>cnp.PyArray_DATA(a), 1, n, act, slope)
-
-
-def activation_backward(str kind, double slope, Z, A, dA, dZ):
-    """dZ = dA * act'(Z) element-wise, from the stored input Z and output A."""
-    cdef int act = ACTIVATIONS[kind]
-    cdef int tn = _dtype_of("input", Z)
-    cdef int nd = cnp.PyArray_NDIM(<cnp.ndarray>Z)
-    cdef cnp.ndarray z = _arr("input", Z, tn, nd, False)
-    cdef cnp.ndarray a = _arr("output", A, tn, nd, False)
-    cdef cnp.ndarray da = _arr("grad_output", dA, tn, nd, False)
-    cdef cnp.ndarray dz = _arr("grad_input", dZ, tn, nd, True)
-    shape = (<object>z).shape
-    if (<object>a).shape != shape or (<object>da).shape != shape or (<object>dz).shape != shape:
-        raise ValueError(f"grad_output must have shape {shape}, got {dA.shape}")
-    cdef size_t n = <size_t>cnp.PyArray_SIZE(z)
-    with nogil:
-        if tn == cnp.NPY_FLOAT32:
-            act_backward[float](<float *>cnp.PyArray_DATA(dz), <float *>cnp.PyArray_DATA(da),
-                                <float *>cnp.PyArray_DATA(z), <float *>cnp.PyArray_DATA(a), n, act, slope)
-        else:
-            act_backward[double](<double *>cnp.PyArray_DATA(dz), <double *>cnp.PyArray_DATA(da),
-                                 <double *>cnp.PyArray_DATA(z), <double *>cnp.PyArray_DATA(a), n, act, slope)
-
-
-def softmax_forward(X, Y):
-    """Y = softmax(X) over the last axis (2-D, C-contiguous)."""
-    cdef int tn = _dtype_of("input", X)
-    cdef cnp.ndarray x = _arr("input", X, tn, 2, False)
-    cdef cnp.ndarray y = _arr("output", Y, tn, 2, True)
-    if (<object>x).shape != (<object>y).shape:
-        raise ValueError(f"output must have shape {X.shape}, got {Y.shape}")
-    cdef size_t r = _dim(x, 0), c = _dim(x, 1)
-    if c == 0:
-        return
-    with nogil:
-        if tn == cnp.NPY_FLOAT32:
-            softmax_fwd[float](<float *>cnp.PyArray_DATA(x), <float *>cnp.PyArray_DATA(y), r, c)
-        else:
-            softmax_fwd[double](<double *>cnp.PyArray_DATA(x), <double *>cnp.PyArray_DATA(y), r, c)
-
-
-def softmax_backward(Y, dY, dX):
-    """dX = Y * (dY - sum(dY * Y, axis=-1))."""
-    cdef int tn = _dtype_of("output", Y)
-    cdef cnp.ndarray y = _arr("output", Y, tn, 2, False)
-    cdef cnp.ndarray dy = _arr("grad_output", dY, tn, 2, False)
-    cdef cnp.ndarray dx = _arr("grad_input", dX, tn, 2, True)
-    if (<object>dy).shape != (<object>y).shape or (<object>dx).shape != (<object>y).shape:
-        raise ValueError(f"grad_output must have shape {Y.shape}, got {dY.shape}")
-    cdef size_t r = _dim(y, 0), c = _dim(y, 1)
-    with nogil:
-        if tn == cnp.NPY_FLOAT32:
-            softmax_bwd[float](<float *>cnp.PyArray_DATA(y), <float *>cnp.PyArray_DATA(dy),
-                                    <float *>cnp.PyArray_DATA(dx), r, c)
-        else:
-            softmax_bwd[double](<double *>cnp.PyArray_DATA(y), <double *>cnp.PyArray_DATA(dy),
-                                     <double *>cnp.PyArray_DATA(dx), r, c)
-
-
-cdef int _check_labels(str name, const int64_t *lab, const int64_t *idx, Py_ssize_t n,
-                       Py_ssize_t classes) except -1:
-    """Labels ``lab[idx[i]]`` (``lab[i]`` when idx is NULL), i < n, must be in 0..classes-1."""
-    cdef Py_ssize_t i
-    cdef int64_t v
-    for i in range(n):
-        v = lab[idx[i] if idx != NULL else i]
-        if v < 0 or v >= classes:
-            raise ValueError(f"{name} holds the label {v}, outside 0..{classes - 1} "
-                             f"for {classes} classes")
-    return 0
-
-
-def loss(str kind, pred, target, grad):
-    """Mean loss of ``pred`` against ``target``; writes d(loss)/d(pred) into ``grad`` if given.
-
-    kind: "mse" (target like pred), "cross_entropy" (pred (n, C) logits, target int64 (n,)
-    labels), "bce_with_logits" (target like pred, in [0, 1]).
-    """
-    cdef int k = LOSSES[kind]
-    cdef int tn = _dtype_of("input", pred)
-    cdef int nd = cnp.PyArray_NDIM(<cnp.ndarray>pred)
-    cdef cnp.ndarray p = _arr("input", pred, tn, nd, False)
-    cdef cnp.ndarray t, g = None
-    cdef Py_ssize_t rows, cols, count
-    if k == LOSS_CE:
-        if nd != 2:
-            raise ValueError(f"input must be 2-D logits (batch, classes), got shape {pred.shape}")
-        t = _arr("target", target, cnp.NPY_INT64, 1, False)
-        rows, cols = _dim(p, 0), _dim(p, 1)
-        if _dim(t, 0) != rows:
-            raise ValueError(f"target has {_dim(t, 0)} labels for {rows} rows of input")
-        _check_labels("target", <int64_t *>cnp.PyArray_DATA(t), NULL, rows, cols)
-        count = rows
-    else:
-        t = _arr("target", target, tn, nd, False)
-        if (<object>t).shape != (<object>p).shape:
-            raise ValueError(f"target has shape {target.shape} but input has {pred.shape}")
-        rows, cols = 1, cnp.PyArray_SIZE(p)
-        count = cols
-    if grad is not None:
-        g = _arr("grad", grad, tn, nd, True)
-        if (<object>g).shape != (<object>p).shape:
-            raise ValueError(f"grad must have shape {pred.shape}")
-    if count == 0:
-        raise ValueError("input is empty: the mean loss is undefined")
-    cdef double scale = 1.0 / count, total
-    cdef void *gp = NULL if g is None else cnp.PyArray_DATA(g)
-    with nogil:
-        if tn == cnp.NPY_FLOAT32:
-            total = loss_kernel[float](k, <float *>cnp.PyArray_DATA(p), cnp.PyArray_DATA(t),
-                                       rows, cols, <float *>gp, scale)
-        else:
-            total = loss_kernel[double](k, <double *>cnp.PyArray_DATA(p), cnp.PyArray_DATA(t),
-                                        rows, cols, <double *>gp, scale)
-    return total * scale
-
-
-# ----------------------------------------------------------------------------- Program
 
 cdef struct Op:
     int kind            # OP_LINEAR, OP_ACT, OP_SOFTMAX
@@ -478,8 +101,8 @@ cdef void run_backward(Op *ops, int nops, const floating *x, floating *g, Py_ssi
             if o.act != FGD_ACT_IDENTITY:   # dZ = dA * act'(Z), in place
                 act_backward[floating](g, g, <floating *>o.pre, <floating *>o.out,
                                        rows * o.fout, o.act, o.slope)
-            _linear_backward[floating](inp, <floating *>o.W, g, <floating *>o.dW,
-                                       <floating *>o.db, gin, <int>rows, o.fin, o.fout)
+            linear_bwd[floating](inp, <floating *>o.W, g, <floating *>o.dW,
+                                 <floating *>o.db, gin, <int>rows, o.fin, o.fout)
         elif gin == NULL:
             return
         elif o.kind == OP_ACT:
