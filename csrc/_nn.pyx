@@ -7,8 +7,10 @@ layer objects of ``fastgd.nn`` use.
 buffers, whose ``forward``/``backward``/``train_batch`` run every layer without returning
 to Python and allocate nothing once the buffers have grown to the batch size.
 
-BLAS and the layer kernels come from ``_nn_kernels.pxd``, the argument checks from
-``_nn_checks.pxd``. The kernels never upcast.
+The dtype (float32 or float64) is chosen once per call: each entry point calls one
+``floating`` routine (``run_forward``, ``run_backward``, ``Program._step``,
+``Program._steps``) with pointers of the model's dtype, which calls the ``floating``
+kernels of ``_nn_kernels.pxd``. The kernels never upcast.
 """
 cimport numpy as cnp
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
@@ -20,8 +22,8 @@ from libc.string cimport memcpy, memset
 
 from _nn_checks cimport _arr, _blas_int, _check_labels, _dim
 from _nn_kernels cimport (FGD_ACT_IDENTITY, LOSS_CE, act_backward, bias_act, fgd_gather_i64,
-                          fgd_gather_rows_f32, fgd_gather_rows_f64, gemm, linear_bwd,
-                          loss_kernel, softmax_bwd, softmax_fwd)
+                          gather_rows, linear_bwd, linear_fwd, loss_kernel, softmax_bwd,
+                          softmax_fwd)
 
 import numpy as np
 
@@ -72,9 +74,8 @@ cdef void run_forward(Op *ops, int nops, const floating *x, Py_ssize_t rows) noe
         a = <floating *>o.out
         if o.kind == OP_LINEAR:
             z = <floating *>o.pre if o.pre != NULL else a
-            gemm[floating](False, False, <int>rows, o.fout, o.fin, 1, inp, o.fin,
-                           <floating *>o.W, o.fout, 0, z, o.fout)
-            bias_act[floating](z, <floating *>o.b, a, rows, o.fout, o.act, o.slope)
+            linear_fwd[floating](inp, <floating *>o.W, <floating *>o.b, z, a, rows, o.fin,
+                                 o.fout, o.act, o.slope)
         elif o.kind == OP_ACT:
             bias_act[floating](<floating *>inp, NULL, a, 1, rows * o.fout, o.act, o.slope)
         elif o.fout > 0:
@@ -255,20 +256,6 @@ cdef class Program:
             x = np.array(x, dtype=self.dt, order="C")   # a C-contiguous, aligned copy
         return x
 
-    cdef void _fwd(self, const void *x, Py_ssize_t rows) noexcept nogil:
-        if self.typenum == cnp.NPY_FLOAT32:
-            run_forward[float](self.ops, self.nops, <const float *>x, rows)
-        else:
-            run_forward[double](self.ops, self.nops, <const double *>x, rows)
-
-    cdef void _bwd(self, void *g, Py_ssize_t rows, bint input_grad) noexcept nogil:
-        if self.typenum == cnp.NPY_FLOAT32:
-            run_backward[float](self.ops, self.nops, <const float *>self.x_ptr, <float *>g,
-                                rows, input_grad)
-        else:
-            run_backward[double](self.ops, self.nops, <const double *>self.x_ptr, <double *>g,
-                                 rows, input_grad)
-
     cdef object _out_view(self):
         """A copy of the last forward's output."""
         cdef Op *o = &self.ops[self.nops - 1]
@@ -286,7 +273,10 @@ cdef class Program:
         self.x_ptr = cnp.PyArray_DATA(x)
         self.rows = rows
         with nogil:
-            self._fwd(self.x_ptr, rows)
+            if self.typenum == cnp.NPY_FLOAT32:
+                run_forward(self.ops, self.nops, <const float *>self.x_ptr, rows)
+            else:
+                run_forward(self.ops, self.nops, <const double *>self.x_ptr, rows)
         return self._out_view()
 
     def backward(self, grad_output, bint input_grad=True):
@@ -306,9 +296,14 @@ cdef class Program:
             raise ValueError(f"grad_output must have shape {(self.rows, self.out_features)}, "
                              f"got {grad_output.shape}")
         cdef Py_ssize_t rows = self.rows
-        memcpy(cnp.PyArray_DATA(self.lossgrad), cnp.PyArray_DATA(g), cnp.PyArray_NBYTES(g))
+        memcpy(self.lossgrad_ptr, cnp.PyArray_DATA(g), cnp.PyArray_NBYTES(g))
         with nogil:
-            self._bwd(cnp.PyArray_DATA(self.lossgrad), rows, input_grad)
+            if self.typenum == cnp.NPY_FLOAT32:
+                run_backward(self.ops, self.nops, <const float *>self.x_ptr,
+                             <float *>self.lossgrad_ptr, rows, input_grad)
+            else:
+                run_backward(self.ops, self.nops, <const double *>self.x_ptr,
+                             <double *>self.lossgrad_ptr, rows, input_grad)
         if not input_grad:
             return None
         cdef cnp.ndarray res = np.empty((rows, self.in_features), self.dt)
@@ -371,27 +366,44 @@ cdef class Program:
             hk = <fgd_hook **>PyMem_Malloc(nh * sizeof(fgd_hook *))
             if hk == NULL:
                 raise MemoryError()
-        cdef Py_ssize_t k = 0, a, rows
-        cdef double value
+        cdef double *out = &losses[0]   # nsteps >= 1 here: _check_batch refuses no rows
+        cdef Py_ssize_t k
         try:
             for h in range(nh):
                 hk[h] = <fgd_hook *>PyCapsule_GetPointer(keep[h], FGD_HOOK_NAME)
             with nogil:
-                while k < nsteps:
-                    a = k * batch_size
-                    rows = min(batch_size, rows_all - a)
-                    value = self._step(kind, xp, tp, ip + a, rows, True, False)
-                    losses[k] = value
-                    k += 1
-                    if not isfinite(value):
-                        break
-                    if save != NULL:
-                        save.run(save.ctx)
-                    self._bwd(self.lossgrad_ptr, rows, False)
-                    for h in range(nh):
-                        hk[h].run(hk[h].ctx)
+                if self.typenum == cnp.NPY_FLOAT32:
+                    k = self._steps(kind, <const float *>xp, tp, ip, nsteps, rows_all,
+                                    batch_size, save, hk, nh, out)
+                else:
+                    k = self._steps(kind, <const double *>xp, tp, ip, nsteps, rows_all,
+                                    batch_size, save, hk, nh, out)
         finally:
             PyMem_Free(hk)
+        return k
+
+    cdef Py_ssize_t _steps(self, int kind, const floating *x, const void *t, const int64_t *ip,
+                           Py_ssize_t nsteps, Py_ssize_t rows_all, Py_ssize_t batch_size,
+                           fgd_hook *save, fgd_hook **hk, Py_ssize_t nh,
+                           double *losses) noexcept nogil:
+        """train_steps' loop, once its arguments are checked: up to ``nsteps`` steps over
+        ``ip[:rows_all]``; the number taken (losses written)."""
+        cdef Py_ssize_t k = 0, a, rows, h
+        cdef double value
+        while k < nsteps:
+            a = k * batch_size
+            rows = min(batch_size, rows_all - a)
+            value = self._step(kind, x, t, ip + a, rows, True, False)
+            losses[k] = value
+            k += 1
+            if not isfinite(value):
+                break
+            if save != NULL:
+                save.run(save.ctx)
+            run_backward(self.ops, self.nops, <const floating *>self.x_ptr,
+                         <floating *>self.lossgrad_ptr, rows, False)
+            for h in range(nh):
+                hk[h].run(hk[h].ctx)
         return k
 
     cdef const int64_t *_check_batch(self, X, y, idx, Py_ssize_t start, Py_ssize_t stop,
@@ -431,36 +443,29 @@ cdef class Program:
         tp[0] = cnp.PyArray_DATA(t)
         return ip
 
-    cdef double _step(self, int kind, const void *x, const void *t, const int64_t *ip,
+    cdef double _step(self, int kind, const floating *x, const void *t, const int64_t *ip,
                       Py_ssize_t rows, bint with_grad, bint backward) noexcept nogil:
         """Gather rows ``ip[:rows]`` of x and t, forward, the loss (its gradient in
         ``lossgrad`` when ``with_grad``), and backward when ``backward``. The mean loss."""
         cdef double total
         cdef double scale = 1.0 / (rows if kind == LOSS_CE else rows * self.out_features)
-        cdef void *xb = <void *>self.x_ptr
+        cdef floating *xb = <floating *>self.x_ptr
         cdef void *tb = self.tbuf_ptr if kind != LOSS_CE else self.ibuf_ptr
-        cdef void *gb = self.lossgrad_ptr if with_grad else NULL
+        cdef floating *gb = NULL
         cdef Op *last = &self.ops[self.nops - 1]
+        if with_grad:
+            gb = <floating *>self.lossgrad_ptr
         self.rows = rows
         if kind == LOSS_CE:
             fgd_gather_i64(<const int64_t *>t, ip, rows, <int64_t *>tb)
-        if self.typenum == cnp.NPY_FLOAT32:
-            fgd_gather_rows_f32(<const float *>x, ip, rows, self.in_features, <float *>xb)
-            if kind != LOSS_CE:
-                fgd_gather_rows_f32(<const float *>t, ip, rows, self.out_features, <float *>tb)
-            run_forward[float](self.ops, self.nops, <const float *>xb, rows)
-            total = loss_kernel[float](kind, <const float *>last.out, tb, rows,
-                                       self.out_features, <float *>gb, scale)
-        else:
-            fgd_gather_rows_f64(<const double *>x, ip, rows, self.in_features, <double *>xb)
-            if kind != LOSS_CE:
-                fgd_gather_rows_f64(<const double *>t, ip, rows, self.out_features,
-                                    <double *>tb)
-            run_forward[double](self.ops, self.nops, <const double *>xb, rows)
-            total = loss_kernel[double](kind, <const double *>last.out, tb, rows,
-                                        self.out_features, <double *>gb, scale)
+        gather_rows(x, ip, rows, self.in_features, xb)
+        if kind != LOSS_CE:
+            gather_rows(<const floating *>t, ip, rows, self.out_features, <floating *>tb)
+        run_forward(self.ops, self.nops, <const floating *>xb, rows)
+        total = loss_kernel(kind, <const floating *>last.out, tb, rows, self.out_features, gb,
+                            scale)
         if backward:
-            self._bwd(gb, rows, False)
+            run_backward(self.ops, self.nops, <const floating *>xb, gb, rows, False)
         return total * scale
 
     cdef double _batch(self, X, y, idx, Py_ssize_t start, Py_ssize_t stop, int kind,
@@ -471,5 +476,8 @@ cdef class Program:
                                                    &xp, &tp)
         cdef double value
         with nogil:
-            value = self._step(kind, xp, tp, ip, stop - start, train, train)
+            if self.typenum == cnp.NPY_FLOAT32:
+                value = self._step(kind, <const float *>xp, tp, ip, stop - start, train, train)
+            else:
+                value = self._step(kind, <const double *>xp, tp, ip, stop - start, train, train)
         return value
