@@ -360,8 +360,9 @@ cdef class Program:
             save = <fgd_hook *>PyCapsule_GetPointer(backup, FGD_HOOK_NAME)
         cdef void *xp
         cdef void *tp
-        cdef const int64_t *ip = self._check_batch(X, y, idx, start, stop, kind, batch_size,
-                                                   &xp, &tp)
+        cdef const int64_t *ip
+        cdef tuple checked = self._check_batch(X, y, idx, start, stop, kind, batch_size, &xp,
+                                               &tp, &ip)   # alive while xp, tp, ip are read
         if nh:
             hk = <fgd_hook **>PyMem_Malloc(nh * sizeof(fgd_hook *))
             if hk == NULL:
@@ -406,17 +407,19 @@ cdef class Program:
                 hk[h].run(hk[h].ctx)
         return k
 
-    cdef const int64_t *_check_batch(self, X, y, idx, Py_ssize_t start, Py_ssize_t stop,
-                                     int kind, Py_ssize_t batch_size, void **xp,
-                                     void **tp) except NULL:
+    cdef tuple _check_batch(self, X, y, idx, Py_ssize_t start, Py_ssize_t stop, int kind,
+                            Py_ssize_t batch_size, void **xp, void **tp, const int64_t **ip):
         """Check X, y and the indices ``idx[start:stop]`` (and the labels they pick), grow
-        the buffers to ``batch_size`` rows; returns the indices, with X's and y's data in
-        ``xp`` and ``tp``. Everything is checked before anything is written."""
+        the buffers to ``batch_size`` rows; X's and y's data go to ``xp`` and ``tp``, the
+        indices to ``ip``. Everything is checked before anything is written.
+
+        Returns the checked arrays, which the caller keeps while it reads the pointers: a
+        misaligned X, y or idx is read from an aligned copy that only they hold."""
         cdef cnp.ndarray x = _arr("X", X, self.typenum, 2, False)
         cdef cnp.ndarray ix = _arr("idx", idx, cnp.NPY_INT64, 1, False)
         cdef cnp.ndarray t
         cdef Py_ssize_t n = _dim(x, 0), rows = stop - start, i
-        cdef const int64_t *ip
+        cdef const int64_t *sel
         if _dim(x, 1) != self.in_features:
             raise ValueError(f"X must have {self.in_features} columns, got {X.shape[1]}")
         if start < 0 or stop > _dim(ix, 0) or rows <= 0:
@@ -429,19 +432,20 @@ cdef class Program:
                 raise ValueError(f"y must have {self.out_features} columns, got {y.shape[1]}")
         if _dim(t, 0) != n:
             raise ValueError(f"y has {_dim(t, 0)} rows but X has {n}")
-        ip = <const int64_t *>cnp.PyArray_DATA(ix) + start
+        sel = <const int64_t *>cnp.PyArray_DATA(ix) + start
         for i in range(rows):
-            if ip[i] < 0 or ip[i] >= n:
-                raise ValueError(f"idx holds {ip[i]}, outside 0..{n - 1}")
+            if sel[i] < 0 or sel[i] >= n:
+                raise ValueError(f"idx holds {sel[i]}, outside 0..{n - 1}")
         if kind == LOSS_CE:
-            _check_labels("y", <const int64_t *>cnp.PyArray_DATA(t), ip, rows, self.out_features)
+            _check_labels("y", <const int64_t *>cnp.PyArray_DATA(t), sel, rows, self.out_features)
         _blas_int(min(rows, batch_size), "rows")
         self.reserve(min(rows, batch_size))
         self.last_input = self.xbuf
         self.x_ptr = cnp.PyArray_DATA(self.xbuf)
         xp[0] = cnp.PyArray_DATA(x)
         tp[0] = cnp.PyArray_DATA(t)
-        return ip
+        ip[0] = sel
+        return (x, ix, t)
 
     cdef double _step(self, int kind, const floating *x, const void *t, const int64_t *ip,
                       Py_ssize_t rows, bint with_grad, bint backward) noexcept nogil:
@@ -472,8 +476,9 @@ cdef class Program:
                        bint train) except? -1:
         cdef void *xp
         cdef void *tp
-        cdef const int64_t *ip = self._check_batch(X, y, idx, start, stop, kind, stop - start,
-                                                   &xp, &tp)
+        cdef const int64_t *ip
+        cdef tuple checked = self._check_batch(X, y, idx, start, stop, kind, stop - start, &xp,
+                                               &tp, &ip)   # alive while xp, tp, ip are read
         cdef double value
         with nogil:
             if self.typenum == cnp.NPY_FLOAT32:
