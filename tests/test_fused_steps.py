@@ -266,3 +266,29 @@ def test_train_steps_stops_after_a_non_finite_loss():
     assert_params_equal(model.parameters(), replay.parameters())
     assert_trees_equal(opt.state_dict(), ropt.state_dict())
     assert not all(np.array_equal(a, b) for a, b in zip(after[0], snapshot(model)))
+
+
+def _misaligned(a):
+    u = np.zeros(a.nbytes + 1, np.uint8)[1:].view(a.dtype).reshape(a.shape)
+    u[...] = a
+    assert not u.flags.aligned
+    return u
+
+
+@dtypes
+def test_train_steps_reads_misaligned_inputs_like_aligned_ones(dtype):
+    """X, y and the indices may be misaligned: the program reads aligned copies that live
+    for the whole call (large inputs, so that a freed copy would be reused)."""
+    n = 200_000
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, 6)).astype(dtype)
+    Y = rng.standard_normal((n, 4)).astype(dtype)
+    idx = rng.permutation(n).astype(np.int64)
+    results = []
+    for args in [(_misaligned(X), _misaligned(Y), _misaligned(idx)), (X, Y, idx)]:
+        prog = nn.Sequential(nn.Linear(6, 4, dtype=dtype, seed=2))._program
+        losses = np.zeros(50)
+        done = prog.train_steps(*args, 0, n, 5000, "mse", None, [], losses)
+        results.append((done, losses[:done].tolist(), prog.train_batch(*args, 0, n, "mse"),
+                        prog.loss_batch(*args, 0, n, "mse")))
+    assert results[0] == results[1]

@@ -115,11 +115,11 @@ echo "== installed modules are instrumented"
 python - <<'EOF'
 import glob, importlib.util, os, subprocess, sys
 pkg = os.path.dirname(importlib.util.find_spec("fastgd").origin)  # finds, does not import
+modules = sorted(glob.glob(os.path.join(pkg, "*.so")))
 for mod in ("_optim", "_nn"):
-    found = glob.glob(os.path.join(pkg, mod + ".*.so"))
-    if not found:
+    if not any(os.path.basename(m).startswith(mod + ".") for m in modules):
         sys.exit(f"sanitize: no {mod} extension module in {pkg}")
-    path = found[0]
+for path in modules:  # every extension module of the package, whatever its name
     syms = subprocess.run(["nm", "-D", "--undefined-only", path], capture_output=True,
                           text=True, check=True).stdout
     if "__asan_report" not in syms or "__ubsan_handle" not in syms:
