@@ -36,6 +36,10 @@ _NP_FLOATS = (np.float64, np.float32)
 class MinimizeResult:
     """What `minimize` returns.
 
+    For a 2-D ``x0`` (k starts) every attribute holds one entry per start (``x`` has shape
+    ``(k, d)``, ``converged`` is a boolean array, ``path`` and ``history`` are tuples of
+    arrays), and ``res[i]`` is the result of start ``i`` alone.
+
     Attributes
     ----------
     x : ndarray
@@ -54,10 +58,6 @@ class MinimizeResult:
         The accepted iterates, ``path[0]`` being ``x0`` (None when ``keep_path=False``).
     history : ndarray of shape (n + 1,)
         f at each accepted iterate: ``history[j] == fun(path[j])``.
-
-    For a 2-D ``x0`` (k starts) every attribute holds one entry per start (``x`` has shape
-    ``(k, d)``, ``converged`` is a boolean array, ``path`` and ``history`` are tuples of
-    arrays), and ``res[i]`` is the result of start ``i`` alone.
     """
 
     _FIELDS = ("x", "fun", "grad_norm", "nit", "converged", "message", "path", "history")

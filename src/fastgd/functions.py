@@ -4,17 +4,17 @@ Each factory returns an `Objective`: call it for values, ``.grad`` for gradients
 on one point (shape ``(2,)``) or on many at once (shape ``(..., 2)``), keep float32 and
 float64, and are what `fastgd.minimize` expects for a batch of starting points.
 
-=================  =========================================  ===========================
-factory            :math:`f(x, y)`                            what it shows
-=================  =========================================  ===========================
-`quadratic`        :math:`x^2 + y^2 + xy`                     the seeds' example
-`bowl`             :math:`\tfrac12(u^2 + \kappa v^2)`           ill-conditioning: zig-zags
-`rosenbrock`       :math:`(a - x)^2 + b(y - x^2)^2`           a curved, flat valley
-`beale`            three squared terms                        steep walls, flat floor
-`himmelblau`       :math:`(x^2 + y - 11)^2 + (x + y^2 - 7)^2`  four minima: the start decides
-`plateau`          :math:`1 - e^{-(x^2 + y^2)/w^2}`           vanishing gradients far out
-`double_well`      :math:`(x^2 - 1)^2 + t x + y^2`            a local and a global minimum
-=================  =========================================  ===========================
+=============  ==========================================  ==============================
+factory        :math:`f(x, y)`                             what it shows
+=============  ==========================================  ==============================
+`quadratic`    :math:`x^2 + y^2 + xy`                      the seeds' example
+`bowl`         :math:`\tfrac12(u^2 + \kappa v^2)`          ill-conditioning: zig-zags
+`rosenbrock`   :math:`(a - x)^2 + b(y - x^2)^2`            a curved, flat valley
+`beale`        three squared terms                         steep walls, flat floor
+`himmelblau`   :math:`(x^2 + y - 11)^2 + (x + y^2 - 7)^2`  four minima: the start decides
+`plateau`      :math:`1 - e^{-(x^2 + y^2)/w^2}`            vanishing gradients far out
+`double_well`  :math:`(x^2 - 1)^2 + t x + y^2`             a local and a global minimum
+=============  ==========================================  ==============================
 
 >>> import numpy as np
 >>> from fastgd import functions

@@ -120,7 +120,7 @@ def save(model, path, optimizer=None):
 
 
 def load(path, *, optimizer=False):
-    """Read a model saved by `save` (``Sequential.save``).
+    """Read a model saved by `fastgd.nn.Sequential.save`.
 
     Parameters
     ----------
@@ -149,11 +149,11 @@ def load(path, *, optimizer=False):
     Notes
     -----
     Files are not trusted. Pickles are never loaded. The whole file is checked before
-    anything is allocated for it: the zip directory (stored or deflated members only, no
-    two members over the same bytes, together at most `MAX_EXPANSION` times the file's
-    size), the metadata (at most `MAX_METADATA` bytes; every entry, type and value) and
-    every array's .npy header, against the shape and dtype the architecture needs and
-    against the member's size. So what is allocated is at most a few times what the
+    anything is allocated for it: the zip directory (stored or deflated members only, no two
+    members over the same bytes, together at most ``MAX_EXPANSION`` (100) times the file's
+    size), the metadata (at most ``MAX_METADATA`` bytes, 64 MiB; every entry, type and
+    value) and every array's .npy header, against the shape and dtype the architecture needs
+    and against the member's size. So what is allocated is at most a few times what the
     members hold. With ``optimizer=False`` the optimizer's entry and array headers are
     checked as well, its hyper-parameters and state data only when asked for.
 

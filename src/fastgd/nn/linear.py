@@ -41,7 +41,9 @@ class Linear(Module):
     ----------
     W : ndarray, shape (in_features, out_features)
     b : ndarray, shape (out_features,) or None
-    dW, db : the gradients written by ``backward``.
+    dW, db : ndarray
+        The gradients written by ``backward``, of the shapes of ``W`` and ``b`` (``db`` is
+        None without a bias).
 
     Examples
     --------

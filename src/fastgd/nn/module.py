@@ -11,16 +11,23 @@ class Module:
     A module maps an array to an array. ``forward(x)`` computes the output and remembers
     what the chain rule needs; ``backward(grad_output)`` takes d loss / d output and returns
     d loss / d input, writing d loss / d parameter into the arrays of ``gradients()``
-    (overwritten, not accumulated: there is nothing to zero between steps).
+    (overwritten, not accumulated: there is nothing to zero between steps). Calling a
+    module, ``module(x)``, is ``module.forward(x)``.
     """
 
     def __init__(self, backend="native"):
         self.backend = _checks.backend(backend)
 
     def forward(self, x):  # pragma: no cover - abstract
+        """The output for a batch ``x``; remembers what ``backward`` needs.
+
+        ``module(x)`` is ``module.forward(x)``.
+        """
         raise NotImplementedError
 
     def backward(self, grad_output):  # pragma: no cover - abstract
+        """Backpropagate d loss / d output of the last ``forward``: return d loss / d input
+        and overwrite the arrays of ``gradients()`` with d loss / d parameter."""
         raise NotImplementedError
 
     def parameters(self):

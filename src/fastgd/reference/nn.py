@@ -8,6 +8,7 @@ import numpy as np
 
 # ------------------------------------------------------------------ Linear: z = x W + b
 def linear_forward(x, W, b):
+    """z = x W + b (no bias when ``b`` is None)."""
     z = x @ W
     if b is not None:
         z += b
@@ -21,44 +22,54 @@ def linear_backward(x, W, dz):
 
 # ------------------------------------------------------------------ activations
 def relu(z):
+    """max(z, 0)."""
     return np.maximum(z, 0)
 
 
 def relu_backward(a, da):
+    """da where the output ``a`` is positive, else 0."""
     return np.where(a > 0, da, 0).astype(da.dtype, copy=False)
 
 
 def leaky_relu(z, slope):
+    """z where z > 0, else ``slope * z``."""
     return np.where(z > 0, z, z * z.dtype.type(slope))
 
 
 def leaky_relu_backward(z, da, slope):
+    """da where z > 0, else ``slope * da``."""
     return np.where(z > 0, da, da * da.dtype.type(slope))
 
 
 def sigmoid(z):
+    """1 / (1 + exp(-z)), through ``exp(-|z|)`` so that it never overflows."""
     e = np.exp(-np.abs(z))  # never overflows
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e)).astype(z.dtype, copy=False)
 
 
 def sigmoid_backward(a, da):
+    """da * a (1 - a), from the output ``a``."""
     return da * (a * (1 - a))
 
 
 def tanh(z):
+    """tanh(z)."""
     return np.tanh(z)
 
 
 def tanh_backward(a, da):
+    """da * (1 - a^2), from the output ``a``."""
     return da * (1 - a * a)
 
 
 def softmax(z):
+    """exp(z) / sum(exp(z)) over the last axis, max-shifted."""
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
 
 def softmax_backward(y, dy):
+    """y * (dy - <dy, y>) over the last axis, from the output ``y``."""
     return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
 
 
