@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Cython bindings of the fused optimizer kernels (csrc/kernels/fastgd_optim.h).
 
-This layer does three things and nothing else:
+This layer does four things and nothing else:
 
 1. ``TensorPlan`` validates a list of parameters and their state arrays once and caches
    their raw pointers, so that a step over many small arrays costs no Python per array;
@@ -21,7 +21,7 @@ parameter and state untouched.
 cimport numpy as cnp
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from libc.stdint cimport int64_t, intptr_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_GetContext, PyCapsule_New, PyCapsule_SetContext
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
@@ -102,10 +102,10 @@ def have_openmp():
     return bool(fgd_have_openmp())
 
 
-# ----------------------------------------------------------------------------- plans
+# ----------------------------------------------------------------------------- updates
 
 cdef enum:
-    MAX_STATES = 4
+    MAX_STATES = 4          # state arrays a kernel takes, at most
 
 cdef enum:
     ALGO_SGD = 0
@@ -121,24 +121,140 @@ cdef union HParams:
     fgd_rmsprop_hparams rmsprop
     fgd_adam_hparams adam
 
-# One kernel call: the active tensors sorted by dtype (0: float32, 1: float64).
+
+# Tensors of one dtype in the form the kernels take them: parallel arrays, entry k for the
+# k-th tensor. ``s[j]`` is the plan's j-th state list (NULL where the hyper-parameters use
+# no such state).
+cdef struct Batch:
+    size_t cnt              # tensors in the batch
+    void **p                # parameters
+    void **g                # gradients
+    void **s[MAX_STATES]    # state arrays, in the plan's order
+    size_t *numel           # elements per tensor
+    int64_t *step           # step numbers of this call
+    unsigned char *new      # "momentum buffer not yet initialised" flags of this call
+    Py_ssize_t *idx         # each tensor's index in its plan (for the counters below)
+
+
+cdef void *_zeros(size_t count, size_t size) except NULL:
+    """``count`` zeroed items of ``size`` bytes (room for one when ``count`` is 0)."""
+    cdef void *a = calloc(count if count > 0 else 1, size)
+    if a == NULL:
+        raise MemoryError()
+    return a
+
+
+cdef int batch_alloc(Batch *b, size_t cap) except -1:
+    """Give ``b`` zeroed arrays for up to ``cap`` tensors (`batch_free` frees them). Its
+    pointer arrays are the rows of one table: ``p``, ``g``, then ``s[0]`` .. ``s[MAX_STATES - 1]``."""
+    cdef int j
+    cdef size_t m = cap if cap > 0 else 1
+    memset(b, 0, sizeof(Batch))
+    try:
+        b.p = <void **>_zeros((2 + MAX_STATES) * m, sizeof(void *))
+        b.g = b.p + m
+        for j in range(MAX_STATES):
+            b.s[j] = b.p + (2 + j) * m
+        b.numel = <size_t *>_zeros(m, sizeof(size_t))
+        b.step = <int64_t *>_zeros(m, sizeof(int64_t))
+        b.new = <unsigned char *>_zeros(m, sizeof(unsigned char))
+        b.idx = <Py_ssize_t *>_zeros(m, sizeof(Py_ssize_t))
+    except MemoryError:
+        batch_free(b)
+        raise
+    return 0
+
+
+cdef void batch_free(Batch *b) noexcept:
+    free(b.p)               # the whole pointer table
+    free(b.numel)
+    free(b.step)
+    free(b.new)
+    free(b.idx)
+    memset(b, 0, sizeof(Batch))
+
+
+cdef void batch_copy(Batch *dst, const Batch *src, size_t cap) noexcept:
+    """Copy the first ``cap`` entries of every array of ``src`` into ``dst`` (both have room)."""
+    cdef int j
+    dst.cnt = src.cnt
+    memcpy(dst.p, src.p, cap * sizeof(void *))
+    memcpy(dst.g, src.g, cap * sizeof(void *))
+    for j in range(MAX_STATES):
+        memcpy(dst.s[j], src.s[j], cap * sizeof(void *))
+    memcpy(dst.numel, src.numel, cap * sizeof(size_t))
+    memcpy(dst.step, src.step, cap * sizeof(int64_t))
+    memcpy(dst.new, src.new, cap * sizeof(unsigned char))
+    memcpy(dst.idx, src.idx, cap * sizeof(Py_ssize_t))
+
+
+# One kernel call: the active tensors sorted by dtype, the counters and the hyper-parameters.
 cdef struct Update:
     int algo
     int nthreads
     bint increment          # advance the step counters of the active tensors
     bint clear_new          # SGD with momentum: the buffers are initialised after the call
     HParams hp
-    size_t cnt[2]
-    void **p[2]
-    void **g[2]
-    void **s[2][MAX_STATES]
-    size_t *numel[2]
-    int64_t *step[2]
-    unsigned char *new[2]
-    Py_ssize_t *idx[2]      # tensor index in the plan, for the counters below
-    int64_t *steps
-    unsigned char *is_new
-    double *work            # 2 * n doubles of kernel workspace
+    Batch batch[2]          # batch[0]: the float32 tensors, batch[1]: the float64 ones
+    int64_t *steps          # the plan's per-tensor step counters, by plan index
+    unsigned char *is_new   # the plan's per-tensor "buffer is new" flags, by plan index
+    double *work            # 2 * (tensors in the plan) doubles of kernel workspace
+
+
+cdef int update_alloc(Update *u, size_t cap) except -1:
+    """Give ``u`` its two batches and its workspace for a plan of ``cap`` tensors."""
+    memset(u, 0, sizeof(Update))
+    try:
+        batch_alloc(&u.batch[0], cap)
+        batch_alloc(&u.batch[1], cap)
+        u.work = <double *>_zeros(2 * cap, sizeof(double))
+    except MemoryError:
+        update_free(u)
+        raise
+    return 0
+
+
+cdef void update_free(Update *u) noexcept:
+    batch_free(&u.batch[0])
+    batch_free(&u.batch[1])
+    free(u.work)
+    u.work = NULL
+
+
+cdef void _kernel_f32(Update *u, Batch *t) noexcept nogil:
+    """``u``'s kernel on the float32 batch ``t``."""
+    cdef float **p = <float **>t.p
+    cdef const float **g = <const float **>t.g
+    cdef float **s0 = <float **>t.s[0]
+    cdef float **s1 = <float **>t.s[1]
+    cdef float **s2 = <float **>t.s[2]
+    if u.algo == ALGO_SGD:
+        fgd_sgd_f32(t.cnt, p, g, s0, t.new, t.numel, &u.hp.sgd, u.nthreads)
+    elif u.algo == ALGO_ADAGRAD:
+        fgd_adagrad_f32(t.cnt, p, g, s0, t.numel, t.step, &u.hp.adagrad, u.work, u.nthreads)
+    elif u.algo == ALGO_RMSPROP:
+        # states: square_avg, momentum_buffer, grad_avg (the kernel takes grad_avg second)
+        fgd_rmsprop_f32(t.cnt, p, g, s0, s2, s1, t.numel, &u.hp.rmsprop, u.nthreads)
+    else:
+        fgd_adam_f32(t.cnt, p, g, s0, s1, s2, t.numel, t.step, &u.hp.adam, u.work, u.nthreads)
+
+
+cdef void _kernel_f64(Update *u, Batch *t) noexcept nogil:
+    """``u``'s kernel on the float64 batch ``t``."""
+    cdef double **p = <double **>t.p
+    cdef const double **g = <const double **>t.g
+    cdef double **s0 = <double **>t.s[0]
+    cdef double **s1 = <double **>t.s[1]
+    cdef double **s2 = <double **>t.s[2]
+    if u.algo == ALGO_SGD:
+        fgd_sgd_f64(t.cnt, p, g, s0, t.new, t.numel, &u.hp.sgd, u.nthreads)
+    elif u.algo == ALGO_ADAGRAD:
+        fgd_adagrad_f64(t.cnt, p, g, s0, t.numel, t.step, &u.hp.adagrad, u.work, u.nthreads)
+    elif u.algo == ALGO_RMSPROP:
+        # states: square_avg, momentum_buffer, grad_avg (the kernel takes grad_avg second)
+        fgd_rmsprop_f64(t.cnt, p, g, s0, s2, s1, t.numel, &u.hp.rmsprop, u.nthreads)
+    else:
+        fgd_adam_f64(t.cnt, p, g, s0, s1, s2, t.numel, t.step, &u.hp.adam, u.work, u.nthreads)
 
 
 cdef void run_update(Update *u) noexcept nogil:
@@ -146,51 +262,24 @@ cdef void run_update(Update *u) noexcept nogil:
     cdef int b
     cdef size_t k
     cdef Py_ssize_t i
+    cdef Batch *t
     for b in range(2):
-        for k in range(u.cnt[b]):
-            i = u.idx[b][k]
+        t = &u.batch[b]
+        for k in range(t.cnt):
+            i = t.idx[k]
             if u.increment:
                 u.steps[i] += 1
-            u.step[b][k] = u.steps[i]
-            u.new[b][k] = u.is_new[i]
-    if u.algo == ALGO_SGD:
-        if u.cnt[0]:
-            fgd_sgd_f32(u.cnt[0], <float **>u.p[0], <const float **>u.g[0], <float **>u.s[0][0],
-                        u.new[0], u.numel[0], &u.hp.sgd, u.nthreads)
-        if u.cnt[1]:
-            fgd_sgd_f64(u.cnt[1], <double **>u.p[1], <const double **>u.g[1],
-                        <double **>u.s[1][0], u.new[1], u.numel[1], &u.hp.sgd, u.nthreads)
-    elif u.algo == ALGO_ADAGRAD:
-        if u.cnt[0]:
-            fgd_adagrad_f32(u.cnt[0], <float **>u.p[0], <const float **>u.g[0],
-                            <float **>u.s[0][0], u.numel[0], u.step[0], &u.hp.adagrad, u.work,
-                            u.nthreads)
-        if u.cnt[1]:
-            fgd_adagrad_f64(u.cnt[1], <double **>u.p[1], <const double **>u.g[1],
-                            <double **>u.s[1][0], u.numel[1], u.step[1], &u.hp.adagrad, u.work,
-                            u.nthreads)
-    elif u.algo == ALGO_RMSPROP:   # states: square_avg, momentum_buffer, grad_avg
-        if u.cnt[0]:
-            fgd_rmsprop_f32(u.cnt[0], <float **>u.p[0], <const float **>u.g[0],
-                            <float **>u.s[0][0], <float **>u.s[0][2], <float **>u.s[0][1],
-                            u.numel[0], &u.hp.rmsprop, u.nthreads)
-        if u.cnt[1]:
-            fgd_rmsprop_f64(u.cnt[1], <double **>u.p[1], <const double **>u.g[1],
-                            <double **>u.s[1][0], <double **>u.s[1][2], <double **>u.s[1][1],
-                            u.numel[1], &u.hp.rmsprop, u.nthreads)
-    else:                          # states: exp_avg, exp_avg_sq, max_exp_avg_sq
-        if u.cnt[0]:
-            fgd_adam_f32(u.cnt[0], <float **>u.p[0], <const float **>u.g[0],
-                         <float **>u.s[0][0], <float **>u.s[0][1], <float **>u.s[0][2],
-                         u.numel[0], u.step[0], &u.hp.adam, u.work, u.nthreads)
-        if u.cnt[1]:
-            fgd_adam_f64(u.cnt[1], <double **>u.p[1], <const double **>u.g[1],
-                         <double **>u.s[1][0], <double **>u.s[1][1], <double **>u.s[1][2],
-                         u.numel[1], u.step[1], &u.hp.adam, u.work, u.nthreads)
+            t.step[k] = u.steps[i]
+            t.new[k] = u.is_new[i]
+    if u.batch[0].cnt:
+        _kernel_f32(u, &u.batch[0])
+    if u.batch[1].cnt:
+        _kernel_f64(u, &u.batch[1])
     if u.clear_new:
         for b in range(2):
-            for k in range(u.cnt[b]):
-                u.is_new[u.idx[b][k]] = 0
+            t = &u.batch[b]
+            for k in range(t.cnt):
+                u.is_new[t.idx[k]] = 0
 
 
 cdef void _run_hook(void *ctx) noexcept nogil:
@@ -289,22 +378,22 @@ cdef class TensorPlan:
     cdef unsigned char *is_new
     cdef str param_name
     cdef tuple state_names
-    # per-tensor cached facts
-    cdef void **pp
-    cdef void **sp          # nstates * n pointers, state k of tensor i at sp[k * n + i]
-    cdef size_t *numel
+    # per-tensor cached facts: entry i of ``tensors`` (p, s[j], numel) is tensor i
+    cdef Batch tensors
     cdef int *typenum
     # the next kernel call: prepare() fills its batches, one per dtype
     cdef Update u
-    cdef void *block
     cdef list keep          # gradients copied to the parameter's layout during a step
     cdef bint ready         # prepare() succeeded and no kernel has consumed it yet
 
-    def __cinit__(self):
-        self.block = NULL
-
     def __dealloc__(self):
-        free(self.block)
+        self._free()
+
+    cdef void _free(self) noexcept:
+        update_free(&self.u)
+        batch_free(&self.tensors)
+        free(self.typenum)
+        self.typenum = NULL
 
     def __init__(self, list params, list states, cnp.ndarray steps, cnp.ndarray is_new,
                  str param_name="params", tuple state_names=()):
@@ -373,26 +462,21 @@ cdef class TensorPlan:
         self.steps = <int64_t *>cnp.PyArray_DATA(steps)
         self.is_new = <unsigned char *>cnp.PyArray_DATA(is_new)
 
-        # one allocation for every per-tensor array
-        self.block = _alloc_batches(&self.u, n, 1 + MAX_STATES)
-        cdef void **ptrs = <void **>(<char *>self.block + _head_bytes(n))
-        cdef size_t m = n if n > 0 else 1
-        self.pp = ptrs; ptrs += m
-        self.sp = ptrs; ptrs += MAX_STATES * m
-        cdef size_t *sizes = <size_t *>ptrs
-        self.numel = sizes; sizes += m
-        self.typenum = <int *>sizes
+        self._free()
+        update_alloc(&self.u, n)
         self.u.steps = self.steps
         self.u.is_new = self.is_new
-
+        batch_alloc(&self.tensors, n)
+        self.typenum = <int *>_zeros(n, sizeof(int))
+        self.tensors.cnt = n
         for i in range(n):
             p = params[i]
-            self.pp[i] = cnp.PyArray_DATA(p)
-            self.numel[i] = <size_t>cnp.PyArray_SIZE(p)
+            self.tensors.p[i] = cnp.PyArray_DATA(p)
+            self.tensors.numel[i] = <size_t>cnp.PyArray_SIZE(p)
             self.typenum[i] = cnp.PyArray_TYPE(p)
             for k in range(self.nstates):
                 if states[k] is not None:
-                    self.sp[k * n + i] = cnp.PyArray_DATA(<cnp.ndarray>states[k][i])
+                    self.tensors.s[k][i] = cnp.PyArray_DATA(<cnp.ndarray>states[k][i])
         self.keep = []
         self.ready = False
 
@@ -413,18 +497,19 @@ cdef class TensorPlan:
         ``need`` is a bit mask of the state lists the coming kernel reads. Nothing is
         written here; the next kernel call on this plan consumes the batches.
         """
-        cdef Py_ssize_t i, k, b, gi
+        cdef Py_ssize_t i, k, gi
         cdef object go
         cdef cnp.ndarray g, p
-        cdef int tn
+        cdef int tn, j
+        cdef Batch *t
         for k in range(MAX_STATES):
             if need & (1 << k) and (k >= self.nstates or self.states[k] is None):
                 raise RuntimeError(f"internal error: state list {k} is needed but missing")
         if len(grads) < offset + self.n:
             raise ValueError(f"expected at least {offset + self.n} gradients, got {len(grads)}")
         self.ready = False
-        self.u.cnt[0] = 0
-        self.u.cnt[1] = 0
+        self.u.batch[0].cnt = 0
+        self.u.batch[1].cnt = 0
         self.keep.clear()
         for i in range(self.n):
             gi = offset + i
@@ -455,15 +540,15 @@ cdef class TensorPlan:
                 if self.states[k] is not None and _overlap(g, <cnp.ndarray>self.states[k][i]):
                     raise ValueError(f"grads[{gi}] shares memory with optimizer state "
                                      f"{self.state_names[k]}[{gi}]")
-            b = 0 if tn == cnp.NPY_FLOAT32 else 1
-            k = <Py_ssize_t>self.u.cnt[b]
-            self.u.p[b][k] = self.pp[i]
-            self.u.g[b][k] = cnp.PyArray_DATA(g)
-            self.u.numel[b][k] = self.numel[i]
-            self.u.idx[b][k] = i
-            for tn in range(MAX_STATES):
-                self.u.s[b][tn][k] = self.sp[tn * self.n + i]
-            self.u.cnt[b] += 1
+            t = &self.u.batch[0 if tn == cnp.NPY_FLOAT32 else 1]
+            k = <Py_ssize_t>t.cnt
+            t.p[k] = self.tensors.p[i]
+            t.g[k] = cnp.PyArray_DATA(g)
+            t.numel[k] = self.tensors.numel[i]
+            t.idx[k] = i
+            for j in range(MAX_STATES):
+                t.s[j][k] = self.tensors.s[j][i]
+            t.cnt += 1
         self.ready = True
 
     cdef int run(self, str algo, dict hp, bint increment) except -1:
@@ -478,53 +563,6 @@ cdef class TensorPlan:
             run_update(&self.u)
         self.keep.clear()
         return 0
-
-
-cdef size_t _head_bytes(size_t n):
-    """Bytes of an `Update`'s workspace and batch arrays for ``n`` tensors (a multiple of 8)."""
-    cdef size_t m = n if n > 0 else 1
-    return 2 * m * sizeof(double) + 2 * m * (2 + MAX_STATES) * sizeof(void *) \
-        + 2 * m * (sizeof(size_t) + sizeof(int64_t) + sizeof(Py_ssize_t))
-
-
-cdef size_t _block_bytes(size_t n, int extra_ptrs):
-    """`_head_bytes`, then ``extra_ptrs`` pointers, a size_t and an int per tensor, then the
-    two per-dtype "is new" flag arrays."""
-    cdef size_t m = n if n > 0 else 1
-    return _head_bytes(n) + m * (extra_ptrs * sizeof(void *) + sizeof(size_t) + sizeof(int)) \
-        + 2 * m
-
-
-cdef void *_alloc_batches(Update *u, size_t n, int extra_ptrs) except NULL:
-    """One zeroed block holding ``u``'s workspace and per-dtype batch arrays for ``n``
-    tensors (the caller owns and frees it); see `_block_bytes` for the rest of it."""
-    cdef size_t m = n if n > 0 else 1, nbytes = _block_bytes(n, extra_ptrs)
-    cdef int j, k
-    cdef void *block = malloc(nbytes)
-    if block == NULL:
-        raise MemoryError()
-    memset(block, 0, nbytes)
-    u.work = <double *>block
-    cdef void **ptrs = <void **>(u.work + 2 * m)
-    for j in range(2):
-        u.p[j] = ptrs; ptrs += m
-        u.g[j] = ptrs; ptrs += m
-        for k in range(MAX_STATES):
-            u.s[j][k] = ptrs; ptrs += m
-    cdef size_t *sizes = <size_t *>ptrs
-    for j in range(2):
-        u.numel[j] = sizes; sizes += m
-    cdef int64_t *st = <int64_t *>sizes
-    for j in range(2):
-        u.step[j] = st; st += m
-    cdef Py_ssize_t *ix = <Py_ssize_t *>st
-    for j in range(2):
-        u.idx[j] = ix; ix += m
-    # the per-dtype "is new" flags live at the very end of the block
-    cdef unsigned char *nw = <unsigned char *>block + nbytes - 2 * m
-    for j in range(2):
-        u.new[j] = nw; nw += m
-    return block
 
 
 def _check_disjoint(list arrays, list names):
@@ -610,18 +648,16 @@ cdef class BoundUpdate:
     """
     cdef Update u
     cdef fgd_hook h
-    cdef void *block
     cdef readonly TensorPlan plan
     cdef tuple grads
 
-    def __cinit__(self):
-        self.block = NULL
-
     def __dealloc__(self):
-        free(self.block)
+        update_free(&self.u)
 
     def __init__(self, TensorPlan plan, list grads, Py_ssize_t offset, int need, str algo,
                  dict hp):
+        update_free(&self.u)
+        update_alloc(&self.u, plan.n)
         set_hparams(&self.u, algo, dict(hp))
         plan.prepare(grads, offset, need)
         plan.ready = False
@@ -629,17 +665,9 @@ cdef class BoundUpdate:
             plan.keep.clear()
             raise ValueError("a bound update needs gradients in their parameters' memory "
                              "layout, aligned to their elements")
-        self.block = _alloc_batches(&self.u, plan.n, 0)
-        cdef int b, k
-        cdef size_t c = plan.n if plan.n > 0 else 1
-        for b in range(2):
-            self.u.cnt[b] = plan.u.cnt[b]
-            memcpy(self.u.p[b], plan.u.p[b], c * sizeof(void *))
-            memcpy(self.u.g[b], plan.u.g[b], c * sizeof(void *))
-            for k in range(MAX_STATES):
-                memcpy(self.u.s[b][k], plan.u.s[b][k], c * sizeof(void *))
-            memcpy(self.u.numel[b], plan.u.numel[b], c * sizeof(size_t))
-            memcpy(self.u.idx[b], plan.u.idx[b], c * sizeof(Py_ssize_t))
+        # the batches prepare() sorted, kept: each run() steps the same tensors
+        batch_copy(&self.u.batch[0], &plan.u.batch[0], plan.n)
+        batch_copy(&self.u.batch[1], &plan.u.batch[1], plan.n)
         self.u.steps = plan.steps
         self.u.is_new = plan.is_new
         self.u.increment = True
