@@ -107,6 +107,7 @@ def have_openmp():
 cdef enum:
     MAX_STATES = 4          # state arrays a kernel takes, at most
 
+# The kernels, by the name an optimizer spec gives (``fastgd.optim.<algorithm>.spec.kernel``).
 cdef enum:
     ALGO_SGD = 0
     ALGO_ADAGRAD = 1
@@ -123,13 +124,13 @@ cdef union HParams:
 
 
 # Tensors of one dtype in the form the kernels take them: parallel arrays, entry k for the
-# k-th tensor. ``s[j]`` is the plan's j-th state list (NULL where the hyper-parameters use
-# no such state).
+# k-th tensor. ``s[j]`` is the j-th state array of the optimizer's spec, which is the j-th
+# state argument of its C kernel (NULL where the hyper-parameters use no such state).
 cdef struct Batch:
     size_t cnt              # tensors in the batch
     void **p                # parameters
     void **g                # gradients
-    void **s[MAX_STATES]    # state arrays, in the plan's order
+    void **s[MAX_STATES]    # state arrays, in the spec's (= the kernel's) order
     size_t *numel           # elements per tensor
     int64_t *step           # step numbers of this call
     unsigned char *new      # "momentum buffer not yet initialised" flags of this call
@@ -233,8 +234,7 @@ cdef void _kernel_f32(Update *u, Batch *t) noexcept nogil:
     elif u.algo == ALGO_ADAGRAD:
         fgd_adagrad_f32(t.cnt, p, g, s0, t.numel, t.step, &u.hp.adagrad, u.work, u.nthreads)
     elif u.algo == ALGO_RMSPROP:
-        # states: square_avg, momentum_buffer, grad_avg (the kernel takes grad_avg second)
-        fgd_rmsprop_f32(t.cnt, p, g, s0, s2, s1, t.numel, &u.hp.rmsprop, u.nthreads)
+        fgd_rmsprop_f32(t.cnt, p, g, s0, s1, s2, t.numel, &u.hp.rmsprop, u.nthreads)
     else:
         fgd_adam_f32(t.cnt, p, g, s0, s1, s2, t.numel, t.step, &u.hp.adam, u.work, u.nthreads)
 
@@ -251,8 +251,7 @@ cdef void _kernel_f64(Update *u, Batch *t) noexcept nogil:
     elif u.algo == ALGO_ADAGRAD:
         fgd_adagrad_f64(t.cnt, p, g, s0, t.numel, t.step, &u.hp.adagrad, u.work, u.nthreads)
     elif u.algo == ALGO_RMSPROP:
-        # states: square_avg, momentum_buffer, grad_avg (the kernel takes grad_avg second)
-        fgd_rmsprop_f64(t.cnt, p, g, s0, s2, s1, t.numel, &u.hp.rmsprop, u.nthreads)
+        fgd_rmsprop_f64(t.cnt, p, g, s0, s1, s2, t.numel, &u.hp.rmsprop, u.nthreads)
     else:
         fgd_adam_f64(t.cnt, p, g, s0, s1, s2, t.numel, t.step, &u.hp.adam, u.work, u.nthreads)
 
@@ -360,7 +359,8 @@ cdef class TensorPlan:
     params : list of ndarray
         float32/float64, writeable, C- or F-contiguous, pairwise non-overlapping.
     states : list of (list of ndarray or None)
-        Up to four state lists, each aligned with ``params`` (same dtype, shape, layout);
+        Up to four state lists, in the order the kernel takes them (the order of the
+        optimizer's spec), each aligned with ``params`` (same dtype, shape, layout);
         ``None`` for a state the current hyper-parameters do not use.
     steps : ndarray of int64, shape (len(params),)
         Per-parameter step counters, read (and advanced by each kernel call) in place.
@@ -599,9 +599,9 @@ def check_disjoint(arrays, names):
 
 
 # ----------------------------------------------------------------------------- kernels
-# Each runs on the batches of the last TensorPlan.prepare(), with the GIL released.
-# State lists by position: SGD (momentum_buffer); Adagrad (sum); RMSprop (square_avg,
-# momentum_buffer, grad_avg); Adam (exp_avg, exp_avg_sq, max_exp_avg_sq).
+# Each runs on the batches of the last TensorPlan.prepare(), with the GIL released. The
+# plan's state lists are in the order of the optimizer's spec (``<Class>.spec.state_names``),
+# which is the order of the C kernel's state arguments.
 
 def sgd(TensorPlan plan, *, bint increment=True, **hp):
     """hp: lr, momentum, dampening, weight_decay, nesterov, maximize."""

@@ -3,39 +3,36 @@
 `fastgd.minimize` and `fastgd.linear_model` take thousands of steps on one small array.
 `fastgd.functional` re-validates everything and builds a kernel plan on every call, and an
 `fastgd.optim` optimizer re-checks its groups; here the hyper-parameters are checked and
-the state allocated once (with the same ``hyper`` functions and state layout as
-`fastgd.optim`), the array's plan is built once, and `Stepper.step` is ``prepare`` plus the
-kernel: the gradient's dtype, shape and memory are still checked (in C) on every step.
+the state allocated once (as the spec of the method's `fastgd.optim` class declares them:
+checks, state arrays, initial values, kernel), the array's plan is built once, and
+`Stepper.step` is ``prepare`` plus the kernel: the gradient's dtype, shape and memory are
+still checked (in C) on every step.
 
 The caller owns the state arrays, the step counter and the "momentum buffer is new" flag,
 so it can take a step back (`snapshot` / `restore`).
 """
 import functools
-import inspect
 
 import numpy as np
 
 from . import _checks, _optim, optim
-from .optim import adagrad as _adagrad, adam as _adam, rmsprop as _rmsprop, sgd as _sgd
 
-# method -> (optimizer class, fixed hyper-parameters, hyper-parameters a user may not set)
+# method -> (optimizer class, fixed hyper-parameters, hyper-parameters a user may not set):
+# plain, heavy-ball and Nesterov SGD, then every other algorithm under its own name
 METHODS = {
     "gd": (optim.SGD, dict(momentum=0.0, dampening=0.0, nesterov=False),
            ("momentum", "dampening", "nesterov")),
     "momentum": (optim.SGD, dict(momentum=0.9, nesterov=False), ("nesterov",)),
     "nesterov": (optim.SGD, dict(momentum=0.9, dampening=0.0, nesterov=True),
                  ("dampening", "nesterov")),
-    "adagrad": (optim.Adagrad, {}, ()),
-    "rmsprop": (optim.RMSprop, {}, ()),
-    "adam": (optim.Adam, {}, ()),
-    "adamw": (optim.AdamW, {}, ()),
+    **{name: (cls, {}, ()) for name, cls in optim.ALGORITHMS.items() if cls is not optim.SGD},
 }
 
-_NOT_HYPER = {"self", "params", "lr", "maximize", "backend"}
+_NOT_HYPER = {"lr", "maximize"}  # set by minimize's own arguments
 
 
 def defaults(method):
-    """``(lr, {hyper-parameter: default})`` of ``method``, from its optimizer's signature."""
+    """``(lr, {hyper-parameter: default})`` of ``method``, from its optimizer's spec."""
     lr, hyper = _defaults(method)
     return lr, dict(hyper)
 
@@ -43,10 +40,10 @@ def defaults(method):
 @functools.lru_cache(maxsize=None)
 def _defaults(method):
     cls, fixed, _ = METHODS[method]
-    sig = inspect.signature(cls.__init__).parameters
-    hyper = {k: p.default for k, p in sig.items() if k not in _NOT_HYPER}
+    defaults = cls.spec.defaults
+    hyper = {k: v for k, v in defaults.items() if k not in _NOT_HYPER}
     hyper.update(fixed)
-    return sig["lr"].default, hyper
+    return defaults["lr"], hyper
 
 
 def check_method(method):
@@ -87,36 +84,19 @@ class Stepper:
         _checks.parameter(param, "x")
         if not param.flags.c_contiguous:
             raise ValueError("x must be C-contiguous")
-        if cls is optim.SGD:
-            self.hp = _sgd.hyper(group)
-            kernel, names = _optim.sgd, ("momentum_buffer",)
-            needs = (self.hp["momentum"] != 0,)
-            init = (0.0,)
-        elif cls is optim.Adagrad:
-            self.hp = _adagrad.hyper(group)
-            kernel, names = _optim.adagrad, ("sum",)
-            needs = (True,)
-            init = (float(group["initial_accumulator_value"]),)
-        elif cls is optim.RMSprop:
-            self.hp = _rmsprop.hyper(group)
-            kernel, names = _optim.rmsprop, ("square_avg", "momentum_buffer", "grad_avg")
-            needs = (True, self.hp["momentum"] > 0, self.hp["centered"])
-            init = (0.0, 0.0, 0.0)
-        else:
-            self.hp = _adam.hyper(group, "", cls is optim.AdamW)
-            kernel, names = _optim.adam, ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-            needs = (True, True, self.hp["amsgrad"])
-            init = (0.0, 0.0, 0.0)
-        assert names == cls.state_names, (names, cls.state_names)
+        spec = cls.spec
+        self.hp = spec.kernel_args(group)
+        needs = spec.needs(self.hp)
         self.method = method
         self.param = param
-        self.states = [np.full_like(param, v) if n else None for n, v in zip(needs, init)]
+        self.states = [np.full_like(param, spec.initial_value(s, group)) if n else None
+                       for s, n in zip(spec.states, needs)]
         self.steps = np.zeros(1, np.int64)
         self.is_new = np.ones(1, np.uint8)
         self._plan = _optim.TensorPlan([param], [None if s is None else [s] for s in self.states],
-                                       self.steps, self.is_new, "x", names)
+                                       self.steps, self.is_new, "x", spec.state_names)
         self._mask = sum(1 << i for i, n in enumerate(needs) if n)
-        self._kernel = kernel
+        self._kernel = getattr(_optim, spec.kernel)
         self.step = self._bind()
 
     def _bind(self):

@@ -8,6 +8,13 @@ number of this update, 1 for the first (an int for all tensors, or one per tenso
 
 ``backend="reference"`` runs the plain-numpy twin from ``fastgd.reference.optim``.
 
+There is one function per algorithm of `fastgd.optim.ALGORITHMS`, made from its spec:
+``<name>_(param, grad, <its state arrays, in the kernel's order>, *, [step,] <the kernel's
+hyper-parameters>, [init_<buffer>=False,] backend="native")``: ``sgd_``, ``adagrad_``,
+``rmsprop_``, ``adam_``, ``adamw_``. The hyper-parameters are those of the optimizer class
+as its kernel takes them (``beta1, beta2`` for ``betas``; no ``initial_accumulator_value``:
+the caller fills ``state_sum``).
+
 >>> import numpy as np
 >>> from fastgd.functional import adam_
 >>> w, m, v = np.ones(3, np.float32), np.zeros(3, np.float32), np.zeros(3, np.float32)
@@ -17,11 +24,8 @@ array([0.9, 0.9, 0.9], dtype=float32)
 """
 import numpy as np
 
-from . import _checks, _optim
-from .optim import adagrad as _adagrad, adam as _adam, rmsprop as _rmsprop, sgd as _sgd
-from .reference import optim as _ref
-
-__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_"]
+from . import _checks, _optim, optim
+from .optim._spec import make_function
 
 
 def _prepare(param, grad, states, step):
@@ -103,161 +107,99 @@ def _backend(backend):
     return _checks.backend(backend) == "native"
 
 
-def sgd_(param, grad, momentum_buffer=None, *, lr=1e-3, momentum=0.0, dampening=0.0,
-         weight_decay=0.0, nesterov=False, maximize=False, init_momentum_buffer=False,
-         backend="native"):
-    r"""One SGD step in place (see `fastgd.optim.SGD` for the rule).
-
-    Parameters
-    ----------
-    param, grad : ndarray or list of ndarray
-    momentum_buffer : ndarray or list of ndarray, optional
-        Required when ``momentum != 0``.
-    init_momentum_buffer : bool, default False
-        True on the first step: the buffer is set to the gradient (PyTorch's first step)
-        instead of being decayed and accumulated.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> x = np.array([1.0, 3.0])
-    >>> sgd_(x, 2 * x + 0.0, lr=0.25)
-    >>> x
-    array([0.5, 1.5])
-    """
-    hp = _sgd.hyper(dict(lr=lr, momentum=momentum, dampening=dampening,
-                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
-    init = _checks.flag(init_momentum_buffer, "init_momentum_buffer")
-    if hp["momentum"] != 0 and momentum_buffer is None:
-        raise ValueError("momentum_buffer is required when momentum != 0")
-    params, grads, lists, _ = _prepare(
-        param, grad, {"momentum_buffer": momentum_buffer if hp["momentum"] != 0 else None},
-        _NO_STEP)
+def _update(spec, param, grad, states, step, values, init, backend):
+    """One update of ``spec``'s algorithm: ``states`` by state name (kernel order),
+    ``values`` the hyper-parameters by kernel argument name, ``init`` the "is new" flag of a
+    state that starts as the first gradient."""
+    hp = spec.kernel_args_from_kernel_names(values)
+    lazy = spec.lazy
+    if lazy is not None:
+        init = _checks.flag(init, f"init_{lazy.arg_name}")
+    named = {}
+    for s in spec.states:
+        value = states[s.name]
+        if s.when is not None:
+            if not s.when(hp):
+                value = None                 # the update does not use it
+            elif value is None:
+                raise ValueError(f"{s.arg_name} is required when {s.when.text}")
+        named[s.arg_name] = value
+    params, grads, lists, steps = _prepare(param, grad, named,
+                                           step if spec.counts_steps else _NO_STEP)
     if _backend(backend):
-        _native(_optim.sgd, params, grads, lists, None, init, **hp)
+        _native(getattr(_optim, spec.kernel), params, grads, lists, steps, init, **hp)
         return
     for i, (p, g) in enumerate(zip(params, grads)):
-        buf = lists["momentum_buffer"]
-        _ref.sgd(p, g, None if buf is None else buf[i], buffer_is_new=init, **hp)
+        spec.reference_step(p, g, [None if lst is None else lst[i] for lst in lists.values()],
+                            hp, None if steps is None else int(steps[i]), init)
 
 
-def adagrad_(param, grad, state_sum, *, step, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-             eps=1e-10, maximize=False, backend="native"):
-    r"""One Adagrad step in place (see `fastgd.optim.Adagrad`); ``state_sum`` accumulates g².
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> x, s = np.array([2.0]), np.zeros(1)
-    >>> adagrad_(x, np.array([4.0]), s, step=1, lr=0.5)
-    >>> x, s
-    (array([1.5]), array([16.]))
-    """
-    hp = _adagrad.hyper(dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                             initial_accumulator_value=0, eps=eps, maximize=maximize))
-    params, grads, lists, steps = _prepare(param, grad, {"state_sum": state_sum}, step)
-    if _backend(backend):
-        _native(_optim.adagrad, params, grads, lists, steps, False, **hp)
-        return
-    for i, (p, g) in enumerate(zip(params, grads)):
-        _ref.adagrad(p, g, lists["state_sum"][i], step=int(steps[i]), **hp)
-
-
-def rmsprop_(param, grad, square_avg, *, grad_avg=None, momentum_buffer=None, lr=1e-2,
-             alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
-             maximize=False, backend="native"):
-    r"""One RMSprop step in place (see `fastgd.optim.RMSprop`).
-
-    ``grad_avg`` is required when ``centered``, ``momentum_buffer`` when ``momentum > 0``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> x, v = np.array([1.0]), np.zeros(1)
-    >>> rmsprop_(x, np.array([1.0]), v, lr=0.01, alpha=0.75)
-    >>> np.round(x, 6), v
-    (array([0.98]), array([0.25]))
-    """
-    hp = _rmsprop.hyper(dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                             momentum=momentum, centered=centered, maximize=maximize))
-    if hp["centered"] and grad_avg is None:
-        raise ValueError("grad_avg is required when centered=True")
-    if hp["momentum"] > 0 and momentum_buffer is None:
-        raise ValueError("momentum_buffer is required when momentum > 0")
-    states = {"square_avg": square_avg,
-              "momentum_buffer": momentum_buffer if hp["momentum"] > 0 else None,
-              "grad_avg": grad_avg if hp["centered"] else None}
-    params, grads, lists, _ = _prepare(param, grad, states, _NO_STEP)
-    if _backend(backend):
-        _native(_optim.rmsprop, params, grads, lists, None, False, **hp)
-        return
-    pick = lambda k, i: None if lists[k] is None else lists[k][i]  # noqa: E731
-    for i, (p, g) in enumerate(zip(params, grads)):
-        _ref.rmsprop(p, g, lists["square_avg"][i], pick("grad_avg", i),
-                     pick("momentum_buffer", i), **hp)
+def _functional(cls):
+    """``<name>_``, the functional form of the optimizer class ``cls``, from its spec."""
+    spec = cls.spec
+    namespace = {"_update": _update, "_spec": spec, "_NO_STEP": _NO_STEP}
+    required = [s for s in spec.states if s.when is None]
+    optional = [s for s in spec.states if s.when is not None]
+    params = ["param", "grad", *(s.arg_name for s in required),
+              *(f"{s.arg_name}=None" for s in optional), "*"]
+    if spec.counts_steps:
+        params.append("step")
+    kernel = []
+    for h in spec.hypers:
+        names = h.kernel_names
+        for n, default in zip(names, h.default if len(names) == 2 else (h.default,)):
+            namespace[f"_d_{n}"] = default
+            params.append(f"{n}=_d_{n}")
+            kernel.append((n, default))
+    lazy = spec.lazy
+    init = "False" if lazy is None else f"init_{lazy.arg_name}"
+    if lazy is not None:
+        params.append(f"{init}=False")
+    params.append("backend='native'")
+    states = ", ".join(f"{s.name!r}: {s.arg_name}" for s in spec.states)
+    values = ", ".join(f"{n!r}: {n}" for n, _ in kernel)
+    body = (f"_update(_spec, param, grad, {{{states}}}, {'step' if spec.counts_steps else '_NO_STEP'}, "
+            f"{{{values}}}, {init}, backend)")
+    name = f"{spec.name}_"
+    return make_function(name, params, body, namespace, module=__name__,
+                         doc=_doc(cls, required, optional, kernel, lazy))
 
 
-def adam_(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9, beta2=0.999,
-          eps=1e-8, weight_decay=0.0, amsgrad=False, max_exp_avg_sq=None, maximize=False,
-          backend="native"):
-    r"""One Adam step in place (see `fastgd.optim.Adam` for the rule).
-
-    Parameters
-    ----------
-    param, grad, exp_avg, exp_avg_sq : ndarray or list of ndarray
-        The parameter, its gradient and the first and second moment estimates.
-    step : int or sequence of int
-        The number of this update (1 for the first), for the bias corrections.
-    max_exp_avg_sq : ndarray or list of ndarray, optional
-        Required when ``amsgrad``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> w, m, v = np.ones(2), np.zeros(2), np.zeros(2)
-    >>> adam_(w, np.array([0.5, -2.0]), m, v, step=1, lr=0.1)
-    >>> np.round(w, 6)      # the first Adam step moves each coordinate by lr
-    array([0.9, 1.1])
-    """
-    _adam_impl(param, grad, exp_avg, exp_avg_sq, step, max_exp_avg_sq, backend,
-               dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
-                    amsgrad=amsgrad, maximize=maximize), False)
-
-
-def adamw_(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9, beta2=0.999,
-           eps=1e-8, weight_decay=1e-2, amsgrad=False, max_exp_avg_sq=None, maximize=False,
-           backend="native"):
-    r"""One AdamW step in place: :math:`\theta \leftarrow \theta(1 - \gamma\lambda)`, then Adam.
-
-    Arguments as in `adam_`; see `fastgd.optim.AdamW`.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> w, m, v = np.ones(1), np.zeros(1), np.zeros(1)
-    >>> adamw_(w, np.zeros(1), m, v, step=1, lr=0.1, weight_decay=0.5)
-    >>> w
-    array([0.95])
-    """
-    _adam_impl(param, grad, exp_avg, exp_avg_sq, step, max_exp_avg_sq, backend,
-               dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
-                    amsgrad=amsgrad, maximize=maximize), True)
+def _doc(cls, required, optional, kernel, lazy):
+    spec, title = cls.spec, cls.__name__
+    lines = [f"One {title} step in place (see `fastgd.optim.{title}` for the rule).", "",
+             "Parameters", "----------",
+             "param, grad : ndarray or list of ndarray",
+             "    The parameter (updated in place) and its gradient."]
+    if required:
+        lines += [f"{', '.join(s.arg_name for s in required)} : ndarray or list of ndarray",
+                  "    State, updated in place: the parameter's dtype, shape and layout."]
+    for s in optional:
+        lines += [f"{s.arg_name} : ndarray or list of ndarray, optional",
+                  f"    State, required when {s.when.text} (ignored otherwise)."]
+    if spec.counts_steps:
+        lines += ["step : int or sequence of int",
+                  "    The number of this update (1 for the first), for all tensors or one per "
+                  "tensor."]
+    lines += [f"{', '.join(n for n, _ in kernel)}",
+              f"    The hyper-parameters of `fastgd.optim.{title}`, as its kernel takes them; "
+              "defaults "
+              + ", ".join(f"{n}={d!r}" for n, d in kernel) + "."]
+    if lazy is not None:
+        lines += [f"init_{lazy.arg_name} : bool, default False",
+                  f"    True on the first step: {lazy.arg_name} is set to the gradient "
+                  "(PyTorch's first step) instead of being decayed and accumulated."]
+    lines += ['backend : {"native", "reference"}, default "native"', ""]
+    if spec.example:
+        lines += ["Examples", "--------"]
+        lines += [line[4:] if line.startswith("    ") else line
+                  for line in spec.example.strip("\n").splitlines()]
+    return "\n".join(lines) + "\n"
 
 
-def _adam_impl(param, grad, exp_avg, exp_avg_sq, step, max_exp_avg_sq, backend, group,
-               decoupled):
-    for i, b in enumerate(group["betas"]):
-        _checks.real(b, f"beta{i + 1}", low=0, high=1, high_open=True)
-    hp = _adam.hyper(group, "", decoupled)
-    if hp["amsgrad"] and max_exp_avg_sq is None:
-        raise ValueError("max_exp_avg_sq is required when amsgrad=True")
-    states = {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq,
-              "max_exp_avg_sq": max_exp_avg_sq if hp["amsgrad"] else None}
-    params, grads, lists, steps = _prepare(param, grad, states, step)
-    if _backend(backend):
-        _native(_optim.adam, params, grads, lists, steps, False, **hp)
-        return
-    for i, (p, g) in enumerate(zip(params, grads)):
-        vmax = None if lists["max_exp_avg_sq"] is None else lists["max_exp_avg_sq"][i]
-        _ref.adam(p, g, lists["exp_avg"][i], lists["exp_avg_sq"][i], vmax, step=int(steps[i]),
-                  **hp)
+__all__ = []
+for _cls in optim.ALGORITHMS.values():
+    _fn = _functional(_cls)
+    globals()[_fn.__name__] = _fn
+    __all__.append(_fn.__name__)
+del _cls, _fn

@@ -4,11 +4,29 @@
 >>> w = np.zeros(4, dtype=np.float32)
 >>> opt = fastgd.optim.Adam([w], lr=0.01)
 >>> opt.step([np.ones(4, dtype=np.float32)])
+
+Each algorithm is declared once, by the spec of its class (``Adam.spec``, see
+``fastgd/optim/_spec.py``); `ALGORITHMS` lists them by name.
 """
+from types import MappingProxyType
+
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
+#: every algorithm's class by its spec's name (``"sgd"``, ``"adam"``, ...); the class's
+#: ``spec`` declares it. Read-only.
+ALGORITHMS = MappingProxyType({cls.spec.name: cls for cls in (SGD, Adagrad, RMSprop, Adam, AdamW)})
+
+
+def by_name(name):
+    """The optimizer class of the algorithm ``name`` (a key of `ALGORITHMS`), for
+    ``by_name("adam")(params, lr=0.01)``; its spec is ``by_name(name).spec``."""
+    if not isinstance(name, str) or name not in ALGORITHMS:
+        raise ValueError(f"unknown optimizer {name!r}; expected one of {sorted(ALGORITHMS)}")
+    return ALGORITHMS[name]
+
+
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "ALGORITHMS", "by_name"]

@@ -1,20 +1,31 @@
 """Adagrad: per-coordinate learning rates from the running sum of squared gradients."""
-from .. import _checks
 from ..reference import optim as ref
-from .optimizer import Optimizer, name
+from ._spec import Hyper, Spec, State, flag, nonnegative
+from .optimizer import Optimizer
+
+SPEC = Spec(
+    name="adagrad",
+    hypers=(Hyper("lr", 1e-2, nonnegative),
+            Hyper("lr_decay", 0, nonnegative),
+            Hyper("weight_decay", 0, nonnegative),
+            # the state's initial value, not a kernel argument
+            Hyper("initial_accumulator_value", 0, nonnegative, kernel=()),
+            Hyper("eps", 1e-10, nonnegative),
+            Hyper("maximize", False, flag, keyword_only=True)),
+    states=(State("sum", initial="initial_accumulator_value", arg="state_sum"),),
+    kernel="adagrad",
+    reference=ref.adagrad,
+    counts_steps=True,
+    example="""
+    >>> import numpy as np
+    >>> x, s = np.array([2.0]), np.zeros(1)
+    >>> adagrad_(x, np.array([4.0]), s, step=1, lr=0.5)
+    >>> x, s
+    (array([1.5]), array([16.]))
+""")
 
 
-def hyper(g, where=""):
-    """Checked kernel arguments from a parameter group (``where`` names it in errors)."""
-    _checks.real(g["initial_accumulator_value"], name(where, "initial_accumulator_value"), low=0)
-    return dict(lr=_checks.real(g["lr"], name(where, "lr"), low=0),
-                lr_decay=_checks.real(g["lr_decay"], name(where, "lr_decay"), low=0),
-                weight_decay=_checks.real(g["weight_decay"], name(where, "weight_decay"), low=0),
-                eps=_checks.real(g["eps"], name(where, "eps"), low=0),
-                maximize=_checks.flag(g["maximize"], name(where, "maximize")))
-
-
-class Adagrad(Optimizer):
+class Adagrad(Optimizer, spec=SPEC):
     r"""Adagrad, as ``torch.optim.Adagrad``.
 
     .. math::
@@ -45,24 +56,3 @@ class Adagrad(Optimizer):
     >>> np.round(x, 6)
     array([ 0.5, -1.5])
     """
-
-    state_names = ("sum",)
-    _algorithm = "adagrad"
-
-    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
-                 eps=1e-10, *, maximize=False, backend="native"):
-        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                                      initial_accumulator_value=initial_accumulator_value,
-                                      eps=eps, maximize=maximize), backend=backend)
-
-    def _hyper(self, g, where):
-        return hyper(g, where)
-
-    def _needs(self, hp):
-        return {"sum": True}
-
-    def _initial_value(self, name, group):
-        return float(group["initial_accumulator_value"])
-
-    def _reference(self, param, grad, state, step, is_new, hp):
-        ref.adagrad(param, grad, state["sum"], step=step, **hp)

@@ -1,25 +1,43 @@
-"""Adam and AdamW."""
-from .. import _checks
+"""Adam and AdamW (the same kernel: AdamW decouples the weight decay)."""
 from ..reference import optim as ref
-from .optimizer import Optimizer, name
+from ._spec import Hyper, Spec, State, flag, is_true, nonnegative, unit_interval
+from .optimizer import Optimizer
+
+SPEC = Spec(
+    name="adam",
+    hypers=(Hyper("lr", 1e-3, nonnegative),
+            Hyper("betas", (0.9, 0.999), unit_interval, kernel=("beta1", "beta2")),
+            Hyper("eps", 1e-8, nonnegative),
+            Hyper("weight_decay", 0, nonnegative),
+            Hyper("amsgrad", False, flag),
+            Hyper("maximize", False, flag, keyword_only=True)),
+    states=(State("exp_avg"),
+            State("exp_avg_sq"),
+            State("max_exp_avg_sq", when=is_true("amsgrad"))),
+    kernel="adam",
+    reference=ref.adam,
+    counts_steps=True,
+    fixed={"decoupled_weight_decay": False},
+    example="""
+    >>> import numpy as np
+    >>> w, m, v = np.ones(2), np.zeros(2), np.zeros(2)
+    >>> adam_(w, np.array([0.5, -2.0]), m, v, step=1, lr=0.1)
+    >>> np.round(w, 6)      # the first Adam step moves each coordinate by lr
+    array([0.9, 1.1])
+""")
+
+ADAMW_SPEC = SPEC.variant(
+    "adamw", defaults={"weight_decay": 1e-2}, fixed={"decoupled_weight_decay": True},
+    example="""
+    >>> import numpy as np
+    >>> w, m, v = np.ones(1), np.zeros(1), np.zeros(1)
+    >>> adamw_(w, np.zeros(1), m, v, step=1, lr=0.1, weight_decay=0.5)
+    >>> w
+    array([0.95])
+""")
 
 
-def hyper(g, where="", decoupled_weight_decay=False):
-    """Checked kernel arguments from a parameter group (``where`` names it in errors)."""
-    betas = _checks.pair(g["betas"], name(where, "betas"))
-    return dict(lr=_checks.real(g["lr"], name(where, "lr"), low=0),
-                beta1=_checks.real(betas[0], name(where, "betas") + "[0]", low=0, high=1,
-                                   high_open=True),
-                beta2=_checks.real(betas[1], name(where, "betas") + "[1]", low=0, high=1,
-                                   high_open=True),
-                eps=_checks.real(g["eps"], name(where, "eps"), low=0),
-                weight_decay=_checks.real(g["weight_decay"], name(where, "weight_decay"), low=0),
-                amsgrad=_checks.flag(g["amsgrad"], name(where, "amsgrad")),
-                maximize=_checks.flag(g["maximize"], name(where, "maximize")),
-                decoupled_weight_decay=decoupled_weight_decay)
-
-
-class Adam(Optimizer):
+class Adam(Optimizer, spec=SPEC):
     r"""Adam, as ``torch.optim.Adam``.
 
     .. math::
@@ -57,27 +75,8 @@ class Adam(Optimizer):
     True
     """
 
-    state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-    _algorithm = "adam"
-    _decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-                 amsgrad=False, *, maximize=False, backend="native"):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                      amsgrad=amsgrad, maximize=maximize), backend=backend)
-
-    def _hyper(self, g, where):
-        return hyper(g, where, self._decoupled)
-
-    def _needs(self, hp):
-        return {"exp_avg": True, "exp_avg_sq": True, "max_exp_avg_sq": hp["amsgrad"]}
-
-    def _reference(self, param, grad, state, step, is_new, hp):
-        ref.adam(param, grad, state["exp_avg"], state["exp_avg_sq"], state["max_exp_avg_sq"],
-                 step=step, **hp)
-
-
-class AdamW(Adam):
+class AdamW(Adam, spec=ADAMW_SPEC):
     r"""AdamW (Adam with decoupled weight decay), as ``torch.optim.AdamW``.
 
     Each step first shrinks the parameters, :math:`\theta \leftarrow \theta(1 - \gamma\lambda)`,
@@ -93,10 +92,3 @@ class AdamW(Adam):
     >>> w                                 # only the decay acts on a zero gradient
     array([0.95, 0.95])
     """
-
-    _decoupled = True
-
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False, backend="native"):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, maximize=maximize, backend=backend)

@@ -1,15 +1,20 @@
 """The optimizer base class: parameter groups, per-parameter state, ``step`` and state dicts.
 
-A subclass names its state arrays and its native kernel (``_algorithm``, one fused call for
-the whole group) and supplies three small methods: ``_hyper`` (check a group's
-hyper-parameters), ``_needs`` (which state arrays they use) and ``_reference`` (the numpy
-twin of the kernel, one array at a time).
+An algorithm's class is declared with its spec (`fastgd.optim._spec.Spec`)::
+
+    class Adam(Optimizer, spec=SPEC):
+        ...  # only the docstring: the update rule, the parameters, an example
+
+and everything algorithm-specific comes from the spec: the constructor's signature and
+defaults, the checks of each group's hyper-parameters, which state arrays exist and what
+they start as, the native kernel (one fused call for the whole group) and its numpy twin.
 """
 import numpy as np
 
 from .. import _checks
 from .. import _optim
 from .._optim import TensorPlan
+from ._spec import init_for
 
 _STEP = "step"
 
@@ -45,16 +50,30 @@ class Optimizer:
         The fused C kernels, or their plain-numpy twins.
     """
 
-    #: names of the per-parameter state arrays, in the order the kernel takes them
+    #: the algorithm's declaration (`fastgd.optim._spec.Spec`), given as ``spec=`` in the
+    #: class statement; a subclass without one inherits its parent's
+    spec = None
+    #: names of the per-parameter state arrays, in the order the kernel takes them (the spec's)
     state_names = ()
-    #: a state array that starts as a copy of the first gradient (SGD's momentum buffer)
+    #: the state that starts as a copy of the first gradient (the spec's ``lazy_state``)
     _lazy_buffer = None
-    #: the native kernel (``fastgd._optim.<name>``) of ``_native``
-    _algorithm = None
+
+    def __init_subclass__(cls, spec=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if spec is None:
+            return
+        cls.spec = spec
+        cls.state_names = spec.state_names
+        cls._lazy_buffer = spec.lazy_state
+        if "__init__" not in cls.__dict__:
+            cls.__init__ = init_for(spec, cls, Optimizer.__init__)
 
     def __init__(self, params, defaults, *, backend="native"):
+        if self.spec is None:
+            raise TypeError(f"{type(self).__name__} has no spec: declare it as "
+                            "class Name(Optimizer, spec=...)")
         self.backend = _checks.backend(backend)
-        self._hyper(defaults, "")
+        self.spec.kernel_args(defaults, "")
         self.defaults = dict(defaults)
         self.param_groups = []
         self._slots = []
@@ -83,7 +102,7 @@ class Optimizer:
         for i, p in enumerate(params):
             _checks.parameter(p, f"params[{first + i}]")
         group = {**self.defaults, **param_group, "params": params}
-        self._hyper(group, where)
+        self.spec.kernel_args(group, where)
         existing = [p for s in self._slots for p in s.params]
         _checks.disjoint(existing + params, [f"params[{i}]" for i in range(first + len(params))])
         slot = _Slot(tuple(params), self.state_names)
@@ -128,7 +147,7 @@ class Optimizer:
         if self.backend != "native":
             raise ValueError("only the native backend can bind its updates")
         grads = list(_checks.grads_sequence(grads, self._nparams))
-        return [_optim.BoundUpdate(slot.plan, grads, offset, mask, self._algorithm, hp)
+        return [_optim.BoundUpdate(slot.plan, grads, offset, mask, self.spec.kernel, hp)
                 for slot, hp, mask, offset in self._groups()]
 
     def _groups(self):
@@ -158,8 +177,8 @@ class Optimizer:
         for k in self.defaults:
             if k not in group:
                 raise ValueError(f"{where} lacks the hyper-parameter {k!r}")
-        hp = self._hyper(group, where)
-        needs = self._needs(hp)
+        hp = self.spec.kernel_args(group, where)
+        needs = dict(zip(self.state_names, self.spec.needs(hp)))
         if any(needs[k] and slot.buffers[k] is None for k in self.state_names):
             self._allocate(slot, group, needs)
         mask = sum(1 << i for i, k in enumerate(self.state_names) if needs[k])
@@ -167,15 +186,18 @@ class Optimizer:
         return hp, mask
 
     def _reference_group(self, slot, grads, offset, hp):
+        spec = self.spec
+        lazy = spec.lazy_state
+        clear_new = lazy is not None and dict(zip(self.state_names, spec.needs(hp)))[lazy]
+        buffers = [slot.buffers[k] for k in self.state_names]
         for j, p in enumerate(slot.params):
             g = grads[offset + j]
             if g is None:
                 continue
             slot.steps[j] += 1
-            state = {k: (None if b is None else b[j]) for k, b in slot.buffers.items()}
-            self._reference(p, g, state, int(slot.steps[j]), bool(slot.is_new[j]), hp)
-            if self._lazy_buffer and state[self._lazy_buffer] is not None \
-                    and self._needs(hp)[self._lazy_buffer]:
+            states = [None if b is None else b[j] for b in buffers]
+            spec.reference_step(p, g, states, hp, int(slot.steps[j]), bool(slot.is_new[j]))
+            if clear_new and slot.buffers[lazy] is not None:
                 slot.is_new[j] = 0
 
     def _check_grads(self, slot, grads, offset):
@@ -194,16 +216,13 @@ class Optimizer:
                 raise ValueError(f"{name} shares memory with params[{offset + j}] or its state")
 
     def _allocate(self, slot, group, needs):
-        for k in self.state_names:
-            if needs[k] and slot.buffers[k] is None:
-                fill = self._initial_value(k, group)
-                slot.buffers[k] = [np.full_like(p, fill) for p in slot.params]
-                if k == self._lazy_buffer:
+        for s in self.spec.states:
+            if needs[s.name] and slot.buffers[s.name] is None:
+                fill = self.spec.initial_value(s, group)
+                slot.buffers[s.name] = [np.full_like(p, fill) for p in slot.params]
+                if s.first_grad:
                     slot.is_new[:] = 1
         slot.build_plan(self.state_names)
-
-    def _initial_value(self, name, group):
-        return 0.0
 
     # ------------------------------------------------------------------ state
     @property
@@ -216,6 +235,7 @@ class Optimizer:
 
     def _collect(self, copy):
         out, i = {}, 0
+        lazy = self.spec.lazy_state
         for slot in self._slots:
             for j in range(len(slot.params)):
                 if slot.steps[j] > 0:
@@ -223,7 +243,7 @@ class Optimizer:
                     for k, b in slot.buffers.items():
                         if b is None:
                             continue
-                        if k == self._lazy_buffer and slot.is_new[j]:
+                        if k == lazy and slot.is_new[j]:
                             entry[k] = None
                         else:
                             entry[k] = b[j].copy() if copy else b[j]
@@ -274,7 +294,7 @@ class Optimizer:
                 raise ValueError(f"{where} has unknown hyper-parameter {unknown[0]!r}")
             merged = {**group, **{k: v for k, v in sg.items() if k != "params"}}
             merged["params"] = group["params"]
-            self._hyper(merged, where)
+            self.spec.kernel_args(merged, where)
             new_groups.append(merged)
             params_by_index.extend(group["params"])
             start += n
@@ -293,10 +313,10 @@ class Optimizer:
             slot.checked = None
         i = 0
         for group, slot in zip(self.param_groups, self._slots):
-            for k in self.state_names:
-                if slot.buffers[k] is not None:
-                    fill = self._initial_value(k, group)
-                    for b in slot.buffers[k]:
+            for s in self.spec.states:
+                if slot.buffers[s.name] is not None:
+                    fill = self.spec.initial_value(s, group)
+                    for b in slot.buffers[s.name]:
                         b[...] = fill
             slot.steps[:] = 0
             slot.is_new[:] = 1
@@ -318,7 +338,7 @@ class Optimizer:
                     if v is None:
                         continue
                     slot.buffers[k][j][...] = v
-                    if k == self._lazy_buffer:
+                    if k == self.spec.lazy_state:
                         slot.is_new[j] = 0
             i += len(slot.params)
 
@@ -345,7 +365,7 @@ class Optimizer:
                 continue
             v = entry[k]
             if v is None:
-                if k != self._lazy_buffer:
+                if k != self.spec.lazy_state:
                     raise ValueError(f"{where}[{k!r}] is None")
                 out[k] = None
                 continue
@@ -395,18 +415,9 @@ class Optimizer:
             lines.append(f"  group {i}: {len(g['params'])} arrays, {hp}")
         return "\n".join(lines)
 
-    # ------------------------------------------------------------------ subclass API
-    def _hyper(self, group, where):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _needs(self, hp):  # pragma: no cover - abstract
-        raise NotImplementedError
-
+    # ------------------------------------------------------------------ the native step
     def _native(self, plan, hp):
-        getattr(_optim, self._algorithm)(plan, **hp)
-
-    def _reference(self, param, grad, state, step, is_new, hp):  # pragma: no cover - abstract
-        raise NotImplementedError
+        getattr(_optim, self.spec.kernel)(plan, **hp)
 
 
 def _frozen(group):
@@ -448,8 +459,3 @@ def _as_groups(params):
     if any(dicts):
         raise TypeError("params must be all arrays or all parameter-group dicts, not a mix")
     return [{"params": params}]
-
-
-def name(where, key):
-    """How an error names a hyper-parameter: ``lr`` or ``param_groups[1]['lr']``."""
-    return f"{where}[{key!r}]" if where else key

@@ -1,21 +1,33 @@
 """RMSprop: gradients scaled by a running root-mean-square."""
-from .. import _checks
 from ..reference import optim as ref
-from .optimizer import Optimizer, name
+from ._spec import Hyper, Spec, State, flag, is_positive, is_true, nonnegative
+from .optimizer import Optimizer
+
+SPEC = Spec(
+    name="rmsprop",
+    hypers=(Hyper("lr", 1e-2, nonnegative),
+            Hyper("alpha", 0.99, nonnegative),
+            Hyper("eps", 1e-8, nonnegative),
+            Hyper("weight_decay", 0, nonnegative),
+            Hyper("momentum", 0, nonnegative),
+            Hyper("centered", False, flag),
+            Hyper("maximize", False, flag, keyword_only=True)),
+    # the order of fgd_rmsprop's arguments
+    states=(State("square_avg"),
+            State("grad_avg", when=is_true("centered")),
+            State("momentum_buffer", when=is_positive("momentum"))),
+    kernel="rmsprop",
+    reference=ref.rmsprop,
+    example="""
+    >>> import numpy as np
+    >>> x, v = np.array([1.0]), np.zeros(1)
+    >>> rmsprop_(x, np.array([1.0]), v, lr=0.01, alpha=0.75)
+    >>> np.round(x, 6), v
+    (array([0.98]), array([0.25]))
+""")
 
 
-def hyper(g, where=""):
-    """Checked kernel arguments from a parameter group (``where`` names it in errors)."""
-    return dict(lr=_checks.real(g["lr"], name(where, "lr"), low=0),
-                alpha=_checks.real(g["alpha"], name(where, "alpha"), low=0),
-                eps=_checks.real(g["eps"], name(where, "eps"), low=0),
-                weight_decay=_checks.real(g["weight_decay"], name(where, "weight_decay"), low=0),
-                momentum=_checks.real(g["momentum"], name(where, "momentum"), low=0),
-                centered=_checks.flag(g["centered"], name(where, "centered")),
-                maximize=_checks.flag(g["maximize"], name(where, "maximize")))
-
-
-class RMSprop(Optimizer):
+class RMSprop(Optimizer, spec=SPEC):
     r"""RMSprop, as ``torch.optim.RMSprop``.
 
     .. math::
@@ -49,23 +61,3 @@ class RMSprop(Optimizer):
     >>> np.round(x, 4)    # first step moves each coordinate by lr / sqrt(1 - alpha)
     array([ 0.9, -0.9])
     """
-
-    state_names = ("square_avg", "momentum_buffer", "grad_avg")
-    _algorithm = "rmsprop"
-
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
-                 centered=False, *, maximize=False, backend="native"):
-        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                                      momentum=momentum, centered=centered, maximize=maximize),
-                         backend=backend)
-
-    def _hyper(self, g, where):
-        return hyper(g, where)
-
-    def _needs(self, hp):
-        return {"square_avg": True, "momentum_buffer": hp["momentum"] > 0,
-                "grad_avg": hp["centered"]}
-
-    def _reference(self, param, grad, state, step, is_new, hp):
-        ref.rmsprop(param, grad, state["square_avg"], state["grad_avg"],
-                    state["momentum_buffer"], **hp)

@@ -1,24 +1,37 @@
 """Stochastic gradient descent with momentum and Nesterov momentum."""
-from .. import _checks
 from ..reference import optim as ref
-from .optimizer import Optimizer, name
+from ._spec import Hyper, Spec, State, flag, is_nonzero, label, nonnegative, real
+from .optimizer import Optimizer
 
 
-def hyper(g, where=""):
-    """Checked kernel arguments from a parameter group (``where`` names it in errors)."""
-    hp = dict(lr=_checks.real(g["lr"], name(where, "lr"), low=0),
-              momentum=_checks.real(g["momentum"], name(where, "momentum"), low=0),
-              dampening=_checks.real(g["dampening"], name(where, "dampening")),
-              weight_decay=_checks.real(g["weight_decay"], name(where, "weight_decay"), low=0),
-              nesterov=_checks.flag(g["nesterov"], name(where, "nesterov")),
-              maximize=_checks.flag(g["maximize"], name(where, "maximize")))
+def _nesterov_needs_momentum(hp, where):
     if hp["nesterov"] and (hp["momentum"] <= 0 or hp["dampening"] != 0):
-        raise ValueError(f"{name(where, 'nesterov')}: Nesterov momentum requires a momentum "
-                         "> 0 and zero dampening")
-    return hp
+        raise ValueError(f"{label(where, 'nesterov')}: Nesterov momentum requires a momentum > 0 and zero "
+                         "dampening")
 
 
-class SGD(Optimizer):
+SPEC = Spec(
+    name="sgd",
+    hypers=(Hyper("lr", 1e-3, nonnegative),
+            Hyper("momentum", 0, nonnegative),
+            Hyper("dampening", 0, real),
+            Hyper("weight_decay", 0, nonnegative),
+            Hyper("nesterov", False, flag),
+            Hyper("maximize", False, flag, keyword_only=True)),
+    states=(State("momentum_buffer", when=is_nonzero("momentum"), first_grad=True),),
+    kernel="sgd",
+    reference=ref.sgd,
+    validate=_nesterov_needs_momentum,
+    example="""
+    >>> import numpy as np
+    >>> x = np.array([1.0, 3.0])
+    >>> sgd_(x, 2 * x + 0.0, lr=0.25)
+    >>> x
+    array([0.5, 1.5])
+""")
+
+
+class SGD(Optimizer, spec=SPEC):
     r"""Stochastic gradient descent, as ``torch.optim.SGD``.
 
     .. math::
@@ -56,22 +69,3 @@ class SGD(Optimizer):
     >>> x
     array([0.8, 2.4])
     """
-
-    state_names = ("momentum_buffer",)
-    _algorithm = "sgd"
-    _lazy_buffer = "momentum_buffer"
-
-    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
-                 nesterov=False, *, maximize=False, backend="native"):
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov,
-                                      maximize=maximize), backend=backend)
-
-    def _hyper(self, g, where):
-        return hyper(g, where)
-
-    def _needs(self, hp):
-        return {"momentum_buffer": hp["momentum"] != 0}
-
-    def _reference(self, param, grad, state, step, is_new, hp):
-        ref.sgd(param, grad, state["momentum_buffer"], buffer_is_new=is_new, **hp)
