@@ -195,6 +195,19 @@ def test_missing_state(call_, match, backend):
         call_(backend)
 
 
+@pytest.mark.parametrize("call_,which", [
+    (lambda b: F.adagrad_(np.ones(2), np.ones(2), None, step=1, backend=b), "state_sum"),
+    (lambda b: F.adam_(np.ones(2), np.ones(2), None, np.zeros(2), step=1, backend=b), "exp_avg"),
+    (lambda b: F.adam_([np.ones(2)], [np.ones(2)], [np.zeros(2)], None, step=1, backend=b),
+     "exp_avg_sq"),
+    (lambda b: F.rmsprop_(np.ones(2), np.ones(2), None, backend=b), "square_avg"),
+], ids=["adagrad", "adam-exp_avg", "adam-exp_avg_sq-list", "rmsprop"])
+def test_none_for_a_state_every_step_uses(call_, which, backend):
+    """Was a crash of the native backend (the kernel read the missing array)."""
+    with pytest.raises(TypeError, match=f"{which} must be a numpy.ndarray"):
+        call_(backend)
+
+
 @pytest.mark.parametrize("step", [0, -1, 1.0, 2.5, True, "1", [1, 0, 2], [1, 2]])
 def test_bad_step(step, backend):
     params = [np.ones(2), np.ones(3), np.ones(1)]

@@ -118,11 +118,14 @@ def _update(spec, param, grad, states, step, values, init, backend):
     named = {}
     for s in spec.states:
         value = states[s.name]
-        if s.when is not None:
-            if not s.when(hp):
-                value = None                 # the update does not use it
-            elif value is None:
-                raise ValueError(f"{s.arg_name} is required when {s.when.text}")
+        if s.when is None:
+            if value is None:                # (the kernel would read through a NULL pointer)
+                raise TypeError(f"{s.arg_name} must be a numpy.ndarray or a list of them, "
+                                "got None")
+        elif not s.when(hp):
+            value = None                     # the update does not use it
+        elif value is None:
+            raise ValueError(f"{s.arg_name} is required when {s.when.text}")
         named[s.arg_name] = value
     params, grads, lists, steps = _prepare(param, grad, named,
                                            step if spec.counts_steps else _NO_STEP)
