@@ -22,6 +22,8 @@ the caller fills ``state_sum``).
 >>> w
 array([0.9, 0.9, 0.9], dtype=float32)
 """
+import textwrap
+
 import numpy as np
 
 from . import _checks, _optim, optim
@@ -189,12 +191,12 @@ def _doc(cls, required, optional, kernel, lazy):
                   f"    State, required when {s.when.text} (ignored otherwise)."]
     if spec.counts_steps:
         lines += ["step : int or sequence of int",
-                  "    The number of this update (1 for the first), for all tensors or one per "
-                  "tensor."]
-    lines += [f"{', '.join(n for n, _ in kernel)}",
-              f"    The hyper-parameters of `fastgd.optim.{title}`, as its kernel takes them; "
-              "defaults "
-              + ", ".join(f"{n}={d!r}" for n, d in kernel) + "."]
+                  "    The number of this update (1 for the first), for all tensors or one",
+                  "    per tensor."]
+    lines += [f"{', '.join(n for n, _ in kernel)}"]
+    lines += textwrap.wrap(f"The hyper-parameters of `fastgd.optim.{title}`, as its kernel takes "
+                           "them; defaults " + ", ".join(f"{n}={d!r}" for n, d in kernel) + ".",
+                           88, initial_indent="    ", subsequent_indent="    ")
     if lazy is not None:
         lines += [f"init_{lazy.arg_name} : bool, default False",
                   f"    True on the first step: {lazy.arg_name} is set to the gradient "
