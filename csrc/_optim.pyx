@@ -385,6 +385,11 @@ cdef class TensorPlan:
     cdef Update u
     cdef list keep          # gradients copied to the parameter's layout during a step
     cdef bint ready         # prepare() succeeded and no kernel has consumed it yet
+    # the memory every kernel call writes (parameters, states, counters), as byte ranges
+    # [span_lo[k], span_hi[k]) sorted by start: a gradient must overlap none of them
+    cdef intptr_t *span_lo
+    cdef intptr_t *span_hi
+    cdef Py_ssize_t nspans
 
     def __dealloc__(self):
         self._free()
@@ -394,6 +399,64 @@ cdef class TensorPlan:
         batch_free(&self.tensors)
         free(self.typenum)
         self.typenum = NULL
+        free(self.span_lo)
+        free(self.span_hi)
+        self.span_lo = self.span_hi = NULL
+        self.nspans = 0
+
+    cdef int _set_spans(self, list arrays) except -1:
+        """Record the byte ranges of ``arrays`` (pairwise disjoint), sorted by start."""
+        spans = sorted((<intptr_t>cnp.PyArray_DATA(<cnp.ndarray>a),
+                        <intptr_t>cnp.PyArray_DATA(<cnp.ndarray>a) + cnp.PyArray_NBYTES(<cnp.ndarray>a))
+                       for a in arrays if cnp.PyArray_NBYTES(<cnp.ndarray>a) > 0)
+        cdef Py_ssize_t k, m = len(spans)
+        self.span_lo = <intptr_t *>_zeros(m, sizeof(intptr_t))
+        self.span_hi = <intptr_t *>_zeros(m, sizeof(intptr_t))
+        for k in range(m):
+            self.span_lo[k], self.span_hi[k] = spans[k]
+        self.nspans = m
+        return 0
+
+    cdef bint _writes_into(self, cnp.ndarray g) noexcept:
+        """Whether the bytes ``g`` spans overlap memory a kernel call writes (a binary search:
+        the last range starting before g ends is the only candidate, the ranges being
+        disjoint)."""
+        cdef intptr_t g0 = <intptr_t>cnp.PyArray_DATA(g), g1 = g0
+        cdef Py_ssize_t lo = 0, hi = self.nspans, mid, k, step
+        if cnp.PyArray_SIZE(g) == 0:
+            return False
+        for k in range(cnp.PyArray_NDIM(g)):   # the bytes any element lies in (any strides)
+            step = cnp.PyArray_STRIDES(g)[k] * (cnp.PyArray_DIMS(g)[k] - 1)
+            if step > 0:
+                g1 += step
+            else:
+                g0 += step
+        g1 += cnp.PyArray_ITEMSIZE(g)
+        while lo < hi:  # first range starting at or after g1
+            mid = (lo + hi) // 2
+            if self.span_lo[mid] < g1:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo > 0 and self.span_hi[lo - 1] > g0
+
+    def written_memory_shared_by(self, g, Py_ssize_t offset=0):
+        """None, or the name of a parameter or state array (numbered from ``offset``) whose
+        memory the array ``g`` overlaps: what a gradient must never do."""
+        if not isinstance(g, np.ndarray):
+            raise TypeError(f"g must be a numpy.ndarray, got {type(g).__name__}")
+        return self._shared_with(g, offset) if self._writes_into(g) else None
+
+    cdef str _shared_with(self, cnp.ndarray g, Py_ssize_t offset):
+        """The name of an array ``g`` overlaps (for the error message)."""
+        cdef Py_ssize_t i, k
+        for i in range(self.n):
+            if _overlap(g, <cnp.ndarray>self.params[i]):
+                return f"{self.param_name}[{offset + i}]"
+            for k in range(self.nstates):
+                if self.states[k] is not None and _overlap(g, <cnp.ndarray>self.states[k][i]):
+                    return f"optimizer state {self.state_names[k]}[{offset + i}]"
+        return "the optimizer's step counters"
 
     def __init__(self, list params, list states, cnp.ndarray steps, cnp.ndarray is_new,
                  str param_name="params", tuple state_names=()):
@@ -477,6 +540,8 @@ cdef class TensorPlan:
             for k in range(self.nstates):
                 if states[k] is not None:
                     self.tensors.s[k][i] = cnp.PyArray_DATA(<cnp.ndarray>states[k][i])
+        self._set_spans([params[i] for i in range(n)] + [steps, is_new]
+                        + [a for lst in states if lst is not None for a in lst])
         self.keep = []
         self.ready = False
 
@@ -534,12 +599,9 @@ cdef class TensorPlan:
                 # parameter's layout
                 g = np.array(g, order="C" if cnp.PyArray_IS_C_CONTIGUOUS(p) else "F")
                 self.keep.append(g)
-            if _overlap(g, p):
-                raise ValueError(f"grads[{gi}] shares memory with {self.param_name}[{gi}]")
-            for k in range(self.nstates):
-                if self.states[k] is not None and _overlap(g, <cnp.ndarray>self.states[k][i]):
-                    raise ValueError(f"grads[{gi}] shares memory with optimizer state "
-                                     f"{self.state_names[k]}[{gi}]")
+            if self._writes_into(g):   # any parameter or state, not only its own
+                raise ValueError(f"grads[{gi}] shares memory with "
+                                 f"{self._shared_with(g, offset)}")
             t = &self.u.batch[0 if tn == cnp.NPY_FLOAT32 else 1]
             k = <Py_ssize_t>t.cnt
             t.p[k] = self.tensors.p[i]

@@ -211,9 +211,9 @@ class Optimizer:
             _checks.like(g, p, name, f"params[{offset + j}]")
             if not p.flags.writeable:
                 raise ValueError(f"params[{offset + j}] is read-only; parameters are updated in place")
-            others = [p] + [b[j] for b in slot.buffers.values() if b is not None]
-            if any(np.may_share_memory(g, o) for o in others):
-                raise ValueError(f"{name} shares memory with params[{offset + j}] or its state")
+            shared = slot.plan.written_memory_shared_by(g, offset)
+            if shared is not None:  # any parameter or state of the group, as natively
+                raise ValueError(f"{name} shares memory with {shared}")
 
     def _allocate(self, slot, group, needs):
         for s in self.spec.states:
