@@ -52,6 +52,8 @@ class Optimizer:
 
     #: the algorithm's declaration (`fastgd.optim._spec.Spec`), given as ``spec=`` in the
     #: class statement; a subclass without one inherits its parent's
+    #:
+    #: :meta hide-value:
     spec = None
     #: names of the per-parameter state arrays, in the order the kernel takes them (the spec's)
     state_names = ()
@@ -121,6 +123,8 @@ class Optimizer:
             One gradient per parameter, in the order of the groups and their ``params``;
             same dtype and shape as its parameter. ``None`` skips that parameter.
 
+        Notes
+        -----
         All gradients and hyper-parameters are checked before any array is written.
         """
         grads = _checks.grads_sequence(grads, self._nparams)
