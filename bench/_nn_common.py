@@ -140,7 +140,7 @@ class FastgdManual(FastgdFit):
         self.record = False
 
     def epoch(self, seed, epochs=1):
-        program, model, opt = self.model._program, self.model, self.opt
+        program, model, opt = self.model.program, self.model, self.opt
         train, snap, step = program.train_batch, opt.backup().save, opt.step
         X, y, n = self.X, self.y, len(self.X)
         clock = time.perf_counter

@@ -411,7 +411,7 @@ def profile_digits(args):
     Xtr, _, ytr, _ = C.digits_data()
     model = fastgd.nn.MLP(list(C.DIGITS_SIZES), seed=0)
     opt = fastgd.optim.Adam(model.parameters(), lr=C.LR)
-    program, grads = model._program, model.gradients()
+    program, grads = model.program, model.gradients()
     order = np.random.default_rng(0).permutation(len(Xtr)).astype(np.int64)
     pos = [0]
 
@@ -425,7 +425,7 @@ def profile_digits(args):
     # fit's fused step (private API; skipped if it moved): one step of Program.train_steps
     # with and without the bound Adam update, and the bound update alone
     try:
-        bound = opt._bind(grads)
+        bound = opt.bind(grads)
         hooks = [u.hook() for u in bound]
         save = opt.backup().hook()
         losses = np.empty(1)

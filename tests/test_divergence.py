@@ -41,8 +41,8 @@ def poison_fused_loop_from_epoch(monkeypatch, model, epoch):
     epoch ``epoch`` and later: an SGD update bound over the gradient arrays themselves
     (g <- g - 1 * NaN) runs as the first hook of each step."""
     grads = model.gradients()
-    poison = optim.SGD(grads, lr=1.0)._bind([np.full_like(g, np.nan) for g in grads])
-    real = fit_module._FusedRunner.begin_epoch
+    poison = optim.SGD(grads, lr=1.0).bind([np.full_like(g, np.nan) for g in grads])
+    real = fit_module.FusedLoop.begin_epoch
     seen = []
 
     def begin_epoch(self):
@@ -51,15 +51,42 @@ def poison_fused_loop_from_epoch(monkeypatch, model, epoch):
             self.hooks = [u.hook() for u in poison] + self.hooks
         seen.append(True)
 
-    monkeypatch.setattr(fit_module._FusedRunner, "begin_epoch", begin_epoch)
+    monkeypatch.setattr(fit_module.FusedLoop, "begin_epoch", begin_epoch)
+
+
+class Layers(nn.Module):
+    """A model of one's own (not a Sequential, so no compiled program): fit drives it layer
+    by layer through forward and backward."""
+
+    def __init__(self, layers):
+        super().__init__(backend=layers[0].backend)
+        self.layers = layers
+        self.dtype = layers[0].dtype
+        self.in_features, self.out_features = layers[0].in_features, layers[-1].out_features
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, grad_output):
+        for layer in reversed(self.layers):
+            grad_output = layer.backward(grad_output)
+        return grad_output
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def gradients(self):
+        return [g for layer in self.layers for g in layer.gradients()]
 
 
 def model_and_data(dtype, backend="native", compiled=True):
     X, y = blobs(np.random.default_rng(0), n=40, d=4, classes=3, dtype=dtype)
     model = nn.MLP([4, 8, 3], dtype=dtype, seed=0, backend=backend)
-    if not compiled:  # a module fit drives layer by layer (no compiled program)
-        model = nn.Sequential(*model.layers)
-        model._program = None
+    if not compiled:
+        model = Layers(model.layers)
+        assert getattr(model, "program", None) is None
     return model, X, y
 
 
@@ -83,7 +110,7 @@ def train(model, opt, X, y, epochs, batch_size=8, **kw):
 
 def runner_kind(model, opt, accept=False):
     loss = nn.CrossEntropyLoss(backend=model.backend)
-    return type(fit_module._runner(model, loss, opt, opt.backup(), accept, 3)).__name__
+    return type(fit_module.loop_for(model, loss, opt, opt.backup(), accept, 3)).__name__
 
 
 @dtypes
@@ -94,7 +121,7 @@ def test_a_nan_gradient_restores_parameters_and_optimizer_state(path, dtype, mon
     train(good, good_opt, X, y, epochs=1)
     # the same, then a NaN gradient in the first step of epoch 1
     model, opt, X, y = setup(path, dtype, poison_from=6)
-    assert runner_kind(model, opt) == ("_FusedRunner" if path == "fused" else "_StepRunner")
+    assert runner_kind(model, opt) == ("FusedLoop" if path == "fused" else "StepLoop")
     if path == "fused":
         poison_fused_loop_from_epoch(monkeypatch, model, 1)
     with np.errstate(invalid="ignore"), pytest.raises(fastgd.DivergenceError) as err:
@@ -234,14 +261,14 @@ class ClippedSGD(optim.SGD):
 def test_an_overridden_step_is_never_bypassed(dtype):
     model, X, y = model_and_data(dtype)
     opt = CountingAdam(model.parameters(), lr=0.01)
-    assert not opt._binds_exactly()
-    assert runner_kind(model, opt) == "_StepRunner"
+    assert not opt.binds_exactly
+    assert runner_kind(model, opt) == "StepLoop"
     train(model, opt, X, y, epochs=3)
     assert opt.calls == 15
     # and it takes the steps of the plain class (the override only counts)
     plain, X, y = model_and_data(dtype)
     popt = optim.Adam(plain.parameters(), lr=0.01)
-    assert runner_kind(plain, popt) == "_FusedRunner"
+    assert runner_kind(plain, popt) == "FusedLoop"
     train(plain, popt, X, y, epochs=3)
     assert_params_equal(model.parameters(), plain.parameters())
     assert_trees_equal(opt.state_dict(), popt.state_dict())
@@ -264,10 +291,10 @@ def test_binds_exactly_only_for_the_library_step():
         def _native(self, plan, hp):
             super()._native(plan, hp)
 
-    assert optim.SGD(p)._binds_exactly()
-    assert optim.AdamW([np.zeros(3)])._binds_exactly()
-    assert not optim.SGD([np.zeros(3)], backend="reference")._binds_exactly()
-    assert not OwnKernel([np.zeros(3)])._binds_exactly()
+    assert optim.SGD(p).binds_exactly
+    assert optim.AdamW([np.zeros(3)]).binds_exactly
+    assert not optim.SGD([np.zeros(3)], backend="reference").binds_exactly
+    assert not OwnKernel([np.zeros(3)]).binds_exactly
 
 
 # ----------------------------------------------------------------------------- the back-up
@@ -317,8 +344,8 @@ def test_a_backup_hook_keeps_its_backup_alive():
     opt._backup = None
     gc.collect()
     X, y, losses = np.zeros((3, 2)), np.zeros(3, np.int64), np.empty(3)
-    updates = [u.hook() for u in opt._bind(model.gradients())]
-    assert model._program.train_steps(X, y, np.arange(3), 0, 3, 1, "cross_entropy", hook,
+    updates = [u.hook() for u in opt.bind(model.gradients())]
+    assert model.program.train_steps(X, y, np.arange(3), 0, 3, 1, "cross_entropy", hook,
                                       updates, losses) == 3
 
 
@@ -361,3 +388,41 @@ def test_misaligned_inputs_are_read_through_aligned_copies(dtype):
     target = rng.standard_normal((7, 3)).astype(dtype)
     assert loss.forward(_unaligned_copy(X), _unaligned_copy(target)) == \
         nn.MSELoss().forward(X, target)
+
+
+# ----------------------------------------------------------------------------- fused=
+
+@dtypes
+def test_fused_false_takes_the_same_steps_from_python(dtype):
+    a, X, y = model_and_data(dtype)
+    b, _, _ = model_and_data(dtype)
+    oa, ob = optim.Adam(a.parameters(), lr=0.01), optim.Adam(b.parameters(), lr=0.01)
+    train(a, oa, X, y, epochs=2, fused=True)
+    train(b, ob, X, y, epochs=2, fused=False)
+    assert_params_equal(a.parameters(), b.parameters())
+    assert_trees_equal(oa.state_dict(), ob.state_dict())
+
+
+@pytest.mark.parametrize("case,match", [
+    ("reference optimizer", "the optimizer is not native"),
+    ("overridden step", "overrides step"),
+    ("accept", "accept_if_improves"),
+    ("reference model", "not a compiled native Sequential"),
+    ("fused='yes'", "fused must be a bool"),
+])
+def test_fused_true_says_why_it_cannot(case, match):
+    model, X, y = model_and_data(np.float64, "reference" if case == "reference model"
+                                 else "native")
+    kw = {}
+    if case == "reference optimizer":
+        opt = optim.Adam(model.parameters(), backend="reference")
+    elif case == "overridden step":
+        opt = CountingAdam(model.parameters())
+    else:
+        opt = optim.Adam(model.parameters(), backend=model.backend)
+    kw["fused"] = "yes" if case == "fused='yes'" else True
+    kw["accept_if_improves"] = case == "accept"
+    before = snapshot(model)
+    with pytest.raises(TypeError if case == "fused='yes'" else ValueError, match=match):
+        train(model, opt, X, y, epochs=1, **kw)
+    assert_params_equal(model.parameters(), before)

@@ -390,15 +390,14 @@ def test_accept_if_improves_never_increases_the_batch_loss(backend, batch_size, 
                                                            monkeypatch):
     X, y = blobs(np.random.default_rng(5), n=64, dtype=np.float64)
     spies = []
-    real_runner = fit_module._runner
+    real_runner = fit_module.loop_for
 
-    def spying(model, loss, optimizer, *args):
-        optimizer._binds_exactly = lambda: False       # watch it step by step
-        inner = real_runner(model, loss, optimizer, *args)
+    def spying(model, loss, optimizer, *args, fused=True):
+        inner = real_runner(model, loss, optimizer, *args, fused=False)  # step by step
         spies.append(_Spy(inner, model, loss.kind))
         return inner
 
-    monkeypatch.setattr(fit_module, "_runner", spying)
+    monkeypatch.setattr(fit_module, "loop_for", spying)
     results = {}
     for accept in (False, True):
         model = classifier(np.float64, backend=backend, sizes=(4, 32, 3))

@@ -31,15 +31,14 @@ OPTIMIZERS = [
 
 def per_step(monkeypatch):
     """Make fit take the per-step loop (train_batch, then optimizer.step from Python)."""
-    real = fit_module._runner
+    real = fit_module.loop_for
 
-    def runner(model, loss, optimizer, *args):
-        optimizer._binds_exactly = lambda: False
-        inner = real(model, loss, optimizer, *args)
-        assert isinstance(inner, fit_module._StepRunner)
+    def loop_for(*args, fused=True):
+        inner = real(*args, fused=False)
+        assert isinstance(inner, fit_module.StepLoop)
         return inner
 
-    monkeypatch.setattr(fit_module, "_runner", runner)
+    monkeypatch.setattr(fit_module, "loop_for", loop_for)
 
 
 def data(kind, dtype, rng):
@@ -73,8 +72,8 @@ def assert_same_run(a, b):
 @pytest.mark.parametrize("batch_size", [None, 1, 8])
 def test_fused_fit_equals_the_per_step_loop(dtype, name, kw, batch_size, monkeypatch):
     fused = run("cross_entropy", dtype, name, kw, batch_size)
-    assert isinstance(fit_module._runner(fused[0], nn.CrossEntropyLoss(), fused[1],
-                                         fused[1].backup(), False, 3), fit_module._FusedRunner)
+    assert isinstance(fit_module.loop_for(fused[0], nn.CrossEntropyLoss(), fused[1],
+                                          fused[1].backup(), False, 3), fit_module.FusedLoop)
     per_step(monkeypatch)
     assert_same_run(fused, run("cross_entropy", dtype, name, kw, batch_size))
 
@@ -101,14 +100,14 @@ class FixedChunks:
 def test_chunks_take_the_same_steps(size, monkeypatch, capsys):
     # fit returns to Python every few steps (53 rows, batch 2: 27 steps an epoch)
     whole = run("cross_entropy", np.float64, "Adam", dict(lr=0.01), 2)
-    monkeypatch.setattr(fit_module, "_Chunks", lambda: FixedChunks(size))
+    monkeypatch.setattr(fit_module, "Chunks", lambda: FixedChunks(size))
     chunked = run("cross_entropy", np.float64, "Adam", dict(lr=0.01), 2, progress=True)
     assert_same_run(chunked, whole)
     assert "81/81" in capsys.readouterr().err   # the bar counted every step
 
 
 def test_chunk_size_follows_the_time_a_step_takes():
-    c = fit_module._Chunks(seconds=0.1)
+    c = fit_module.Chunks(seconds=0.1)
     assert c.size == 16
     c.took(16, 16e-6)          # 1 us a step: 100000 steps make 0.1 s, capped
     assert c.size == 1 << 16
@@ -174,7 +173,7 @@ def test_bound_update_takes_the_steps_of_optimizer_step(dtype, name, kw):
     ga = [np.empty_like(p) for p in pa]
     a = getattr(optim, name)(pa, **kw)
     b = getattr(optim, name)(pb, **kw)
-    bound = a._bind(ga)
+    bound = a.bind(ga)
     for _ in range(5):
         for g in ga:
             g[...] = rng.standard_normal(g.shape)
@@ -189,23 +188,23 @@ def test_bound_update_checks_its_gradients_once():
     p = [np.zeros((3, 4)), np.zeros(4)]
     opt = optim.Adam(p)
     with pytest.raises(ValueError, match="memory layout"):
-        opt._bind([np.zeros((4, 3)).T, np.zeros(4)])   # same shape, Fortran order
+        opt.bind([np.zeros((4, 3)).T, np.zeros(4)])   # same shape, Fortran order
     with pytest.raises(TypeError, match=r"grads\[1\]"):
-        opt._bind([np.zeros((3, 4)), np.zeros(4, np.float32)])
+        opt.bind([np.zeros((3, 4)), np.zeros(4, np.float32)])
     with pytest.raises(ValueError, match="grads has 1"):
-        opt._bind([np.zeros((3, 4))])
+        opt.bind([np.zeros((3, 4))])
     with pytest.raises(ValueError, match="native"):
-        optim.Adam([np.zeros(2)], backend="reference")._bind([np.zeros(2)])
+        optim.Adam([np.zeros(2)], backend="reference").bind([np.zeros(2)])
     assert opt.state == {}                    # nothing was touched
 
 
 def test_a_hook_keeps_its_update_alive():
     p, g = np.zeros(4), np.ones(4)
-    hook = optim.SGD([p], lr=0.5)._bind([g])[0].hook()   # the only reference
+    hook = optim.SGD([p], lr=0.5).bind([g])[0].hook()   # the only reference
     import gc
     gc.collect()
     model = nn.MLP([2, 2], dtype=np.float64, seed=0)
-    prog = model._program
+    prog = model.program
     X, y = np.zeros((3, 2)), np.zeros(3, np.int64)
     losses = np.empty(3)
     done = prog.train_steps(X, y, np.arange(3), 0, 3, 1, "cross_entropy", None, [hook], losses)
@@ -218,7 +217,7 @@ def test_a_hook_keeps_its_update_alive():
 def _program():
     model = nn.MLP([2, 3, 2], dtype=np.float64, seed=0)
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    return model, opt, [u.hook() for u in opt._bind(model.gradients())]
+    return model, opt, [u.hook() for u in opt.bind(model.gradients())]
 
 
 @pytest.mark.parametrize("change,error,match", [
@@ -240,7 +239,7 @@ def test_train_steps_refuses_bad_input_before_any_step(change, error, match):
     args.update(change)
     before = snapshot(model)
     with pytest.raises(error, match=match):
-        model._program.train_steps(**args)
+        model.program.train_steps(**args)
     assert_params_equal(model.parameters(), before)
 
 
@@ -251,7 +250,7 @@ def test_train_steps_stops_after_a_non_finite_loss():
     losses = np.full(4, -1.0)
     backup = opt.backup()
     backup.discard()
-    done = model._program.train_steps(X, np.array([0, 1, 1, 0]), np.arange(4), 0, 4, 1,
+    done = model.program.train_steps(X, np.array([0, 1, 1, 0]), np.arange(4), 0, 4, 1,
                                       "cross_entropy", backup.hook(), hooks, losses)
     assert done == 3 and not math.isfinite(losses[2]) and losses[3] == -1.0
     assert backup.saved
@@ -260,7 +259,7 @@ def test_train_steps_stops_after_a_non_finite_loss():
     # the backup holds the state before the second step: the parameters and the
     # optimizer state (momentum buffers, step counters) of after step 1
     replay, ropt, rhooks = _program()
-    replay._program.train_steps(X, np.array([0, 1, 1, 0]), np.arange(4), 0, 1, 1,
+    replay.program.train_steps(X, np.array([0, 1, 1, 0]), np.arange(4), 0, 1, 1,
                                 "cross_entropy", None, rhooks, losses)
     assert backup.restore()
     assert_params_equal(model.parameters(), replay.parameters())
@@ -286,7 +285,7 @@ def test_train_steps_reads_misaligned_inputs_like_aligned_ones(dtype):
     idx = rng.permutation(n).astype(np.int64)
     results = []
     for args in [(_misaligned(X), _misaligned(Y), _misaligned(idx)), (X, Y, idx)]:
-        prog = nn.Sequential(nn.Linear(6, 4, dtype=dtype, seed=2))._program
+        prog = nn.Sequential(nn.Linear(6, 4, dtype=dtype, seed=2)).program
         losses = np.zeros(50)
         done = prog.train_steps(*args, 0, n, 5000, "mse", None, [], losses)
         results.append((done, losses[:done].tolist(), prog.train_batch(*args, 0, n, "mse"),

@@ -26,7 +26,7 @@ def test_a_gradient_inside_another_parameters_state_is_refused():
                                          r"exp_avg\[1\]"):
         opt.step([exp_avg_of_b.reshape(3, 4), None])
     with pytest.raises(ValueError, match=r"grads\[0\] shares memory with optimizer state"):
-        opt._bind([exp_avg_of_b.reshape(3, 4), np.ones(12)])
+        opt.bind([exp_avg_of_b.reshape(3, 4), np.ones(12)])
     assert opt.state[0]["step"] == 1
 
 

@@ -124,7 +124,7 @@ def test_broken_linear_weight_gradient_is_detected(monkeypatch):
 def test_broken_native_program_gradient_is_detected(monkeypatch):
     """The compiled model's backward with one parameter gradient scaled."""
     model = nn.MLP([4, 5, 3], activation="relu", dtype=np.float64, seed=0)
-    assert model._program is not None
+    assert model.program is not None
     X, y = data("cross_entropy", seed=2)
     assert fastgd.gradcheck(model, X, y, "cross_entropy") < 1e-6
     right = model.backward

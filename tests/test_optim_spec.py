@@ -197,7 +197,7 @@ def test_a_new_algorithm_binds_for_loops_in_c(rng):
     w = rng.standard_normal(4)
     v = w.copy()
     g = rng.standard_normal(4)
-    (bound,) = HeavyBall([w])._bind([g])
+    (bound,) = HeavyBall([w]).bind([g])
     for _ in range(3):
         bound.run()
     ref = optim.SGD([v], lr=0.05, momentum=0.9)

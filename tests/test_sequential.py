@@ -38,7 +38,7 @@ def first_width(model):
 @pytest.mark.parametrize("n", [1, 13, 100])
 def test_native_program_matches_reference(dtype, arch, n, rng):
     nat, ref = pair(arch, dtype, rng)
-    assert nat._program is not None and ref._program is None
+    assert nat.program is not None and ref.program is None
     assert nat.backend == "native" and ref.backend == "reference"
     x = rng.standard_normal((n, nat.in_features)).astype(dtype)
     yn, yr = nat.forward(x), ref.forward(x)
@@ -263,7 +263,7 @@ def test_construction_errors():
 def test_mixed_backends_run_layer_by_layer(rng):
     model = nn.Sequential(nn.Linear(3, 4, dtype=np.float64, seed=0), nn.Tanh(backend="reference"),
                           nn.Linear(4, 2, dtype=np.float64, seed=1))
-    assert model.backend == "reference" and model._program is None
+    assert model.backend == "reference" and model.program is None
     ref = nn.Sequential(nn.Linear(3, 4, dtype=np.float64, seed=0, backend="reference"),
                         nn.Tanh(backend="reference"),
                         nn.Linear(4, 2, dtype=np.float64, seed=1, backend="reference"))
@@ -299,7 +299,7 @@ def test_mlp_structure(activation, cls):
     assert [(l.in_features, l.out_features) for l in m.layers if isinstance(l, nn.Linear)] == \
         [(6, 8), (8, 5), (5, 3)]
     assert all(p.dtype == np.float64 for p in m.parameters())
-    assert m._program is not None
+    assert m.program is not None
     assert m.in_features == 6 and m.out_features == 3
     # He (ReLU-like) or Xavier bounds for hidden layers
     lin = m.layers[0]
@@ -313,7 +313,7 @@ def test_mlp_seed_and_backend(rng):
     b = nn.MLP([4, 16, 3], seed=1)
     c = nn.MLP([4, 16, 3], seed=2)
     r = nn.MLP([4, 16, 3], seed=1, backend="reference")
-    assert r.backend == "reference" and r._program is None
+    assert r.backend == "reference" and r.program is None
     for p, q, s in zip(a.parameters(), b.parameters(), r.parameters()):
         np.testing.assert_array_equal(p, q)
         np.testing.assert_array_equal(p, s)

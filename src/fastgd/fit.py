@@ -16,7 +16,7 @@ from .optim.optimizer import Optimizer
 
 def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True, seed=None,
         validation_data=None, validation_split=0.0, early_stopping=None, callbacks=(),
-        accept_if_improves=False, nonfinite_limit=3, progress=None):
+        accept_if_improves=False, nonfinite_limit=3, fused=None, progress=None):
     r"""Train ``model`` on ``(X, y)`` by gradient descent.
 
     Each step takes a batch :math:`B`, computes the mean loss
@@ -60,6 +60,11 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
     nonfinite_limit : int, default 3
         With ``accept_if_improves``, how many consecutive non-finite trial steps end
         training with `DivergenceError` (the state is then that of the last accepted step).
+    fused : bool, optional
+        The loop: None (default) takes the fused epoch loop (see Notes) whenever it takes
+        exactly the steps of the per-step loop; False always steps from Python (for
+        debugging, or to watch each step); True requires the fused loop and raises
+        ``ValueError`` saying why when it cannot be used.
     progress : bool, optional
         A tqdm progress bar with the running loss; default: on when stderr is a terminal.
 
@@ -122,6 +127,12 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
     seed = _checks.seed(seed)
     shuffle = _checks.flag(shuffle, "shuffle")
     accept_if_improves = _checks.flag(accept_if_improves, "accept_if_improves")
+    if fused is not None:
+        fused = _checks.flag(fused, "fused")
+    if fused:
+        why = FusedLoop.refusal(model, loss, optimizer, accept_if_improves)
+        if why:
+            raise ValueError(f"fused=True, but the fused epoch loop cannot be used: {why}")
     validation_split = _checks.real(validation_split, "validation_split", low=0, high=1,
                                     high_open=True)
     if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
@@ -154,11 +165,12 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
     # ---- the loop
     backup = optimizer.backup()    # parameters and optimizer state, before each step
     backup.discard()               # never restore what an earlier call saved
-    runner = _runner(model, loss, optimizer, backup, accept_if_improves, nonfinite_limit)
+    runner = loop_for(model, loss, optimizer, backup, accept_if_improves, nonfinite_limit,
+                      fused=fused is not False)
     n = len(X)
     bs = n if batch_size is None else min(batch_size, n)
     steps = -(-n // bs)
-    chunk = _Chunks()
+    chunk = Chunks()
     rng = np.random.default_rng(seed)
     order = np.arange(n, dtype=np.int64)
     history = History()
@@ -241,7 +253,7 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
     return history
 
 
-class _Chunks:
+class Chunks:
     """How many steps to take between two returns to Python: enough that the fused loop
     runs on its own, few enough (about ``seconds`` each) that Ctrl-C and the progress bar
     answer promptly. The size changes only the calls, never the steps taken."""
@@ -283,14 +295,16 @@ def _evaluate(model, loss, Xv, yv):
     return metrics
 
 
-def _runner(model, loss, optimizer, backup, accept_if_improves, nonfinite_limit):
-    """The fused C loop when it takes exactly the steps of the per-step loop, else that."""
-    program = getattr(model, "_program", None)
-    grads = model.gradients()
+def loop_for(model, loss, optimizer, backup, accept_if_improves, nonfinite_limit,
+             fused=True):
+    """The loop that takes fit's steps: `FusedLoop` when ``fused`` and it takes exactly the
+    steps of the per-step loop, else `StepLoop` (over the compiled program when there is
+    one, layer by layer otherwise)."""
+    if fused and not FusedLoop.refusal(model, loss, optimizer, accept_if_improves):
+        return FusedLoop(model, loss, optimizer, backup)
+    program, grads = getattr(model, "program", None), model.gradients()
     if program is not None and loss.backend == "native":
         kind = loss.kind
-        if optimizer._binds_exactly() and not accept_if_improves:
-            return _FusedRunner(program, kind, optimizer, grads, backup)
         train_batch, loss_batch = program.train_batch, program.loss_batch
         train = lambda X, y, order, start, stop: train_batch(X, y, order, start, stop, kind)
         measure = lambda X, y, order, start, stop: loss_batch(X, y, order, start, stop, kind)
@@ -304,12 +318,13 @@ def _runner(model, loss, optimizer, backup, accept_if_improves, nonfinite_limit)
         def measure(X, y, order, start, stop):
             idx = order[start:stop]
             return type(loss)(backend=loss.backend).forward(model.predict(X[idx]), y[idx])
-    return _StepRunner(optimizer, grads, backup, train, measure if accept_if_improves else None,
-                       nonfinite_limit)
+    return StepLoop(optimizer, grads, backup, train, measure if accept_if_improves else None,
+                    nonfinite_limit)
 
 
-class _StepRunner:
-    """One Python iteration a step: ``train`` (loss and gradients of a batch), the
+class StepLoop:
+    """The per-step loop: one Python iteration a step, ``train`` (loss and gradients of a
+    batch), the
     optimizer's back-up, ``optimizer.step``, and with ``measure`` (accept_if_improves) the
     undo of a step that did not lower the batch loss.
 
@@ -357,22 +372,47 @@ class _StepRunner:
         return values
 
 
-class _FusedRunner:
-    """The whole chunk in one C call (``Program.train_steps``): gather, forward, fused loss,
-    the optimizer's back-up, backward and its bound native updates, with no Python between
-    steps. Takes exactly the steps `_StepRunner` takes, bit for bit."""
+class FusedLoop:
+    """The fused training path: how `fit` binds a model and an optimizer into the C epoch
+    loop.
+
+    A compiled model (``model.program``, a ``fastgd._nn.Program``), a native loss and an
+    optimizer whose ``step`` its bound native updates reproduce exactly
+    (``optimizer.binds_exactly``) train a whole chunk of steps in one C call,
+    ``Program.train_steps``: per step the batch gather, forward, fused loss, the
+    optimizer's back-up (``optimizer.backup().hook()``: parameters and optimizer state,
+    restored by `fit` on divergence), backward and the updates bound to the model's
+    gradient arrays (``optimizer.bind(model.gradients())``, bound again every epoch so that
+    a callback's change of hyper-parameters takes effect), with no Python between steps.
+    It takes exactly the steps `StepLoop` takes, bit for bit.
+    """
 
     nonfinite = rejected = streak = 0
 
-    def __init__(self, program, kind, optimizer, grads, backup):
-        self.program, self.kind, self.optimizer, self.grads = program, kind, optimizer, grads
+    @staticmethod
+    def refusal(model, loss, optimizer, accept_if_improves):
+        """Why the fused loop cannot train this combination, or "" when it can."""
+        if getattr(model, "program", None) is None:
+            return "the model is not a compiled native Sequential"
+        if loss.backend != "native":
+            return "the loss is not native"
+        if not optimizer.binds_exactly:
+            return ("the optimizer is not native, or its class overrides step() (an override "
+                    "must run)")
+        if accept_if_improves:
+            return "accept_if_improves needs a return to Python after each step"
+        return ""
+
+    def __init__(self, model, loss, optimizer, backup):
+        self.program, self.kind, self.optimizer = model.program, loss.kind, optimizer
+        self.grads = model.gradients()
         self.backup = backup.hook()
         self.hooks = []
         self.losses = np.empty(0)
 
     def begin_epoch(self):
         # bound again every epoch: a callback may have changed the hyper-parameters
-        self.hooks = [u.hook() for u in self.optimizer._bind(self.grads)]
+        self.hooks = [u.hook() for u in self.optimizer.bind(self.grads)]
 
     def steps(self, X, y, order, first, count, bs):
         if len(self.losses) < count:

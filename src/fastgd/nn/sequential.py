@@ -117,6 +117,13 @@ class Sequential(Module):
         widths = [layer.out_features for layer in self.layers if isinstance(layer, Linear)]
         return widths[-1] if widths else None
 
+    @property
+    def program(self):
+        """The compiled program (``fastgd._nn.Program``) that runs this native model's
+        forward, backward and training steps as single C calls, or None (reference
+        backend, or a model it cannot compile). `fastgd.fit` trains through it."""
+        return self._program
+
     def forward(self, x):
         """The model's output for a batch ``x`` of shape (n, in_features)."""
         if self._program is not None:

@@ -142,7 +142,7 @@ class Optimizer:
             else:
                 self._reference_group(slot, grads, offset, hp)
 
-    def _bind(self, grads):
+    def bind(self, grads):
         """The native update of every group bound to ``grads``, fixed gradient arrays (one
         per parameter, checked here as by `step`): a list of ``_optim.BoundUpdate``, each
         taking one step of its group per ``run()`` or per call of its C ``hook()``, for
@@ -404,13 +404,14 @@ class Optimizer:
             backup = self._backup = _optim.Backup(arrays)
         return backup
 
-    def _binds_exactly(self):
-        """True when the updates of `_bind` compute exactly what `step` does: the native
+    @property
+    def binds_exactly(self):
+        """True when the updates of `bind` compute exactly what `step` does: the native
         backend, and a class that changes neither ``step`` nor ``_native`` (a subclass that
         overrides them must be stepped from Python, never bypassed by a C loop)."""
         cls = type(self)
         return (self.backend == "native" and cls.step is Optimizer.step
-                and cls._native is Optimizer._native and cls._bind is Optimizer._bind)
+                and cls._native is Optimizer._native and cls.bind is Optimizer.bind)
 
     def __repr__(self):
         lines = [f"{type(self).__name__} (backend={self.backend!r})"]
