@@ -37,8 +37,8 @@ MAX_METADATA = 64 << 20
 
 _LAYERS = {cls.__name__: cls for cls in (nn.Linear, nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh,
                                          nn.Softmax, nn.Identity)}
-_OPTIMIZERS = {cls.__name__: cls for cls in (optim.SGD, optim.Adagrad, optim.RMSprop,
-                                             optim.Adam, optim.AdamW)}
+#: the optimizers a file may name, by class name (the registry `fastgd.optim.ALGORITHMS`)
+_OPTIMIZERS = {cls.__name__: cls for cls in optim.ALGORITHMS.values()}
 _BACKENDS = ("native", "reference")
 _DTYPES = ("float32", "float64")
 _META = "__fastgd__"

@@ -10,8 +10,9 @@ from ._atomic import atomic_write
 from .cli import CLIError
 from .errors import DivergenceError
 
-OPTIMIZERS = {"sgd": optim.SGD, "momentum": optim.SGD, "adagrad": optim.Adagrad,
-              "rmsprop": optim.RMSprop, "adam": optim.Adam, "adamw": optim.AdamW}
+#: --optimizer's choices: every algorithm of `fastgd.optim.ALGORITHMS` by name, and
+#: "momentum" (SGD with momentum 0.9)
+OPTIMIZERS = {**optim.ALGORITHMS, "momentum": optim.SGD}
 
 
 def add_arguments(p):
