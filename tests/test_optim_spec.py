@@ -228,3 +228,19 @@ def test_a_spec_with_a_new_state_and_a_check():
         spec.kernel_args({**spec.defaults, "betas": (0.5, -1)}, "param_groups[1]")
     with pytest.raises(TypeError, match="betas must be a pair"):
         spec.kernel_args({**spec.defaults, "betas": 0.5})
+
+
+@pytest.mark.parametrize("change,match", [
+    (dict(hypers=optim.SGD.spec.hypers * 2), "declared twice"),
+    (dict(states=(State("a"),) * 2), "at most four state arrays"),
+    (dict(states=tuple(State(f"s{i}") for i in range(5))), "at most four state arrays"),
+    (dict(states=(State("a", first_grad=True), State("b", first_grad=True))),
+     "at most one state"),
+    (dict(states=(State("a", initial="nope"),)), "'nope', which is not a hyper-parameter"),
+    (dict(states=(State("a", when=is_true("centered")),)), "'centered' is not a kernel"),
+    (dict(hypers=(Hyper("lr", 1.0, nonnegative, kernel=("a", "b", "c")),)), "at most two"),
+])
+def test_a_spec_that_cannot_be_followed_is_refused(change, match):
+    from dataclasses import replace
+    with pytest.raises(ValueError, match=match):
+        replace(optim.SGD.spec, **change)

@@ -12,9 +12,8 @@ A spec says everything about an algorithm that is not its math:
 Everything else reads it: the optimizer class (`fastgd.optim.Optimizer` builds the class's
 constructor, checks the groups and allocates the state from it), the functional form
 (`fastgd.functional` makes one in-place function per spec), the bound stepper of
-`fastgd.minimize` (`fastgd._stepper`), the registry `fastgd.optim.ALGORITHMS` (saved models
-and the command line name optimizers through it) and, through the state order, the Cython
-binding. Adding an optimizer is a spec and its class in ``optim/<name>.py``, a C kernel
+`fastgd.minimize` (`fastgd._stepper`), the registry `fastgd.optim.ALGORITHMS` (the names
+for saved models and the command line) and, through the state order, the Cython binding. Adding an optimizer is a spec and its class in ``optim/<name>.py``, a C kernel
 (with its dispatch in ``csrc/_optim.pyx``), a numpy twin and tests.
 
 Example (Adagrad's, in ``optim/adagrad.py``)::
@@ -158,6 +157,7 @@ class Spec:
     _conditions: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
+        self._check_declaration()
         derived = dict(
             fixed=MappingProxyType(dict(self.fixed)),
             state_names=tuple(s.name for s in self.states),
@@ -169,6 +169,30 @@ class Spec:
         derived["lazy_state"] = None if derived["lazy"] is None else derived["lazy"].name
         for k, v in derived.items():
             object.__setattr__(self, k, v)
+
+    def _check_declaration(self):
+        """Refuse a spec the layers that read it could not follow, naming the mistake."""
+        def bad(what):
+            raise ValueError(f"spec {self.name!r}: {what}")
+        names = [h.name for h in self.hypers]
+        kernel_args = [n for h in self.hypers for n in h.kernel_names] + list(self.fixed)
+        if len(set(names)) != len(names) or len(set(kernel_args)) != len(kernel_args):
+            bad("a hyper-parameter or kernel argument is declared twice")
+        for h in self.hypers:
+            if len(h.kernel_names) > 2:
+                bad(f"{h.name} becomes {len(h.kernel_names)} kernel arguments; at most two "
+                    "(a pair)")
+        states = [s.name for s in self.states]
+        if len(set(states)) != len(states) or len(states) > 4:
+            bad("at most four state arrays (the kernels' limit), each named once")
+        if sum(s.first_grad for s in self.states) > 1:
+            bad("at most one state starts as the first gradient")
+        for st in self.states:
+            if isinstance(st.initial, str) and st.initial not in names:
+                bad(f"{st.name} starts as {st.initial!r}, which is not a hyper-parameter")
+            if st.when is not None and st.when.key not in kernel_args:
+                bad(f"{st.name} exists when {st.when.text}, but {st.when.key!r} is not a "
+                    "kernel argument")
 
     def variant(self, name, *, defaults=None, fixed=None, example=None):
         """This spec under another name, with other defaults or fixed kernel arguments
