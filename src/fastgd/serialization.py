@@ -468,7 +468,7 @@ def _check_optimizer(reader, om, params):
         step, none = entry["step"], entry["none"]
         if type(step) is not int or not 1 <= step <= _STEP_MAX:
             reader.fail(f"{where} step must be an int in 1..{_STEP_MAX}, got {_short(step)}")
-        lazy = cls._lazy_buffer
+        lazy = cls.spec.lazy_state
         if not isinstance(none, list) or any(n != lazy for n in none) or len(none) > 1:
             reader.fail(f"{where} none must list at most {lazy!r}, got {_short(none)}"
                         if lazy else f"{where} none must be empty, got {_short(none)}")
