@@ -324,9 +324,8 @@ def loop_for(model, loss, optimizer, backup, accept_if_improves, nonfinite_limit
 
 class StepLoop:
     """The per-step loop: one Python iteration a step, ``train`` (loss and gradients of a
-    batch), the
-    optimizer's back-up, ``optimizer.step``, and with ``measure`` (accept_if_improves) the
-    undo of a step that did not lower the batch loss.
+    batch), the optimizer's back-up, ``optimizer.step``, and with ``measure``
+    (accept_if_improves) the undo of a step that did not lower the batch loss.
 
     ``steps`` returns the mean batch loss of each step it took and stops after the first
     non-finite one (whose step it does not take). A trial step whose new loss is NaN or
