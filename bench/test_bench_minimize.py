@@ -1,6 +1,6 @@
 """What `fastgd.minimize` adds over a bare Python gradient-descent loop.
 
-The work: the seeds' function f(x, y) = x^2 + y^2 + xy with its cheap Python gradient,
+The work: the example function f(x, y) = x^2 + y^2 + xy with its cheap Python gradient,
 1000 iterations of plain gradient descent from (1, 3) (``tol=0, tol_change=0``, so every
 contender runs all 1000). Contenders:
 
@@ -23,7 +23,7 @@ from fastgd.minimize import minimize
 N = 1000
 LR = 1e-3
 X0 = np.array([1.0, 3.0])
-GROUP = f"minimize overhead: seeds' function, {N} GD iterations"
+GROUP = f"minimize overhead: x^2 + y^2 + xy, {N} GD iterations"
 
 
 def fun(p):

@@ -1,4 +1,4 @@
-"""fastgd.minimize: convergence, the native kernels, stop rules, divergence, the seeds' rules,
+"""fastgd.minimize: convergence, the native kernels, stop rules, divergence, accept-if-improves,
 many starts at once, and errors."""
 import math
 import types
@@ -13,7 +13,7 @@ from fastgd import _stepper, functions
 from fastgd.minimize import Iterate, MinimizeResult, minimize
 
 METHODS = ["gd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
-#: learning rates that take each method from (1, 3) to the seeds' minimum within 3000 steps
+#: learning rates that take each method from (1, 3) to the minimum of x² + y² + xy within 3000 steps
 GOOD_LR = {"gd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.5, "rmsprop": 0.01,
            "adam": 0.05, "adamw": 0.05}
 #: how close to (0, 0) counts as reaching it, per dtype
@@ -248,7 +248,7 @@ def test_x_growing_without_bound_is_reported():
     assert not res.converged and "max|x|" in res.message
 
 
-# ---------------------------------------------------------------------------- the seeds' rules
+# ---------------------------------------------------------------------------- accept-if-improves
 def test_accept_if_improves_shrinks_lr_and_converges(dtype):
     x0 = np.array([1.0, 3.0], dtype)
     plain = minimize(seeds, x0, grad=seeds_grad, lr=2.0)
@@ -461,7 +461,7 @@ def smooth_problems(draw):
 @pytest.mark.parametrize("dt", [np.float32, np.float64], ids=["float32", "float64"])
 @given(problem=smooth_problems(), frac=st.floats(1e-3, 1.0))
 def test_a_small_enough_step_decreases_f(dt, problem, frac):
-    """The seeds' Taylor argument: f(x - a grad f) = f(x) - a |grad f|^2 + O(a^2) < f(x)
+    """The Taylor argument: f(x - a grad f) = f(x) - a |grad f|^2 + O(a^2) < f(x)
     for a small enough step a; with curvature at most L, any a <= 1/L is small enough."""
     a, W, c, q, x, L = problem
 

@@ -7,7 +7,7 @@ float64, and are what `fastgd.minimize` expects for a batch of starting points.
 =============  ==========================================  ==============================
 factory        :math:`f(x, y)`                             what it shows
 =============  ==========================================  ==============================
-`quadratic`    :math:`x^2 + y^2 + xy`                      the seeds' example
+`quadratic`    :math:`x^2 + y^2 + xy`                      the running example
 `bowl`         :math:`\tfrac12(u^2 + \kappa v^2)`          ill-conditioning: zig-zags
 `rosenbrock`   :math:`(a - x)^2 + b(y - x^2)^2`            a curved, flat valley
 `beale`        three squared terms                         steep walls, flat floor
@@ -90,7 +90,7 @@ class Objective:
 
 
 def quadratic():
-    r"""The seeds' example :math:`f(x, y) = x^2 + y^2 + xy`.
+    r"""The example function :math:`f(x, y) = x^2 + y^2 + xy`.
 
     .. math::
         \nabla f = (2x + y,\; 2y + x), \qquad

@@ -1,7 +1,7 @@
 """Numerical gradients by central finite differences.
 
 >>> import numpy as np, fastgd
->>> f = lambda p: p[0] ** 2 + p[1] ** 2 + p[0] * p[1]      # the seeds' function
+>>> f = lambda p: p[0] ** 2 + p[1] ** 2 + p[0] * p[1]      # x² + y² + xy
 >>> g = fastgd.numerical_gradient(f, [1.0, 3.0])
 >>> np.round(g, 6)
 array([5., 7.])

@@ -45,7 +45,7 @@ class LinearRegression:
         L(\beta) = \tfrac1n\lVert y - X\beta\rVert^2, \qquad
         \beta \leftarrow \beta + \frac{2\lambda}{n}\,X^\top (y - X\beta)
 
-    With ``objective="l2"`` the loss is the seeds' (non-squared) norm of the residual
+    With ``objective="l2"`` the loss is the (non-squared) norm of the residual
     :math:`r = y - X\beta`, :math:`\lVert r\rVert_2 = \sqrt{\operatorname{mean}(r^2)}`,
     whose gradient is
 

@@ -1,7 +1,7 @@
 r"""`minimize`: gradient descent (or ascent) on a Python function, with fastgd's native steps.
 
 >>> import numpy as np, fastgd
->>> f = lambda p: p[0] ** 2 + p[1] ** 2 + p[0] * p[1]          # the seeds' function
+>>> f = lambda p: p[0] ** 2 + p[1] ** 2 + p[0] * p[1]          # x² + y² + xy
 >>> g = lambda p: np.array([2 * p[0] + p[1], 2 * p[1] + p[0]])
 >>> res = fastgd.minimize(f, [1.0, 3.0], grad=g, lr=0.1)
 >>> res.converged, bool(np.abs(res.x).max() < 1e-5)
@@ -72,7 +72,7 @@ def minimize(fun, x0, *, grad=None, method="gd", lr=None, maximize=False, max_it
         also when a rejected trial step is that small.
     line_search : {None, "backtracking"}
     accept_if_improves : bool, default False
-        The seeds' rule (see above).
+        The accept-if-improves rule (see above).
     callback : callable, optional
         ``callback(Iterate(nit, x, fun))`` after each iteration; returning True (or raising
         StopIteration) stops the run.
