@@ -103,3 +103,20 @@ def test_non_finite_gradients_match_torch(name, kw, backend):
         # uses an FMA, its scalar tail does not, so torch itself varies by 1 ulp per lane)
         np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-14, atol=0)
         assert np.array_equal(np.isnan(ours), np.isnan(theirs.numpy()))
+
+
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_linear_copied_from_torch_gives_torch_output(backend):
+    """W is the transpose of torch.nn.Linear.weight; the documented conversion reproduces
+    torch's output."""
+    from fastgd.nn import Linear
+
+    torch.manual_seed(0)
+    torch_linear = torch.nn.Linear(5, 3)
+    layer = Linear(5, 3, backend=backend)
+    assert layer.W.shape == tuple(torch_linear.weight.shape[::-1])
+    layer.W[...] = torch_linear.weight.detach().numpy().T
+    layer.b[...] = torch_linear.bias.detach().numpy()
+    x = random_array(np.random.default_rng(1), (7, 5), np.float32)
+    expected = torch_linear(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-5, atol=1e-6)

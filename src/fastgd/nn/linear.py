@@ -40,6 +40,7 @@ class Linear(Module):
     Attributes
     ----------
     W : ndarray, shape (in_features, out_features)
+        The transpose of ``torch.nn.Linear.weight``, which is ``(out_features, in_features)``.
     b : ndarray, shape (out_features,) or None
     dW, db : ndarray
         The gradients written by ``backward``, of the shapes of ``W`` and ``b`` (``db`` is
@@ -52,6 +53,10 @@ class Linear(Module):
     >>> layer.b[...] = [1, 2]
     >>> layer(np.ones((4, 3), np.float32))[0]
     array([1., 2.], dtype=float32)
+
+    Coming from PyTorch, copy a ``torch.nn.Linear`` into a layer of the same sizes with
+    ``layer.W[...] = torch_linear.weight.detach().numpy().T`` and
+    ``layer.b[...] = torch_linear.bias.detach().numpy()``.
     """
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, init="auto",
