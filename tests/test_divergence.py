@@ -426,3 +426,26 @@ def test_fused_true_says_why_it_cannot(case, match):
     with pytest.raises(TypeError if case == "fused='yes'" else ValueError, match=match):
         train(model, opt, X, y, epochs=1, **kw)
     assert_params_equal(model.parameters(), before)
+
+
+@dtypes
+@pytest.mark.parametrize("path", PATHS)
+def test_state_added_by_a_callback_is_restored_too(path, dtype, monkeypatch):
+    """A callback turns on amsgrad after epoch 0, which adds max_exp_avg_sq: the back-up
+    taken from then on covers it."""
+    def amsgrad_on(opt):
+        def cb(epoch, logs):
+            opt.param_groups[0]["amsgrad"] = True
+        return cb
+
+    good, good_opt, X, y = setup(path, dtype)
+    train(good, good_opt, X, y, epochs=2, callbacks=[amsgrad_on(good_opt)])
+    assert all("max_exp_avg_sq" in s for s in good_opt.state.values())
+    model, opt, X, y = setup(path, dtype, poison_from=11)
+    if path == "fused":
+        poison_fused_loop_from_epoch(monkeypatch, model, 2)
+    with np.errstate(invalid="ignore"), pytest.raises(fastgd.DivergenceError) as err:
+        train(model, opt, X, y, epochs=4, callbacks=[amsgrad_on(opt)])
+    assert (err.value.epoch, err.value.step) == (2, 1)
+    assert_params_equal(model.parameters(), good.parameters())
+    assert_trees_equal(opt.state_dict(), good_opt.state_dict())

@@ -178,7 +178,7 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
     bar = _bar(epochs * steps, progress)
 
     def diverged(epoch, step, what, state=None):
-        restored = backup.restore()
+        restored = runner.backup.restore()
         if state is None:
             state = ("The parameters and the optimizer state were restored to those before "
                      "the last step with a finite loss." if restored
@@ -322,7 +322,25 @@ def loop_for(model, loss, optimizer, backup, accept_if_improves, nonfinite_limit
                     nonfinite_limit)
 
 
-class StepLoop:
+class Loop:
+    """What both loops share: the optimizer and its back-up (``backup``, a
+    ``fastgd._optim.Backup`` of the parameters and the optimizer state, saved before every
+    step; `fit` restores it on divergence)."""
+
+    def __init__(self, optimizer, backup):
+        self.optimizer, self.backup = optimizer, backup
+
+    def begin_epoch(self):
+        """Take the optimizer's back-up again if its arrays changed (a callback that turned
+        on ``amsgrad`` adds one): the new one starts from the state now, which the last
+        epoch's checks found finite."""
+        backup = self.optimizer.backup()
+        if backup is not self.backup:
+            backup.save()
+            self.backup = backup
+
+
+class StepLoop(Loop):
     """The per-step loop: one Python iteration a step, ``train`` (loss and gradients of a
     batch), the optimizer's back-up, ``optimizer.step``, and with ``measure``
     (accept_if_improves) the undo of a step that did not lower the batch loss.
@@ -334,11 +352,13 @@ class StepLoop:
     step's value, so that the caller raises."""
 
     def __init__(self, optimizer, grads, backup, train, measure, limit=None):
-        self.optimizer, self.grads, self.backup = optimizer, grads, backup
+        super().__init__(optimizer, backup)
+        self.grads = grads
         self.train, self.measure, self.limit = train, measure, limit
         self.nonfinite = self.rejected = self.streak = 0
 
     def begin_epoch(self):
+        super().begin_epoch()
         self.nonfinite = self.rejected = 0
 
     def steps(self, X, y, order, first, count, bs):
@@ -371,7 +391,7 @@ class StepLoop:
         return values
 
 
-class FusedLoop:
+class FusedLoop(Loop):
     """The fused training path: how `fit` binds a model and an optimizer into the C epoch
     loop.
 
@@ -403,21 +423,22 @@ class FusedLoop:
         return ""
 
     def __init__(self, model, loss, optimizer, backup):
-        self.program, self.kind, self.optimizer = model.program, loss.kind, optimizer
-        self.grads = model.gradients()
-        self.backup = backup.hook()
-        self.hooks = []
+        super().__init__(optimizer, backup)
+        self.program, self.kind, self.grads = model.program, loss.kind, model.gradients()
+        self.hooks, self.save_hook = [], None
         self.losses = np.empty(0)
 
     def begin_epoch(self):
         # bound again every epoch: a callback may have changed the hyper-parameters
         self.hooks = [u.hook() for u in self.optimizer.bind(self.grads)]
+        super().begin_epoch()
+        self.save_hook = self.backup.hook()
 
     def steps(self, X, y, order, first, count, bs):
         if len(self.losses) < count:
             self.losses = np.empty(count)
         start, stop = first * bs, min((first + count) * bs, len(X))
-        done = self.program.train_steps(X, y, order, start, stop, bs, self.kind, self.backup,
+        done = self.program.train_steps(X, y, order, start, stop, bs, self.kind, self.save_hook,
                                         self.hooks, self.losses)
         return self.losses[:done].tolist()
 
