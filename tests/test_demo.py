@@ -81,15 +81,14 @@ def test_more_figures_register_through_a_figure_module(tmp_path, monkeypatch, ca
         "from fastgd import demo\n"
         "@demo.figure(5, 'fake_five', 'a registered figure')\n"
         "def fake_five():\n"
-        "    fig, (ax, _) = demo._new_figure()\n"
+        "    fig, (ax, _) = demo.new_figure()\n"
         "    ax.plot([0, 1], [1, 0], label='line')\n"
         "    ax.set_title('five')\n"
         "    ax.legend()\n"
         "    return fig\n")
     monkeypatch.syspath_prepend(str(plugin_dir))
     monkeypatch.delitem(sys.modules, "fastgd_test_demo_plugin", raising=False)
-    monkeypatch.setattr(demo, "FIGURE_MODULES", ["fastgd_test_demo_plugin",
-                                                 "fastgd._no_such_module"])
+    monkeypatch.setattr(demo, "FIGURE_MODULES", ["fastgd_test_demo_plugin"])
     # without the real figure 5, in case fastgd._demo_nn has registered it already
     monkeypatch.setattr(demo, "FIGURES", [f for f in demo.FIGURES if f.number != 5])
     out = tmp_path / "out"

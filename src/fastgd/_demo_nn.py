@@ -2,8 +2,8 @@
 and 7 (optimizers on the digits data).
 
 Imported by `fastgd.demo` (it is listed in ``FIGURE_MODULES``); the figures register
-themselves with ``@demo.figure``. The numbers behind them come from small helpers,
-`layer_gradient_norms`, `train_deep` and `digits_optimizer_runs`, which the tests call
+themselves with ``@demo.figure`` and draw on ``demo.new_figure``. The numbers behind them
+come from small helpers, `layer_gradient_norms`, `train_deep` and `digits_optimizer_runs`, which the tests call
 directly.
 """
 import functools
@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from . import datasets, optim
-from .demo import _new_figure, figure
+from .demo import figure, new_figure
 from .fit import fit
 from .nn import MLP, CrossEntropyLoss
 
@@ -72,7 +72,7 @@ def train_deep(activation, depth=DEPTH, width=WIDTH, epochs=20, lr=0.05, seed=0)
 def vanishing_gradients():
     seeds = range(5)
     runs = [("sigmoid", "#d62728", "sigmoid"), ("relu", "#4c72b0", "ReLU")]
-    fig, (ax, ax2) = _new_figure()
+    fig, (ax, ax2) = new_figure()
     layers = np.arange(1, DEPTH + 1)
     for act, color, label in runs:
         norms = np.array([layer_gradient_norms(act, seed=s) for s in seeds])
@@ -167,7 +167,7 @@ def digits_optimizer_runs(epochs=30, seed=0, optimizers=DIGITS_OPTIMIZERS):
 def digits_optimizers():
     epochs, last = 30, 5
     runs = digits_optimizer_runs(epochs)
-    fig, (ax, ax2) = _new_figure(height=4.8)
+    fig, (ax, ax2) = new_figure(height=4.8)
     x = np.arange(1, epochs + 1)
     n_test = runs[0]["n_test"]
     final = np.array([r["loss"][-1] for r in runs])

@@ -1,8 +1,10 @@
 """The ``fastgd`` command (also ``python -m fastgd``): one sub-command per module.
 
 Each sub-command module provides ``add_arguments(parser)`` and ``run(args) -> int``; errors a
-user can fix (a missing file, bad columns, a missing optional package) are ``CLIError`` and
-print as one line on stderr with exit status 2, never as a traceback.
+user can fix (a missing file, bad columns, a missing optional package) are ``CLIError``, or
+one of the exception classes the module lists in ``USER_ERRORS`` (`fastgd.demo`, a library
+module, raises ordinary ``ValueError`` and ``ImportError`` and imports nothing from here),
+and print as one line on stderr with exit status 2, never as a traceback.
 """
 import argparse
 import importlib
@@ -25,23 +27,16 @@ def main(argv=None):
     modules = {}
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
-        try:
-            modules[name] = importlib.import_module(module)
-        except ModuleNotFoundError as exc:  # a sub-command not built yet
-            if exc.name != module:
-                raise
-            continue
+        modules[name] = importlib.import_module(module)
         modules[name].add_arguments(p)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command not in modules:
-        print(f"fastgd: the '{args.command}' command is not available", file=sys.stderr)
-        return 2
+    module = modules[args.command]
     try:
-        return int(modules[args.command].run(args) or 0)
-    except CLIError as exc:
+        return int(module.run(args) or 0)
+    except (CLIError, *getattr(module, "USER_ERRORS", ())) as exc:
         print(f"fastgd {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -3,12 +3,16 @@
 Each figure is a function registered with `figure` that returns a matplotlib ``Figure``
 (the Agg canvas: no display, no global pyplot state). `FIGURES` holds them in order. A
 figure that needs more of fastgd can live in its own module, listed in `FIGURE_MODULES`: it
-is imported (when it exists) before the figures run and registers its figures with
-``@fastgd.demo.figure(number, name, title)``. Figures 5 (vanishing gradients) and 7
-(optimizers on the digits data), which train networks with ``fastgd.nn``, live in
+is imported before the figures run and registers its figures with
+``@fastgd.demo.figure(number, name, title)``, drawing on `new_figure`. Figures 5 (vanishing
+gradients) and 7 (optimizers on the digits data), which train networks with ``fastgd.nn``, live in
 ``fastgd._demo_nn``.
 
 matplotlib is the optional ``plot`` extra: ``pip install 'fastgd[plot]'``.
+
+`write_figures` raises ``ValueError`` for an unknown figure name or an output directory it
+cannot use and ``ImportError`` without matplotlib; the ``fastgd demo`` command prints them
+as one line (`USER_ERRORS`).
 """
 import importlib
 import io
@@ -20,14 +24,17 @@ import numpy as np
 
 from . import functions
 from ._atomic import atomic_write
-from .cli import CLIError
 from .linear_model import LinearRegression
 from .minimize import minimize
 
-__all__ = ["FIGURES", "FIGURE_MODULES", "figure", "write_figures", "add_arguments", "run"]
+__all__ = ["FIGURES", "FIGURE_MODULES", "figure", "new_figure", "write_figures",
+           "add_arguments", "run", "USER_ERRORS"]
 
-#: modules that register more figures when imported (skipped while they do not exist)
+#: modules that register more figures when imported
 FIGURE_MODULES = ["fastgd._demo_nn"]
+
+#: the errors of ``run`` that are the user's to fix, printed by ``fastgd demo`` as one line
+USER_ERRORS = (ValueError, TypeError, ImportError)
 
 DPI = 100
 
@@ -57,11 +64,7 @@ def figure(number, name, title):
 
 def _load_figure_modules():
     for mod in FIGURE_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
+        importlib.import_module(mod)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -70,7 +73,9 @@ COLORS = {"small": "#4c72b0", "good": "#2ca02c", "large": "#d62728", "gd": "#4c7
           "minibatch": "#dd8452"}
 
 
-def _new_figure(width=11.0, height=4.6, ncols=2):
+def new_figure(width=11.0, height=4.6, ncols=2):
+    """A constrained-layout matplotlib ``Figure`` of ``width`` x ``height`` inches with
+    ``ncols`` axes side by side; returns ``(figure, axes)``."""
     from matplotlib.figure import Figure as MplFigure
 
     fig = MplFigure(figsize=(width, height), layout="constrained")
@@ -123,7 +128,7 @@ def learning_rate():
     x0 = np.array([1.0, 3.0])
     L = float(np.linalg.eigvalsh(f.hessian).max())
     runs = [("small", 0.02), ("good", 0.3), ("large", 0.72)]
-    fig, (ax, ax2) = _new_figure()
+    fig, (ax, ax2) = new_figure()
     _contours(ax, f, levels=np.linspace(0, 40, 21)[1:])
     for key, lr in runs:
         res = minimize(f, x0, grad=f.grad, lr=lr, max_iter=25, tol=0, tol_change=0)
@@ -148,7 +153,7 @@ def ill_conditioning():
             ("momentum", dict(method="momentum", lr=1.0 / kappa, momentum=0.7),
              "momentum 0.7, lr = 1/L"),
             ("adam", dict(method="adam", lr=0.3), "Adam, lr = 0.3")]
-    fig, (ax, ax2) = _new_figure()
+    fig, (ax, ax2) = new_figure()
     _contours(ax, f, levels=np.geomspace(0.01, 60, 14))
     for key, kw, label in runs:
         res = minimize(f, x0, grad=f.grad, max_iter=100, tol=0, tol_change=0, **kw)
@@ -171,7 +176,7 @@ def plateau():
     runs = [("gd", dict(method="gd", lr=0.5), "GD, lr = 0.5"),
             ("rmsprop", dict(method="rmsprop", lr=0.02), "RMSprop, lr = 0.02"),
             ("adam", dict(method="adam", lr=0.1), "Adam, lr = 0.1")]
-    fig, (ax, ax2) = _new_figure()
+    fig, (ax, ax2) = new_figure()
     _contours(ax, f, levels=[0.05, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.99, 0.999, 0.9999])
     n = 400
     for key, kw, label in runs:
@@ -196,7 +201,7 @@ def plateau():
 def local_minima():
     from matplotlib.colors import ListedColormap
 
-    fig, (ax, ax2) = _new_figure(height=5.0)
+    fig, (ax, ax2) = new_figure(height=5.0)
     palette = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]
     # Himmelblau: a grid of starts minimised together (one kernel call per iteration) gives
     # the basins of attraction; a few starts show their paths.
@@ -254,7 +259,7 @@ def batch_sizes():
     runs = [("gd", dict(solver="gd"), f"batch (all {n} samples)"),
             ("minibatch", dict(solver="minibatch", batch_size=32), "mini-batch (32)"),
             ("sgd", dict(solver="sgd"), "stochastic (1 sample)")]
-    fig, (ax, ax2) = _new_figure()
+    fig, (ax, ax2) = new_figure()
     for key, kw, label in runs:
         m = LinearRegression(lr=0.01, max_iter=epochs, tol=None, random_state=0, **kw).fit(X, y)
         curve = np.concatenate([[np.mean(y ** 2)], m.loss_curve_])   # from coefficients 0
@@ -291,14 +296,14 @@ def write_figures(out, names=None, dpi=DPI, log=print):
     if names:
         unknown = [nm for nm in names if nm not in known]
         if unknown:
-            raise CLIError(f"unknown figure {unknown[0]!r}; choose from {', '.join(known)}")
+            raise ValueError(f"unknown figure {unknown[0]!r}; choose from {', '.join(known)}")
     chosen = [f for f in FIGURES if not names or f.name in names]
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as exc:
-        raise CLIError(f"cannot create the output directory {out!r}: {exc.strerror or exc}")
+        raise ValueError(f"cannot create the output directory {out!r}: {exc.strerror or exc}")
     if not os.path.isdir(out):
-        raise CLIError(f"{out!r} is not a directory")
+        raise ValueError(f"{out!r} is not a directory")
     paths = []
     for spec in chosen:
         t0 = time.perf_counter()
@@ -343,7 +348,7 @@ def _require_matplotlib():
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise CLIError("fastgd demo needs matplotlib: pip install 'fastgd[plot]'") from None
+        raise ImportError("fastgd demo needs matplotlib: pip install 'fastgd[plot]'") from None
 
 
 # ---------------------------------------------------------------------------- command line
@@ -357,6 +362,6 @@ def add_arguments(parser):
 
 def run(args):
     if args.dpi < 20 or args.dpi > 600:
-        raise CLIError(f"--dpi must be between 20 and 600, got {args.dpi}")
+        raise ValueError(f"--dpi must be between 20 and 600, got {args.dpi}")
     write_figures(args.out, args.only, args.dpi)
     return 0
