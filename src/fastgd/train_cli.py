@@ -235,8 +235,3 @@ def _atomic_savefig(fig, path):
             fig.savefig(fh, format=fmt, dpi=100)
     except OSError as exc:
         raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from .cli import main
-    sys.exit(main(["train", *sys.argv[1:]]))

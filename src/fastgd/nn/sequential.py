@@ -78,7 +78,6 @@ class Sequential(Module):
                 layer.reset_parameters(_init.for_activation(type(nxt).__name__))
         self._program = None if ops is None else _nn.Program(ops, self.dtype)
         self._infer = None
-        self._rows = None
 
     def _ops(self):
         """The layer list as Program ops, fusing each Linear with the activation after it."""
