@@ -36,6 +36,10 @@ import socket
 import stat
 import time
 
+from types import ModuleType
+from typing import Optional
+
+fcntl: Optional[ModuleType]
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX

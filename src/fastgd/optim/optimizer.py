@@ -14,7 +14,7 @@ import numpy as np
 from .. import _checks
 from .. import _optim
 from .._optim import TensorPlan
-from ._spec import init_for
+from ._spec import Spec, init_for
 
 _STEP = "step"
 
@@ -54,7 +54,7 @@ class Optimizer:
     #: class statement; a subclass without one inherits its parent's
     #:
     #: :meta hide-value:
-    spec = None
+    spec: Spec = None  # type: ignore[assignment]  # every concrete class sets it
     #: names of the per-parameter state arrays, in the order the kernel takes them (the spec's)
     state_names = ()
     #: the state that starts as a copy of the first gradient (the spec's ``lazy_state``)
