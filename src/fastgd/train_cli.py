@@ -23,8 +23,7 @@ def add_arguments(p):
                    help="the .csv column holding the labels (default: the last)")
     p.add_argument("--hidden", default="128", metavar="SIZES",
                    help="hidden layer sizes, comma-separated (default 128; '' for none)")
-    p.add_argument("--activation", default="relu",
-                   choices=["relu", "leaky_relu", "tanh", "sigmoid"])
+    p.add_argument("--activation", default="relu", choices=list(nn.activations.HIDDEN_ACTIVATIONS))
     p.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZERS))
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
     p.add_argument("--epochs", type=int, default=30)

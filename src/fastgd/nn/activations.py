@@ -179,3 +179,12 @@ class Softmax(_Activation):
             _nn.softmax_backward(a.reshape(-1, width), np.ascontiguousarray(g).reshape(-1, width), dx)
             return dx.reshape(a.shape)
         return ref.softmax_backward(a, g)
+
+
+#: the one registry of activations: name (the class's ``kind``) -> class; `Sequential`,
+#: `MLP`, ``fastgd train --activation`` and the model files read it
+ACTIVATIONS = {cls.kind: cls for cls in (Identity, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax)}
+
+#: the activations `MLP` puts between its layers (``fastgd train --activation``), by name
+HIDDEN_ACTIVATIONS = {name: ACTIVATIONS[name]
+                      for name in ("relu", "leaky_relu", "sigmoid", "tanh")}

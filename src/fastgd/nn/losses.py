@@ -125,10 +125,13 @@ class BCEWithLogitsLoss(_Loss):
         return ref.bce_with_logits(pred, target)
 
 
+#: the one registry of losses: name (the class's ``kind``) -> class, read by `by_name`
+LOSSES = {cls.kind: cls for cls in (MSELoss, CrossEntropyLoss, BCEWithLogitsLoss)}
+
+
 def by_name(name):
-    """A loss from its name: "mse", "cross_entropy" or "bce_with_logits"."""
-    table = {"mse": MSELoss, "cross_entropy": CrossEntropyLoss,
-             "bce_with_logits": BCEWithLogitsLoss}
-    if name not in table:
-        raise ValueError(f"loss must be one of {sorted(table)} or a loss object, got {name!r}")
-    return table[name]
+    """A loss class from its name, a key of `LOSSES`: "mse", "cross_entropy" or
+    "bce_with_logits"."""
+    if name not in LOSSES:
+        raise ValueError(f"loss must be one of {sorted(LOSSES)} or a loss object, got {name!r}")
+    return LOSSES[name]

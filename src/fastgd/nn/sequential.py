@@ -3,7 +3,8 @@ import numpy as np
 
 from .. import _checks, _nn
 from . import init as _init
-from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, _Activation
+from .activations import (HIDDEN_ACTIVATIONS, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh,
+                          _Activation)
 from .linear import Linear
 from .module import Module, check_input, stateless_forward
 
@@ -194,6 +195,7 @@ def MLP(sizes, activation="relu", *, dtype=np.float32, seed=None, backend="nativ
     sizes : sequence of int
         ``[in_features, hidden..., out_features]``, each >= 1.
     activation : {"relu", "leaky_relu", "sigmoid", "tanh"}
+        A name in `fastgd.nn.activations.HIDDEN_ACTIVATIONS`.
     dtype : float32 or float64, default float32
     seed : None, int >= 0, numpy.random.Generator or numpy.random.SeedSequence, optional
         Seeds every layer's initialisation (one child seed, or child generator, per layer).
@@ -215,8 +217,7 @@ def MLP(sizes, activation="relu", *, dtype=np.float32, seed=None, backend="nativ
     >>> fastgd.nn.MLP([64, 128, 10], seed=0)[0]
     Linear(in_features=64, out_features=128, bias=True, dtype=float32)
     """
-    acts = {"relu": ReLU, "leaky_relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh}
-    _checks.choice(activation, "activation", sorted(acts))
+    _checks.choice(activation, "activation", sorted(HIDDEN_ACTIVATIONS))
     try:
         items = None if isinstance(sizes, (str, bytes, dict)) else list(sizes)
     except TypeError:  # not iterable (an int, a 0-d array, ...)
@@ -241,5 +242,5 @@ def MLP(sizes, activation="relu", *, dtype=np.float32, seed=None, backend="nativ
         layers.append(Linear(sizes[k], sizes[k + 1], dtype=dtype, backend=backend,
                              seed=rngs[k]))
         if k < len(sizes) - 2:
-            layers.append(acts[activation](backend=backend))
+            layers.append(HIDDEN_ACTIVATIONS[activation](backend=backend))
     return Sequential(*layers)
