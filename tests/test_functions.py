@@ -65,7 +65,7 @@ def test_batches_of_points_match_single_points(name, dtype, rng):
         np.testing.assert_allclose(g[idx], f.grad(pts[idx]), rtol=1e-6)
 
 
-def test_seeds_function_values():
+def test_quadratic_function_values():
     f = functions.quadratic()
     assert float(f([1.0, 3.0])) == 13.0
     assert f.grad([1.0, 3.0]).tolist() == [5.0, 7.0]

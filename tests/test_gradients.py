@@ -12,12 +12,12 @@ GRAD_TOL = {np.dtype(np.float32): dict(rtol=2e-2, atol=2e-3),
             np.dtype(np.float64): dict(rtol=1e-7, atol=1e-9)}
 
 
-def seeds(p):
+def quad(p):
     return p[0] ** 2 + p[1] ** 2 + p[0] * p[1]
 
 
-def test_seeds_example_gives_5_7_with_norm_sqrt74(dtype):
-    g = numerical_gradient(seeds, np.array([1.0, 3.0], dtype))
+def test_example_function_gives_5_7_with_norm_sqrt74(dtype):
+    g = numerical_gradient(quad, np.array([1.0, 3.0], dtype))
     assert g.dtype == dtype and g.shape == (2,)
     tol = GRAD_TOL[dtype]
     np.testing.assert_allclose(g, [5.0, 7.0], **tol)
@@ -26,7 +26,7 @@ def test_seeds_example_gives_5_7_with_norm_sqrt74(dtype):
 
 
 def test_list_input_becomes_float64():
-    g = numerical_gradient(seeds, [1, 3])
+    g = numerical_gradient(quad, [1, 3])
     assert g.dtype == np.float64
     np.testing.assert_allclose(g, [5.0, 7.0], rtol=1e-9)
 
@@ -81,7 +81,7 @@ def test_any_shape_with_a_scalar_function(dtype, rng):
 def test_input_is_not_modified(dtype):
     x = np.array([1.0, 3.0], dtype)
     before = x.copy()
-    numerical_gradient(seeds, x)
+    numerical_gradient(quad, x)
     assert np.array_equal(x, before)
 
 
@@ -109,17 +109,17 @@ def test_numpy_scalar_and_one_element_returns():
 
 @pytest.mark.parametrize("fun, x, kw, exc, match", [
     ("not callable", [1.0], {}, TypeError, "fun must be callable"),
-    (seeds, ["a", "b"], {}, TypeError, "x must be an array of real numbers"),
-    (seeds, [1 + 2j, 3.0], {}, TypeError, "x must be an array of real numbers.*complex"),
-    (seeds, [True, False], {}, TypeError, "x must be .*bool"),
-    (seeds, [[1.0], [2.0, 3.0]], {}, TypeError, "x must be an array of real numbers"),
-    (seeds, [np.nan, 1.0], {}, ValueError, "x contains NaN"),
-    (seeds, [np.inf, 1.0], {}, ValueError, "x contains NaN"),
-    (seeds, [1.0, 3.0], {"eps": 0.0}, ValueError, "eps must be > 0"),
-    (seeds, [1.0, 3.0], {"eps": -1e-3}, ValueError, "eps must be > 0"),
-    (seeds, [1.0, 3.0], {"eps": "small"}, TypeError, "eps must be a real number"),
-    (seeds, [1.0, 3.0], {"batched": 1}, TypeError, "batched must be a bool"),
-    (seeds, [1.0, 3.0], {"batched": True}, ValueError, "x must be 2-D"),
+    (quad, ["a", "b"], {}, TypeError, "x must be an array of real numbers"),
+    (quad, [1 + 2j, 3.0], {}, TypeError, "x must be an array of real numbers.*complex"),
+    (quad, [True, False], {}, TypeError, "x must be .*bool"),
+    (quad, [[1.0], [2.0, 3.0]], {}, TypeError, "x must be an array of real numbers"),
+    (quad, [np.nan, 1.0], {}, ValueError, "x contains NaN"),
+    (quad, [np.inf, 1.0], {}, ValueError, "x contains NaN"),
+    (quad, [1.0, 3.0], {"eps": 0.0}, ValueError, "eps must be > 0"),
+    (quad, [1.0, 3.0], {"eps": -1e-3}, ValueError, "eps must be > 0"),
+    (quad, [1.0, 3.0], {"eps": "small"}, TypeError, "eps must be a real number"),
+    (quad, [1.0, 3.0], {"batched": 1}, TypeError, "batched must be a bool"),
+    (quad, [1.0, 3.0], {"batched": True}, ValueError, "x must be 2-D"),
     (lambda v: v * 2, [1.0, 3.0], {}, ValueError, "fun must return a scalar"),
     (lambda v: "x", [1.0, 3.0], {}, TypeError, "fun must return a real number"),
     (lambda v: np.zeros(3), [[1.0, 3.0], [2.0, 2.0]], {"batched": True}, ValueError,

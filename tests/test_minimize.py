@@ -24,37 +24,37 @@ OPTIM = {"gd": ("SGD", {}), "momentum": ("SGD", {"momentum": 0.9}),
          "rmsprop": ("RMSprop", {}), "adam": ("Adam", {}), "adamw": ("AdamW", {})}
 
 
-def seeds(p):
+def quad(p):
     return p[..., 0] ** 2 + p[..., 1] ** 2 + p[..., 0] * p[..., 1]
 
 
-def seeds_grad(p):
+def quad_grad(p):
     return np.stack([2 * p[..., 0] + p[..., 1], 2 * p[..., 1] + p[..., 0]], axis=-1)
 
 
 # ---------------------------------------------------------------------------- convergence
 @pytest.mark.parametrize("method", METHODS)
-def test_each_method_takes_the_seeds_function_from_1_3_to_0_0(method, dtype):
+def test_each_method_takes_the_quadratic_from_1_3_to_0_0(method, dtype):
     x0 = np.array([1.0, 3.0], dtype)
-    res = minimize(seeds, x0, grad=seeds_grad, method=method, lr=GOOD_LR[method],
+    res = minimize(quad, x0, grad=quad_grad, method=method, lr=GOOD_LR[method],
                    max_iter=3000, tol=1e-4 if dtype == np.float32 else 1e-7,
                    weight_decay=0.0) if method == "adamw" else \
-        minimize(seeds, x0, grad=seeds_grad, method=method, lr=GOOD_LR[method],
+        minimize(quad, x0, grad=quad_grad, method=method, lr=GOOD_LR[method],
                  max_iter=3000, tol=1e-4 if dtype == np.float32 else 1e-7)
     assert res.converged, res.message
     assert res.x.dtype == dtype and res.path.dtype == dtype
     np.testing.assert_allclose(res.x, [0.0, 0.0], atol=REACH[dtype])
-    assert res.fun == pytest.approx(float(seeds(res.x.astype(np.float64))), abs=1e-6)
+    assert res.fun == pytest.approx(float(quad(res.x.astype(np.float64))), abs=1e-6)
 
 
 def test_numerical_gradient_by_default(dtype):
-    res = minimize(lambda p: float(seeds(p)), np.array([1.0, 3.0], dtype), lr=0.1)
+    res = minimize(lambda p: float(quad(p)), np.array([1.0, 3.0], dtype), lr=0.1)
     assert res.converged, res.message
     np.testing.assert_allclose(res.x, [0.0, 0.0], atol=REACH[dtype] * 10)
 
 
-def test_gd_on_the_seeds_function_reaches_the_origin_with_default_tol():
-    res = minimize(seeds, [1.0, 3.0], grad=seeds_grad, lr=0.1)
+def test_gd_on_the_quadratic_reaches_the_origin_with_default_tol():
+    res = minimize(quad, [1.0, 3.0], grad=quad_grad, lr=0.1)
     assert res.converged and "gradient norm" in res.message
     assert res.grad_norm <= 1e-6
     np.testing.assert_allclose(res.x, 0.0, atol=1e-6)
@@ -62,15 +62,15 @@ def test_gd_on_the_seeds_function_reaches_the_origin_with_default_tol():
 
 def test_result_fields_are_consistent(dtype):
     x0 = np.array([1.0, 3.0], dtype)
-    res = minimize(seeds, x0, grad=seeds_grad, lr=0.2, max_iter=50, tol=0, tol_change=0)
+    res = minimize(quad, x0, grad=quad_grad, lr=0.2, max_iter=50, tol=0, tol_change=0)
     assert isinstance(res, MinimizeResult)
     assert res.nit == 50 and not res.converged and "max_iter=50" in res.message
     assert res.path.shape == (51, 2) and res.history.shape == (51,)
     assert np.array_equal(res.path[0], x0)
-    np.testing.assert_allclose(res.history, seeds(res.path.astype(np.float64)), rtol=1e-6)
+    np.testing.assert_allclose(res.history, quad(res.path.astype(np.float64)), rtol=1e-6)
     assert np.array_equal(res.x, res.path[-1])
     assert res.fun == res.history[-1]
-    g = seeds_grad(res.x.astype(np.float64))
+    g = quad_grad(res.x.astype(np.float64))
     assert res.grad_norm == pytest.approx(float(np.linalg.norm(g)), rel=1e-5)
     assert isinstance(res.converged, bool) and isinstance(res.nit, int)
     assert "MinimizeResult" in repr(res)
@@ -81,10 +81,10 @@ def test_result_fields_are_consistent(dtype):
 
 
 def test_plain_gd_is_x_minus_lr_grad():
-    res = minimize(seeds, [1.0, 3.0], grad=seeds_grad, lr=0.1, max_iter=3, tol=0, tol_change=0)
+    res = minimize(quad, [1.0, 3.0], grad=quad_grad, lr=0.1, max_iter=3, tol=0, tol_change=0)
     x = np.array([1.0, 3.0])
     for k in range(1, 4):
-        x = x - 0.1 * seeds_grad(x)
+        x = x - 0.1 * quad_grad(x)
         np.testing.assert_allclose(res.path[k], x, rtol=1e-15)
 
 
@@ -95,43 +95,43 @@ def test_steps_are_the_optimizers_steps(method, dtype):
     name, kw = OPTIM[method]
     lr = 0.01
     x0 = np.array([1.0, 3.0], dtype)
-    res = minimize(seeds, x0, grad=seeds_grad, method=method, lr=lr, max_iter=25, tol=0,
+    res = minimize(quad, x0, grad=quad_grad, method=method, lr=lr, max_iter=25, tol=0,
                    tol_change=0)
     w = x0.copy()
     opt = getattr(fastgd.optim, name)([w], lr=lr, **kw)
     for k in range(1, 26):
-        opt.step([seeds_grad(w)])
+        opt.step([quad_grad(w)])
         assert np.array_equal(res.path[k], w), (method, k)
 
 
 def test_hyper_parameters_pass_through(dtype):
     x0 = np.array([1.0, 3.0], dtype)
-    res = minimize(seeds, x0, grad=seeds_grad, method="adam", lr=0.05, betas=(0.5, 0.8),
+    res = minimize(quad, x0, grad=quad_grad, method="adam", lr=0.05, betas=(0.5, 0.8),
                    amsgrad=True, max_iter=10, tol=0, tol_change=0)
     w = x0.copy()
     opt = fastgd.optim.Adam([w], lr=0.05, betas=(0.5, 0.8), amsgrad=True)
     for _ in range(10):
-        opt.step([seeds_grad(w)])
+        opt.step([quad_grad(w)])
     assert np.array_equal(res.x, w)
-    other = minimize(seeds, x0, grad=seeds_grad, method="adam", lr=0.05, max_iter=10, tol=0,
+    other = minimize(quad, x0, grad=quad_grad, method="adam", lr=0.05, max_iter=10, tol=0,
                      tol_change=0)
     assert not np.array_equal(other.x, w)
 
 
 def test_momentum_defaults_to_0_9_and_can_be_set():
-    a = minimize(seeds, [1.0, 3.0], grad=seeds_grad, method="momentum", lr=0.01, max_iter=5,
+    a = minimize(quad, [1.0, 3.0], grad=quad_grad, method="momentum", lr=0.01, max_iter=5,
                  tol=0, tol_change=0)
-    b = minimize(seeds, [1.0, 3.0], grad=seeds_grad, method="momentum", lr=0.01, momentum=0.9,
+    b = minimize(quad, [1.0, 3.0], grad=quad_grad, method="momentum", lr=0.01, momentum=0.9,
                  max_iter=5, tol=0, tol_change=0)
-    c = minimize(seeds, [1.0, 3.0], grad=seeds_grad, method="momentum", lr=0.01, momentum=0.5,
+    c = minimize(quad, [1.0, 3.0], grad=quad_grad, method="momentum", lr=0.01, momentum=0.5,
                  max_iter=5, tol=0, tol_change=0)
     assert np.array_equal(a.path, b.path) and not np.array_equal(a.path, c.path)
 
 
 def test_default_lr_is_the_optimizers_default():
     for method, lr in [("gd", 1e-3), ("adam", 1e-3), ("adagrad", 1e-2), ("rmsprop", 1e-2)]:
-        a = minimize(seeds, [1.0, 3.0], grad=seeds_grad, method=method, max_iter=3)
-        b = minimize(seeds, [1.0, 3.0], grad=seeds_grad, method=method, lr=lr, max_iter=3)
+        a = minimize(quad, [1.0, 3.0], grad=quad_grad, method=method, max_iter=3)
+        b = minimize(quad, [1.0, 3.0], grad=quad_grad, method=method, lr=lr, max_iter=3)
         assert np.array_equal(a.path, b.path), method
 
 
@@ -145,19 +145,19 @@ def test_many_starts_take_one_kernel_call_per_iteration(monkeypatch):
 
     monkeypatch.setattr(_stepper._optim, "sgd", counting)
     starts = np.random.default_rng(0).uniform(-3, 3, (50, 2))
-    res = minimize(seeds, starts, grad=seeds_grad, lr=0.1, max_iter=30, tol=0, tol_change=0)
+    res = minimize(quad, starts, grad=quad_grad, lr=0.1, max_iter=30, tol=0, tol_change=0)
     assert calls == [1] * 30             # one array (all 50 starts) per call, 30 calls
     assert res.nit.tolist() == [30] * 50
 
 
 # ---------------------------------------------------------------------------- maximize
 def test_maximize_is_gradient_ascent(dtype):
-    neg = lambda p: -seeds(p)  # noqa: E731
-    neg_grad = lambda p: -seeds_grad(p)  # noqa: E731
+    neg = lambda p: -quad(p)  # noqa: E731
+    neg_grad = lambda p: -quad_grad(p)  # noqa: E731
     x0 = np.array([1.0, 3.0], dtype)
     up = minimize(neg, x0, grad=neg_grad, lr=0.1, maximize=True, max_iter=20, tol=0,
                   tol_change=0)
-    down = minimize(seeds, x0, grad=seeds_grad, lr=0.1, max_iter=20, tol=0, tol_change=0)
+    down = minimize(quad, x0, grad=quad_grad, lr=0.1, max_iter=20, tol=0, tol_change=0)
     assert np.array_equal(up.path, down.path)          # x <- x + lr * grad(-f)
     np.testing.assert_allclose(up.history, -down.history)
     assert np.all(np.diff(up.history) > 0)
@@ -191,13 +191,13 @@ def test_float32_run_stops_when_x_stops_changing():
 
 
 def test_max_iter_zero_evaluates_the_start():
-    res = minimize(seeds, [1.0, 3.0], grad=seeds_grad, max_iter=0)
+    res = minimize(quad, [1.0, 3.0], grad=quad_grad, max_iter=0)
     assert res.nit == 0 and res.path.shape == (1, 2) and res.fun == 13.0
     assert res.grad_norm == pytest.approx(math.sqrt(74)) and not res.converged
 
 
 def test_converged_at_the_start():
-    res = minimize(seeds, [0.0, 0.0], grad=seeds_grad)
+    res = minimize(quad, [0.0, 0.0], grad=quad_grad)
     assert res.converged and res.nit == 0 and len(res.path) == 1
 
 
@@ -221,7 +221,7 @@ def test_lr_beyond_2_over_L_diverges_and_is_reported(kappa, dtype):
     np.testing.assert_allclose(good.x, 0.0, atol=REACH[dtype] * 10)
 
 
-def test_seeds_quadratic_diverges_beyond_2_over_3():
+def test_quadratic_diverges_beyond_2_over_3():
     f = functions.quadratic()
     res = minimize(f, [1.0, 3.0], grad=f.grad, lr=0.7)
     assert not res.converged and "lr=0.7" in res.message
@@ -251,20 +251,20 @@ def test_x_growing_without_bound_is_reported():
 # ---------------------------------------------------------------------------- accept-if-improves
 def test_accept_if_improves_shrinks_lr_and_converges(dtype):
     x0 = np.array([1.0, 3.0], dtype)
-    plain = minimize(seeds, x0, grad=seeds_grad, lr=2.0)
+    plain = minimize(quad, x0, grad=quad_grad, lr=2.0)
     assert not plain.converged and "diverged" in plain.message
-    res = minimize(seeds, x0, grad=seeds_grad, lr=2.0, accept_if_improves=True,
+    res = minimize(quad, x0, grad=quad_grad, lr=2.0, accept_if_improves=True,
                    tol=1e-3 if dtype == np.float32 else 1e-6)
     assert res.converged, res.message
     np.testing.assert_allclose(res.x, 0.0, atol=REACH[dtype] * 10)
     assert np.all(np.diff(res.history) < 0)            # every accepted step improves f
     assert res.nit > len(res.path) - 1                 # some steps were rejected
-    np.testing.assert_allclose(res.history, seeds(res.path.astype(np.float64)), rtol=1e-5)
+    np.testing.assert_allclose(res.history, quad(res.path.astype(np.float64)), rtol=1e-5)
 
 
 def test_accept_if_improves_keeps_good_steps_unchanged():
-    a = minimize(seeds, [1.0, 3.0], grad=seeds_grad, lr=0.1, max_iter=20, tol=0, tol_change=0)
-    b = minimize(seeds, [1.0, 3.0], grad=seeds_grad, lr=0.1, max_iter=20, tol=0, tol_change=0,
+    a = minimize(quad, [1.0, 3.0], grad=quad_grad, lr=0.1, max_iter=20, tol=0, tol_change=0)
+    b = minimize(quad, [1.0, 3.0], grad=quad_grad, lr=0.1, max_iter=20, tol=0, tol_change=0,
                  accept_if_improves=True)
     assert np.array_equal(a.path, b.path)
 
@@ -272,12 +272,12 @@ def test_accept_if_improves_keeps_good_steps_unchanged():
 def test_accept_if_improves_rolls_back_optimizer_state():
     # a rejected momentum step must not leave its gradient in the momentum buffer: the run
     # then equals a run that starts with the shrunk learning rate
-    a = minimize(seeds, [1.0, 3.0], grad=seeds_grad, method="momentum", lr=2.0, max_iter=1,
+    a = minimize(quad, [1.0, 3.0], grad=quad_grad, method="momentum", lr=2.0, max_iter=1,
                  accept_if_improves=True, tol=0, tol_change=0)
     assert a.nit == 1 and len(a.path) == 1           # rejected
-    b = minimize(seeds, [1.0, 3.0], grad=seeds_grad, method="momentum", lr=2.0, max_iter=6,
+    b = minimize(quad, [1.0, 3.0], grad=quad_grad, method="momentum", lr=2.0, max_iter=6,
                  accept_if_improves=True, tol=0, tol_change=0)
-    c = minimize(seeds, [1.0, 3.0], grad=seeds_grad, method="momentum", lr=0.5, max_iter=4,
+    c = minimize(quad, [1.0, 3.0], grad=quad_grad, method="momentum", lr=0.5, max_iter=4,
                  accept_if_improves=True, tol=0, tol_change=0)
     # two rejections (lr 2.0 and 1.0), then the same run as one that starts at lr 0.5
     assert b.nit == 6 and len(b.path) == len(c.path) >= 2
@@ -287,14 +287,14 @@ def test_accept_if_improves_rolls_back_optimizer_state():
 
 def test_backtracking_line_search_satisfies_armijo(dtype):
     x0 = np.array([1.0, 3.0], dtype)
-    res = minimize(seeds, x0, grad=seeds_grad, lr=5.0, line_search="backtracking",
+    res = minimize(quad, x0, grad=quad_grad, lr=5.0, line_search="backtracking",
                    tol=1e-3 if dtype == np.float32 else 1e-7)
     assert res.converged, res.message
     np.testing.assert_allclose(res.x, 0.0, atol=REACH[dtype] * 10)
     P = res.path.astype(np.float64)
     for a, b in zip(P[:-1], P[1:]):
-        g = seeds_grad(a)
-        assert seeds(b) <= seeds(a) + 1e-4 * g @ (b - a) + 1e-12
+        g = quad_grad(a)
+        assert quad(b) <= quad(a) + 1e-4 * g @ (b - a) + 1e-12
 
 
 def test_backtracking_on_rosenbrock_beats_a_fixed_step():
@@ -373,9 +373,9 @@ def test_many_starts_with_numerical_gradient():
 def test_a_function_written_for_one_point_is_refused_for_many():
     starts = np.array([[1.0, 3.0], [2.0, 2.0]])
     with pytest.raises(ValueError, match=r"x\[\.\.\., i\]"):
-        minimize(lambda p: p[0] ** 2 + p[1] ** 2, starts, grad=seeds_grad)
+        minimize(lambda p: p[0] ** 2 + p[1] ** 2, starts, grad=quad_grad)
     with pytest.raises(ValueError, match="rows of a 2-D x"):   # returns grad transposed
-        minimize(seeds, starts, grad=lambda p: np.array([2 * p[0] + p[1], 2 * p[1] + p[0]]))
+        minimize(quad, starts, grad=lambda p: np.array([2 * p[0] + p[1], 2 * p[1] + p[0]]))
     with pytest.raises(ValueError, match="one value per row"):
         minimize(lambda p: float(np.sum(p)), np.ones((3, 2)))
 
@@ -389,7 +389,7 @@ def test_callback_sees_each_iteration_and_can_stop():
         seen.append((it.nit, it.x.copy(), it.fun))
         return it.nit == 7
 
-    res = minimize(seeds, [1.0, 3.0], grad=seeds_grad, lr=0.1, callback=cb)
+    res = minimize(quad, [1.0, 3.0], grad=quad_grad, lr=0.1, callback=cb)
     assert res.nit == 7 and not res.converged and "callback" in res.message
     assert [s[0] for s in seen] == list(range(1, 8))
     assert np.array_equal(seen[-1][1], res.x) and seen[-1][2] == res.fun
@@ -397,20 +397,20 @@ def test_callback_sees_each_iteration_and_can_stop():
     def stop(it):
         raise StopIteration
 
-    assert minimize(seeds, [1.0, 3.0], grad=seeds_grad, callback=stop).nit == 1
-    batch = minimize(seeds, np.ones((3, 2)), grad=seeds_grad, lr=0.1,
+    assert minimize(quad, [1.0, 3.0], grad=quad_grad, callback=stop).nit == 1
+    batch = minimize(quad, np.ones((3, 2)), grad=quad_grad, lr=0.1,
                      callback=lambda it: it.nit == 4)
     assert batch.nit.tolist() == [4, 4, 4] and "callback" in batch.message[0]
 
 
 def test_keep_path_false(dtype):
     x0 = np.array([1.0, 3.0], dtype)
-    a = minimize(seeds, x0, grad=seeds_grad, lr=0.1)
-    b = minimize(seeds, x0, grad=seeds_grad, lr=0.1, keep_path=False)
+    a = minimize(quad, x0, grad=quad_grad, lr=0.1)
+    b = minimize(quad, x0, grad=quad_grad, lr=0.1, keep_path=False)
     assert b.path is None and np.array_equal(a.x, b.x) and np.array_equal(a.history, b.history)
-    bad = minimize(seeds, x0, grad=seeds_grad, lr=0.9, keep_path=False)
+    bad = minimize(quad, x0, grad=quad_grad, lr=0.9, keep_path=False)
     assert "diverged" in bad.message and np.array_equal(bad.x, x0)
-    many = minimize(seeds, np.ones((2, 2), dtype), grad=seeds_grad, lr=0.1, keep_path=False)
+    many = minimize(quad, np.ones((2, 2), dtype), grad=quad_grad, lr=0.1, keep_path=False)
     assert many.path is None and many.converged.all()
 
 
@@ -418,7 +418,7 @@ def test_grad_may_return_x_itself_or_a_list():
     half_sq = lambda p: 0.5 * float(np.dot(p, p))  # noqa: E731
     res = minimize(half_sq, [1.0, -2.0], grad=lambda p: p, lr=0.5)
     assert res.converged
-    res = minimize(seeds, [1.0, 3.0], grad=lambda p: [2 * p[0] + p[1], 2 * p[1] + p[0]], lr=0.1)
+    res = minimize(quad, [1.0, 3.0], grad=lambda p: [2 * p[0] + p[1], 2 * p[1] + p[0]], lr=0.1)
     assert res.converged
 
 
@@ -487,42 +487,42 @@ def test_a_small_enough_step_decreases_f(dt, problem, frac):
 # ---------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("args, kw, exc, match", [
     (("f", [1.0]), {}, TypeError, "fun must be callable"),
-    ((seeds, [1.0, 3.0]), {"grad": "g"}, TypeError, "grad must be callable"),
-    ((seeds, [1.0, 3.0]), {"callback": 3}, TypeError, "callback must be callable"),
-    ((seeds, "ab"), {}, TypeError, "x0 must be an array of real numbers"),
-    ((seeds, [1 + 1j, 2.0]), {}, TypeError, "x0 must be .*complex"),
-    ((seeds, 1.0), {}, ValueError, "x0 must be 1-D .* pass \\[x0\\]"),
-    ((seeds, np.ones((2, 2, 2))), {}, ValueError, "x0 must be 1-D"),
-    ((seeds, []), {}, ValueError, "x0 is empty"),
-    ((seeds, [np.nan, 1.0]), {}, ValueError, "x0 contains NaN"),
-    ((seeds, [1.0, 3.0]), {"lr": 0}, ValueError, "lr must be > 0"),
-    ((seeds, [1.0, 3.0]), {"lr": -0.1}, ValueError, "lr must be > 0"),
-    ((seeds, [1.0, 3.0]), {"lr": float("nan")}, ValueError, "lr must be finite"),
-    ((seeds, [1.0, 3.0]), {"lr": "fast"}, TypeError, "lr must be a real number"),
-    ((seeds, [1.0, 3.0]), {"method": "newton"}, ValueError, "method must be one of"),
-    ((seeds, [1.0, 3.0]), {"method": None}, ValueError, "method must be one of"),
-    ((seeds, [1.0, 3.0]), {"momentum": 0.9}, ValueError, "unknown hyper-parameter 'momentum'"),
-    ((seeds, [1.0, 3.0]), {"method": "adam", "foo": 1}, ValueError, "unknown hyper-parameter 'foo'"),
-    ((seeds, [1.0, 3.0]), {"method": "adam", "betas": (1.5, 0.9)}, ValueError, r"betas"),
-    ((seeds, [1.0, 3.0]), {"method": "momentum", "momentum": -1}, ValueError, "momentum"),
-    ((seeds, [1.0, 3.0]), {"maximize": "yes"}, TypeError, "maximize must be a bool"),
-    ((seeds, [1.0, 3.0]), {"max_iter": -1}, ValueError, "max_iter must be >= 0"),
-    ((seeds, [1.0, 3.0]), {"max_iter": 1.5}, TypeError, "max_iter must be an int"),
-    ((seeds, [1.0, 3.0]), {"tol": -1e-3}, ValueError, "tol must be >= 0"),
-    ((seeds, [1.0, 3.0]), {"tol_change": -1}, ValueError, "tol_change must be >= 0"),
-    ((seeds, [1.0, 3.0]), {"line_search": "wolfe"}, ValueError, "line_search must be"),
-    ((seeds, [1.0, 3.0]), {"line_search": "backtracking", "accept_if_improves": True},
+    ((quad, [1.0, 3.0]), {"grad": "g"}, TypeError, "grad must be callable"),
+    ((quad, [1.0, 3.0]), {"callback": 3}, TypeError, "callback must be callable"),
+    ((quad, "ab"), {}, TypeError, "x0 must be an array of real numbers"),
+    ((quad, [1 + 1j, 2.0]), {}, TypeError, "x0 must be .*complex"),
+    ((quad, 1.0), {}, ValueError, "x0 must be 1-D .* pass \\[x0\\]"),
+    ((quad, np.ones((2, 2, 2))), {}, ValueError, "x0 must be 1-D"),
+    ((quad, []), {}, ValueError, "x0 is empty"),
+    ((quad, [np.nan, 1.0]), {}, ValueError, "x0 contains NaN"),
+    ((quad, [1.0, 3.0]), {"lr": 0}, ValueError, "lr must be > 0"),
+    ((quad, [1.0, 3.0]), {"lr": -0.1}, ValueError, "lr must be > 0"),
+    ((quad, [1.0, 3.0]), {"lr": float("nan")}, ValueError, "lr must be finite"),
+    ((quad, [1.0, 3.0]), {"lr": "fast"}, TypeError, "lr must be a real number"),
+    ((quad, [1.0, 3.0]), {"method": "newton"}, ValueError, "method must be one of"),
+    ((quad, [1.0, 3.0]), {"method": None}, ValueError, "method must be one of"),
+    ((quad, [1.0, 3.0]), {"momentum": 0.9}, ValueError, "unknown hyper-parameter 'momentum'"),
+    ((quad, [1.0, 3.0]), {"method": "adam", "foo": 1}, ValueError, "unknown hyper-parameter 'foo'"),
+    ((quad, [1.0, 3.0]), {"method": "adam", "betas": (1.5, 0.9)}, ValueError, r"betas"),
+    ((quad, [1.0, 3.0]), {"method": "momentum", "momentum": -1}, ValueError, "momentum"),
+    ((quad, [1.0, 3.0]), {"maximize": "yes"}, TypeError, "maximize must be a bool"),
+    ((quad, [1.0, 3.0]), {"max_iter": -1}, ValueError, "max_iter must be >= 0"),
+    ((quad, [1.0, 3.0]), {"max_iter": 1.5}, TypeError, "max_iter must be an int"),
+    ((quad, [1.0, 3.0]), {"tol": -1e-3}, ValueError, "tol must be >= 0"),
+    ((quad, [1.0, 3.0]), {"tol_change": -1}, ValueError, "tol_change must be >= 0"),
+    ((quad, [1.0, 3.0]), {"line_search": "wolfe"}, ValueError, "line_search must be"),
+    ((quad, [1.0, 3.0]), {"line_search": "backtracking", "accept_if_improves": True},
      ValueError, "not both"),
-    ((seeds, [1.0, 3.0]), {"accept_if_improves": 1}, TypeError, "accept_if_improves must be"),
-    ((seeds, [1.0, 3.0]), {"keep_path": None}, TypeError, "keep_path must be a bool"),
-    ((lambda p: p, [1.0, 3.0]), {"grad": seeds_grad}, ValueError, "fun must return a scalar"),
-    ((lambda p: float("nan"), [1.0, 3.0]), {"grad": seeds_grad}, ValueError,
+    ((quad, [1.0, 3.0]), {"accept_if_improves": 1}, TypeError, "accept_if_improves must be"),
+    ((quad, [1.0, 3.0]), {"keep_path": None}, TypeError, "keep_path must be a bool"),
+    ((lambda p: p, [1.0, 3.0]), {"grad": quad_grad}, ValueError, "fun must return a scalar"),
+    ((lambda p: float("nan"), [1.0, 3.0]), {"grad": quad_grad}, ValueError,
      r"fun\(x0\) is not finite"),
-    ((lambda p: p[..., 0] * np.inf, np.ones((2, 2))), {"grad": seeds_grad}, ValueError,
+    ((lambda p: p[..., 0] * np.inf, np.ones((2, 2))), {"grad": quad_grad}, ValueError,
      r"fun\(x0\) is not finite .* start 0"),
-    ((seeds, [1.0, 3.0]), {"grad": lambda p: np.ones(3)}, ValueError,
+    ((quad, [1.0, 3.0]), {"grad": lambda p: np.ones(3)}, ValueError,
      r"grad must return an array of x's shape \(2,\)"),
-    ((seeds, [1.0, 3.0]), {"grad": lambda p: "g"}, TypeError, "grad must return real numbers"),
+    ((quad, [1.0, 3.0]), {"grad": lambda p: "g"}, TypeError, "grad must return real numbers"),
 ])
 def test_bad_input_raises_naming_the_argument(args, kw, exc, match):
     with pytest.raises(exc, match=match):
