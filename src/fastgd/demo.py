@@ -48,7 +48,7 @@ class Figure:
 
 
 #: the registered figures, ordered by number
-FIGURES = []
+FIGURES: list = []
 
 
 def figure(number, name, title):

@@ -35,8 +35,8 @@ MAX_HEADER = 10000
 #: Python objects of several times its size
 MAX_METADATA = 64 << 20
 
-_LAYERS = {cls.__name__: cls for cls in (nn.Linear, nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh,
-                                         nn.Softmax, nn.Identity)}
+#: the layers a file may name, by class name (Linear and the activation registry)
+_LAYERS = {cls.__name__: cls for cls in (nn.Linear, *nn.activations.ACTIVATIONS.values())}
 #: the optimizers a file may name, by class name (the registry `fastgd.optim.ALGORITHMS`)
 _OPTIMIZERS = {cls.__name__: cls for cls in optim.ALGORITHMS.values()}
 _BACKENDS = ("native", "reference")

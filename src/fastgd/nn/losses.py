@@ -8,7 +8,7 @@ from .module import check_input
 
 
 class _Loss:
-    kind = None
+    kind: str = ""  # "mse", "cross_entropy", ... in each loss
 
     def __init__(self, *, backend="native"):
         self.backend = _checks.backend(backend)
