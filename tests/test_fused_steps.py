@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fastgd
-from fastgd import _optim, nn, optim
+from fastgd import nn, optim
 
 from helpers import assert_trees_equal
 from nn_testutil import DTYPE_IDS, DTYPES, assert_params_equal, blobs, snapshot
@@ -121,14 +121,16 @@ def test_chunk_size_follows_the_time_a_step_takes():
 
 @dtypes
 def test_hyper_parameters_changed_by_a_callback_take_effect(dtype, monkeypatch):
-    def decay(epoch, logs, box=[]):
+    box = []
+
+    def decay(epoch, logs):
         box[0].param_groups[0]["lr"] *= 0.5
 
     def with_schedule():
         X, y = data("cross_entropy", dtype, np.random.default_rng(3))
         model = nn.MLP([5, 9, 3], dtype=dtype, seed=1)
         opt = optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
-        decay.__defaults__[0][:] = [opt]
+        box[:] = [opt]
         h = fastgd.fit(model, X, y, loss="cross_entropy", optimizer=opt, epochs=4,
                        batch_size=10, seed=0, progress=False, callbacks=[decay])
         return model, opt, h

@@ -347,7 +347,7 @@ def test_starts_stop_on_their_own():
     assert res.converged.all()
     assert [len(p) for p in res.path] == [n + 1 for n in res.nit]
     assert np.array_equal(res.x[0], starts[0])            # frozen once converged
-    for i, r in enumerate(res):
+    for r in res:
         assert np.array_equal(r.path[-1], r.x)
 
 

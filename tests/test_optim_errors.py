@@ -279,7 +279,7 @@ def test_gradient_sharing_memory_with_its_state(case, backend):
     p = np.ones(4)
     opt = make(name, [p], backend, **kw)
     opt.step([np.full(4, 0.5)])
-    for k, v in opt.state[0].items():
+    for v in opt.state[0].values():
         if isinstance(v, np.ndarray):
             before = snapshot(opt)
             with pytest.raises(ValueError, match=re.escape("grads[0]")):

@@ -1,5 +1,5 @@
 """Types of the compiled network program (csrc/_nn.pyx); it re-exports the single ops."""
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional
 
 import numpy as np
 

@@ -301,7 +301,8 @@ def write_figures(out, names=None, dpi=DPI, log=print):
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as exc:
-        raise ValueError(f"cannot create the output directory {out!r}: {exc.strerror or exc}")
+        raise ValueError(f"cannot create the output directory {out!r}: "
+                         f"{exc.strerror or exc}") from exc
     if not os.path.isdir(out):
         raise ValueError(f"{out!r} is not a directory")
     paths = []

@@ -28,7 +28,7 @@ class History:
         n = self.epochs
         for k, v in metrics.items():
             self.history.setdefault(k, [None] * n).append(v)
-        for k, vals in self.history.items():
+        for vals in self.history.values():
             if len(vals) < n + 1:
                 vals.append(None)
 
