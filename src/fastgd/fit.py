@@ -3,6 +3,7 @@ import math
 import sys
 import time
 import warnings
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
@@ -105,7 +106,36 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
     >>> h["loss"][-1] < h["loss"][0]
     True
     """
-    # ---- every check first: nothing is touched before the arguments are known to be good
+    # every check first: nothing is touched before the arguments are known to be good
+    run = _checked(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed,
+                   validation_data, validation_split, early_stopping, callbacks,
+                   accept_if_improves, nonfinite_limit, fused, progress)
+    return _Training(model, optimizer, run).run()
+
+
+class _Run(NamedTuple):
+    """fit's arguments, checked and converted."""
+    loss: Any
+    X: np.ndarray
+    y: np.ndarray
+    Xv: Optional[np.ndarray]
+    yv: Optional[np.ndarray]
+    epochs: int
+    batch_size: Optional[int]
+    shuffle: bool
+    seed: Any
+    early_stopping: Optional[int]
+    callbacks: list
+    accept_if_improves: bool
+    nonfinite_limit: int
+    fused: Optional[bool]
+    progress: bool
+
+
+def _checked(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, validation_data,
+             validation_split, early_stopping, callbacks, accept_if_improves, nonfinite_limit,
+             fused, progress):
+    """Every argument of `fit`, checked (named in the error) before anything is touched."""
     if not isinstance(model, Module):
         raise TypeError(f"model must be a fastgd.nn module, got {type(model).__name__}")
     if isinstance(loss, str):
@@ -141,116 +171,148 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True
     for i, cb in enumerate(callbacks):
         if not callable(cb):
             raise TypeError(f"callbacks[{i}] is not callable")
-    if progress is None:
-        progress = sys.stderr.isatty()
-    progress = _checks.flag(progress, "progress")
+    progress = _checks.flag(sys.stderr.isatty() if progress is None else progress, "progress")
+    X, y, Xv, yv = _checked_data(model, params, loss, X, y, validation_data, validation_split)
+    if early_stopping is not None and Xv is None:
+        raise ValueError("early_stopping needs validation_data or validation_split")
+    return _Run(loss, X, y, Xv, yv, epochs, batch_size, shuffle, seed, early_stopping,
+                callbacks, accept_if_improves, nonfinite_limit, fused, progress)
+
+
+def _checked_data(model, params, loss, X, y, validation_data, validation_split):
+    """The training and validation arrays in the model's dtype, checked."""
     dtype = getattr(model, "dtype", None) or params[0].dtype
     X = data.features(X, "X", dtype, model.in_features)
     y = data.targets(y, "y", len(X), loss.kind, model.out_features, dtype)
     if validation_data is not None and validation_split:
         raise ValueError("give validation_data or validation_split, not both")
     if validation_split:
-        X, y, Xv, yv = data.split(X, y, validation_split)
-    elif validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise TypeError("validation_data must be a pair (X_val, y_val)")
-        Xv = data.features(validation_data[0], "validation_data[0]", dtype, model.in_features)
-        yv = data.targets(validation_data[1], "validation_data[1]", len(Xv), loss.kind,
-                          model.out_features, dtype)
-    else:
-        Xv = yv = None
-    if early_stopping is not None and Xv is None:
-        raise ValueError("early_stopping needs validation_data or validation_split")
+        return data.split(X, y, validation_split)
+    if validation_data is None:
+        return X, y, None, None
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise TypeError("validation_data must be a pair (X_val, y_val)")
+    Xv = data.features(validation_data[0], "validation_data[0]", dtype, model.in_features)
+    yv = data.targets(validation_data[1], "validation_data[1]", len(Xv), loss.kind,
+                      model.out_features, dtype)
+    return X, y, Xv, yv
 
-    # ---- the loop
-    backup = optimizer.backup()    # parameters and optimizer state, before each step
-    backup.discard()               # never restore what an earlier call saved
-    runner = loop_for(model, loss, optimizer, backup, accept_if_improves, nonfinite_limit,
-                      fused=fused is not False)
-    n = len(X)
-    bs = n if batch_size is None else min(batch_size, n)
-    steps = -(-n // bs)
-    chunk = Chunks()
-    rng = np.random.default_rng(seed)
-    order = np.arange(n, dtype=np.int64)
-    history = History()
-    best_val, best_params, wait = math.inf, None, 0
-    bar = _bar(epochs * steps, progress)
 
-    def diverged(epoch, step, what, state=None):
-        restored = runner.backup.restore()
-        if state is None:
+class _Training:
+    """One `fit` call after its checks: the epochs, their metrics, early stopping and the
+    divergence checks, over the loop `loop_for` picks."""
+
+    def __init__(self, model, optimizer, run):
+        self.model, self.optimizer, self.r = model, optimizer, run
+        self.params = model.parameters()
+        backup = optimizer.backup()    # parameters and optimizer state, before each step
+        backup.discard()               # never restore what an earlier call saved
+        self.loop = loop_for(model, run.loss, optimizer, backup, run.accept_if_improves,
+                             run.nonfinite_limit, fused=run.fused is not False)
+        self.n = len(run.X)
+        self.bs = self.n if run.batch_size is None else min(run.batch_size, self.n)
+        self.nsteps = -(-self.n // self.bs)
+        self.history = History()
+        self.best_val, self.best_params, self.wait = math.inf, None, 0
+
+    def run(self):
+        r, history = self.r, self.history
+        rng = np.random.default_rng(r.seed)
+        order = np.arange(self.n, dtype=np.int64)
+        chunk, bar = Chunks(), _bar(r.epochs * self.nsteps, r.progress)
+        try:
+            for epoch in range(r.epochs):
+                t0 = time.perf_counter()
+                if r.shuffle:
+                    order = rng.permutation(self.n).astype(np.int64, copy=False)
+                metrics = self.epoch(epoch, order, chunk, bar)
+                metrics["time"] = time.perf_counter() - t0
+                history.record(**metrics)
+                history.stopped_epoch = epoch
+                if r.progress:
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()
+                                     if k in ("loss", "val_loss", "val_accuracy")})
+                if self.stop(epoch, metrics):
+                    break
+        finally:
+            bar.close()
+        if self.best_params is not None:
+            for p, b in zip(self.params, self.best_params):
+                np.copyto(p, b)
+        return history
+
+    def epoch(self, epoch, order, chunk, bar):
+        """Train one epoch; its metrics."""
+        r, loop, n, bs = self.r, self.loop, self.n, self.bs
+        loop.begin_epoch()
+        total, first = 0.0, 0
+        while first < self.nsteps:
+            count = min(chunk.size, self.nsteps - first)
+            c0 = time.perf_counter()
+            values = loop.steps(r.X, r.y, order, first, count, bs)
+            chunk.took(count, time.perf_counter() - c0)
+            for k, value in enumerate(values, first):
+                if not math.isfinite(value):
+                    raise self.diverged(epoch, k, value)
+                total += value * (min((k + 1) * bs, n) - k * bs)
+            bar.update(count)
+            first += count
+        if not _all_finite(self.params):
+            # a non-finite gradient in the epoch's last step: caught before evaluating
+            raise self.diverged(epoch, self.nsteps - 1, None)
+        metrics = {"loss": total / n}
+        if r.accept_if_improves:
+            metrics["rejected_steps"] = loop.rejected
+            metrics["nonfinite_steps"] = loop.nonfinite
+            if loop.nonfinite:
+                warnings.warn(f"fit: {loop.nonfinite} step(s) of epoch {epoch} gave a "
+                              "non-finite loss and were undone", RuntimeWarning, stacklevel=4)
+        if r.Xv is not None:
+            metrics.update(_evaluate(self.model, r.loss, r.Xv, r.yv))
+        metrics["lr"] = self.optimizer.param_groups[0]["lr"]
+        return metrics
+
+    def stop(self, epoch, metrics):
+        """Early stopping (keeping the best epoch's parameters) and the callbacks."""
+        r, history = self.r, self.history
+        if r.early_stopping is not None:
+            if metrics["val_loss"] < self.best_val:
+                self.best_val, self.wait, history.best_epoch = metrics["val_loss"], 0, epoch
+                self.best_params = [p.copy() for p in self.params]
+            else:
+                self.wait += 1
+                if self.wait >= r.early_stopping:
+                    history.stop_reason = "early_stopping"
+                    return True
+        stops = [cb(epoch, dict(metrics)) is True for cb in r.callbacks]
+        if any(stops):
+            history.stop_reason = "callback"
+            return True
+        return False
+
+    def diverged(self, epoch, step, value):
+        """The DivergenceError of a non-finite loss ``value`` (None: non-finite parameters)
+        at ``step``, after restoring the back-up."""
+        restored = self.loop.backup.restore()
+        if value is None:
+            what = "the parameters became non-finite"
+        elif self.loop.streak >= self.r.nonfinite_limit:
+            what = (f"{self.loop.streak} consecutive steps gave a non-finite loss ({value}) "
+                    "and were undone")
+        else:
+            what = f"the loss became {value}"
+        if value is not None and self.loop.streak >= self.r.nonfinite_limit:
+            state = "The parameters and the optimizer state are those of the last accepted step."
+        elif restored:
             state = ("The parameters and the optimizer state were restored to those before "
-                     "the last step with a finite loss." if restored
-                     else "The initial parameters already give it.")
-        lr = optimizer.param_groups[0]["lr"]
+                     "the last step with a finite loss.")
+        else:
+            state = "The initial parameters already give it."
+        lr = self.optimizer.param_groups[0]["lr"]
         return DivergenceError(
             f"training diverged at epoch {epoch}, step {step}: {what}. {state} "
-            f"Try a smaller learning rate (lr={lr}).", epoch=epoch, step=step, history=history)
-
-    try:
-        for epoch in range(epochs):
-            t0 = time.perf_counter()
-            if shuffle:
-                order = rng.permutation(n).astype(np.int64, copy=False)
-            runner.begin_epoch()
-            total = 0.0
-            first = 0
-            while first < steps:
-                count = min(chunk.size, steps - first)
-                c0 = time.perf_counter()
-                values = runner.steps(X, y, order, first, count, bs)
-                chunk.took(count, time.perf_counter() - c0)
-                for k, value in enumerate(values, first):
-                    if not math.isfinite(value):
-                        if runner.streak >= nonfinite_limit:
-                            raise diverged(epoch, k, f"{runner.streak} consecutive steps gave a "
-                                           f"non-finite loss ({value}) and were undone",
-                                           "The parameters and the optimizer state are those "
-                                           "of the last accepted step.")
-                        raise diverged(epoch, k, f"the loss became {value}")
-                    total += value * (min((k + 1) * bs, n) - k * bs)
-                bar.update(count)
-                first += count
-            if not _all_finite(params):
-                # a non-finite gradient in the epoch's last step: caught before evaluating
-                raise diverged(epoch, steps - 1, "the parameters became non-finite")
-            metrics = {"loss": total / n}
-            if accept_if_improves:
-                metrics["rejected_steps"] = runner.rejected
-                metrics["nonfinite_steps"] = runner.nonfinite
-                if runner.nonfinite:
-                    warnings.warn(f"fit: {runner.nonfinite} step(s) of epoch {epoch} gave a "
-                                  "non-finite loss and were undone", RuntimeWarning,
-                                  stacklevel=2)
-            if Xv is not None:
-                metrics.update(_evaluate(model, loss, Xv, yv))
-            metrics["lr"] = optimizer.param_groups[0]["lr"]
-            metrics["time"] = time.perf_counter() - t0
-            history.record(**metrics)
-            history.stopped_epoch = epoch
-            if progress:
-                bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()
-                                 if k in ("loss", "val_loss", "val_accuracy")})
-            if early_stopping is not None:
-                if metrics["val_loss"] < best_val:
-                    best_val, wait, history.best_epoch = metrics["val_loss"], 0, epoch
-                    best_params = [p.copy() for p in params]
-                else:
-                    wait += 1
-                    if wait >= early_stopping:
-                        history.stop_reason = "early_stopping"
-                        break
-            stops = [cb(epoch, dict(metrics)) is True for cb in callbacks]
-            if any(stops):
-                history.stop_reason = "callback"
-                break
-    finally:
-        bar.close()
-    if best_params is not None:
-        for p, b in zip(params, best_params):
-            np.copyto(p, b)
-    return history
+            f"Try a smaller learning rate (lr={lr}).", epoch=epoch, step=step,
+            history=self.history)
 
 
 class Chunks:
