@@ -275,6 +275,13 @@ class Optimizer:
         The whole dict is checked against the parameters first; on any mismatch a
         ``ValueError``/``TypeError`` is raised and the optimizer is left unchanged.
         """
+        new_groups, entries = self._check_state_dict(state_dict)
+        # everything fits: apply
+        self._apply_state_dict(new_groups, entries)
+
+    def _check_state_dict(self, state_dict):
+        """Check all of ``state_dict`` without changing anything; return the merged param groups
+        and the checked state entries by parameter index, for ``_apply_state_dict``."""
         if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
             raise ValueError("state_dict must be a dict with exactly the keys 'state' and "
                              "'param_groups'")
@@ -284,6 +291,12 @@ class Optimizer:
                              f"param groups, the optimizer has {len(self.param_groups)}")
         if not isinstance(saved_state, dict):
             raise TypeError("state_dict['state'] must be a dict")
+        new_groups, params_by_index = self._check_saved_groups(saved_groups)
+        entries = self._check_saved_state(saved_state, params_by_index)
+        return new_groups, entries
+
+    def _check_saved_groups(self, saved_groups):
+        """Each saved group merged over the current one (checked); and the parameters by index."""
         new_groups, params_by_index, start = [], [], 0
         for gi, (sg, group) in enumerate(zip(saved_groups, self.param_groups)):
             where = f"state_dict['param_groups'][{gi}]"
@@ -302,6 +315,10 @@ class Optimizer:
             new_groups.append(merged)
             params_by_index.extend(group["params"])
             start += n
+        return new_groups, params_by_index
+
+    def _check_saved_state(self, saved_state, params_by_index):
+        """The checked entries of ``state_dict['state']`` by parameter index."""
         entries = {}
         for key, entry in saved_state.items():
             if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)) \
@@ -310,7 +327,10 @@ class Optimizer:
                                  f"in 0..{len(params_by_index) - 1}")
             entries[int(key)] = self._check_entry(entry, params_by_index[int(key)],
                                                   f"state_dict['state'][{key}]")
-        # everything fits: apply
+        return entries
+
+    def _apply_state_dict(self, new_groups, entries):
+        """Install the groups and state entries that ``_check_state_dict`` accepted."""
         for group, merged, slot in zip(self.param_groups, new_groups, self._slots):
             group.clear()
             group.update(merged)
