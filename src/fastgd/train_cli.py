@@ -39,6 +39,18 @@ def add_arguments(p):
 
 
 def run(args):
+    X, y, name, classes, hidden = _read_data(args)
+    X_tr, X_te, y_tr, y_te = datasets.train_test_split(X, y.astype(np.int64), args.test_size,
+                                                        seed=args.seed)
+    if len(X_tr) == 0 or len(X_te) == 0:
+        raise CLIError(f"--test-size {args.test_size} leaves an empty split of {len(X)} rows")
+    model, opt, dtype = _build(args, X, X_tr, X_te, name, classes, hidden)
+    _train_and_report(args, model, opt, dtype, classes, X_tr, X_te, y_tr, y_te)
+    return 0
+
+
+def _read_data(args):
+    """The data and its classes, and --hidden parsed; every argument checked."""
     X, y, name = _load(args.data, args.label_column)
     classes, y = np.unique(y, return_inverse=True)
     if len(classes) < 2:
@@ -58,13 +70,11 @@ def run(args):
                         ("--test-size", args.test_size, 0 < args.test_size < 1)):
         if not ok:
             raise CLIError(f"{flag} is out of range: {v}")
+    return X, y, name, classes, hidden
 
-    X_tr, X_te, y_tr, y_te = datasets.train_test_split(X, y.astype(np.int64), args.test_size,
-                                                        seed=args.seed)
-    if len(X_tr) == 0 or len(X_te) == 0:
-        raise CLIError(f"--test-size {args.test_size} leaves an empty split of {len(X)} rows")
-    mean, std = X_tr.mean(axis=0), X_tr.std(axis=0)
-    std[std == 0] = 1.0
+
+def _build(args, X, X_tr, X_te, name, classes, hidden):
+    """The model and its optimizer, and the dtype; prints what they are."""
     dtype = np.dtype(args.dtype)
     sizes = [X.shape[1], *hidden, len(classes)]
     model = nn.MLP(sizes, args.activation, dtype=dtype, seed=args.seed)
@@ -75,6 +85,14 @@ def run(args):
     print(f"model: MLP {'-'.join(map(str, sizes))} {args.activation}, {dtype.name}; "
           f"{args.optimizer} lr={args.lr}; {args.epochs} epochs, "
           f"batch {'full' if args.batch_size == 0 else args.batch_size}")
+    return model, opt, dtype
+
+
+def _train_and_report(args, model, opt, dtype, classes, X_tr, X_te, y_tr, y_te):
+    """Train on the standardized training split, then save/plot as asked and print the test
+    accuracy."""
+    mean, std = X_tr.mean(axis=0), X_tr.std(axis=0)
+    std[std == 0] = 1.0
     t0 = time.perf_counter()
     bar = not args.quiet and sys.stderr.isatty()
     every = max(1, args.epochs // 10)
@@ -105,7 +123,6 @@ def run(args):
         _plot(history, args.plot)
         print(f"saved loss curve to {args.plot}")
     print(f"test accuracy: {accuracy:.4f}")
-    return 0
 
 
 def _fold_standardization(model, mean, std):
