@@ -180,139 +180,126 @@ def _fval(fv):
     return fv if tf is float else float(fv) if tf in _NP_FLOATS else scalar_value(fv)
 
 
-def run_single(fun, grad, x, stepper, f0, o):
-    """The loop for one start: one kernel call per iteration and little else.
+class _Single:
+    """One start's setup and record: its limits, path, f's history and best point."""
 
-    For a small ``x`` the gradient norm and the stored path use Python floats
-    (``tolist``), which is cheaper than numpy's per-call overhead on tiny arrays.
-    """
+    def __init__(self, x, f0, o):
+        self.sgn = sgn = -1.0 if o.maximize else 1.0
+        self.h0 = h0 = sgn * f0
+        self.hlim = h0 + GROWTH * (1 + abs(h0))
+        self.xlim = GROWTH * (1 + float(np.abs(x).max()))
+        self.small = small = x.size <= _SMALL
+        self.keep = keep = o.keep_path
+        self.d, self.shape, self.dt = x.size, x.shape, x.dtype
+        # a small x is recorded as Python floats in one flat list (cheap to append and to
+        # convert at the end), a large one as array copies
+        self.path = (x.tolist() if small else [x.copy()]) if keep else None
+        self.hist = [f0]
+        self.best_x = None if keep else x.copy()
+        special = o.line_search is not None or o.accept
+        self.xprev = np.empty_like(x) if special or not keep else None
+
+    def point(self, i):
+        return _path_point(self.path, i, self.d, self.small, self.dt)
+
+    def stalled(self, x, tc):
+        """x moved by less than tol_change (relative) in the last accepted step."""
+        prev = self.xprev if self.xprev is not None else self.point(-2)
+        return float(np.abs(x - prev).max()) <= tc * (1 + float(np.abs(x).max()))
+
+
+def _backtrack(fun, x, xprev, D, g, f, sgn, t):
+    """Armijo backtracking along D from xprev: (t, f there), f None when no t would do."""
+    slope = min(sgn * float(np.dot(g.astype(np.float64), D)), 0.0)
+    if t != 1.0:
+        x[...] = xprev + t * D
+    f_new = _fval(fun(x))
+    halvings = 0
+    while not (sgn * f_new <= sgn * f + ARMIJO_C * t * slope):
+        halvings += 1
+        if halvings > MAX_HALVINGS:
+            return t, None
+        t *= 0.5
+        x[...] = xprev + t * D
+        f_new = _fval(fun(x))
+    return t, f_new
+
+
+def _trial_step(fun, x, xprev, stepper, o):
+    """The step with line search or the accept rule: ``trial(g, f, it)`` steps x (already
+    copied to xprev) and returns ``(f_new, stop)``, f_new None for a rejected step and stop
+    a ``(kind, info)`` pair when the run stops."""
     sgn = -1.0 if o.maximize else 1.0
-    h0 = sgn * f0
-    hlim = h0 + GROWTH * (1 + abs(h0))
-    xlim = GROWTH * (1 + float(np.abs(x).max()))
-    tol, tc, max_iter = o.tol, o.tol_change, o.max_iter
-    search, accept = o.line_search is not None, o.accept
-    special = search or accept
-    small = x.size <= _SMALL
-    keep = o.keep_path
-    d = x.size
-    # a small x is recorded as Python floats in one flat list (cheap to append and to
-    # convert at the end), a large one as array copies
-    path = (x.tolist() if small else [x.copy()]) if keep else None
-    record = (path.extend if small else path.append) if keep else None
-    snapshot = x.tolist if small else x.copy
-    hist = [f0]
-    best_h, best_i = h0, 0
-    best_x = None if keep else x.copy()
-    xprev = np.empty_like(x) if special or not keep else None
-    shape, dt = x.shape, x.dtype
-    step = stepper.step
-    callback = o.callback
-    hypot, sqrt = math.hypot, math.sqrt
+    tc, search, step = o.tol_change, o.line_search is not None, stepper.step
     scale, t_prev = 1.0, 0.5
-    f = f0
-    it = 0
-    kind, info = None, {}
-    # the plain loop: the hot path of minimize, kept lean (the loop below is its general
-    # form with line search and the accept rule; keep the two in step)
-    while not special and it < max_iter:
-        g = grad(x)
-        if type(g) is not np.ndarray or g.dtype is not dt or g.shape != shape:
-            g = grad_array(g, shape, dt)
-        gn = hypot(*g.tolist()) if small else sqrt(g.dot(g))
-        if gn <= tol:
-            kind, info = "gradient", {"gn": gn}
-            break
-        if xprev is not None:
-            np.copyto(xprev, x)
-        step(g)
-        it += 1
-        fv = fun(x)
-        tf = type(fv)
-        f_new = fv if tf is float else float(fv) if tf in _NP_FLOATS else scalar_value(fv)
-        if keep:
-            record(snapshot())
-        hist.append(f_new)
-        h_new = sgn * f_new
-        if not (-_INF < h_new <= hlim):
-            kind = "nonfinite" if not math.isfinite(h_new) else "growth"
-            info = {"f": f_new, "f0": f0, "it": it}
-            break
-        if h_new < best_h:
-            best_h, best_i = h_new, it
-            if not keep:
-                np.copyto(best_x, x)
-        if it % _X_CHECK_EVERY == 0:
-            xm = float(np.abs(x).max())
-            if not xm <= xlim:
-                kind, info = "xgrowth", {"xm": xm, "it": it}
-                break
-        if abs(f_new - f) <= tc * (1 + abs(f)):
-            prev = xprev if xprev is not None else _path_point(path, -2, d, small, dt)
-            if float(np.abs(x - prev).max()) <= tc * (1 + float(np.abs(x).max())):
-                f = f_new
-                kind = "stall"
-                break
-        f = f_new
-        if callback is not None and _stop_by_callback(callback, it, x, f):
-            kind, info = "callback", {"it": it}
-            break
-    while special and it < max_iter:
-        g = grad(x)
-        if type(g) is not np.ndarray or g.dtype is not dt or g.shape != shape:
-            g = grad_array(g, shape, dt)
-        gn = hypot(*g.tolist()) if small else sqrt(g.dot(g))
-        if gn <= tol:
-            kind, info = "gradient", {"gn": gn}
-            break
-        np.copyto(xprev, x)
+
+    def trial(g, f, it):
+        nonlocal scale, t_prev
         snap = stepper.snapshot()
         step(g)
-        it += 1
-        rejected = False
         D = x.astype(np.float64) - xprev          # the kernel's step, exact for float32
         if search:
-            slope = min(sgn * float(np.dot(g.astype(np.float64), D)), 0.0)
-            t = min(1.0, 2.0 * t_prev)
-            if t != 1.0:
-                x[...] = xprev + t * D
-            f_new = _fval(fun(x))
-            halvings = 0
-            while not (sgn * f_new <= sgn * f + ARMIJO_C * t * slope):
-                halvings += 1
-                if halvings > MAX_HALVINGS:
-                    break
-                t *= 0.5
-                x[...] = xprev + t * D
-                f_new = _fval(fun(x))
-            if halvings > MAX_HALVINGS:
+            t, f_new = _backtrack(fun, x, xprev, D, g, f, sgn, min(1.0, 2.0 * t_prev))
+            if f_new is None:
                 x[...] = xprev
                 stepper.restore(snap)
-                kind, info = "linesearch", {"it": it}
-                break
+                return None, ("linesearch", {"it": it})
             t_prev = t
+            return f_new, None
+        if scale != 1.0:
+            D *= scale
+            x[...] = xprev + D
+        f_new = _fval(fun(x))
+        if sgn * f_new < sgn * f:
+            return f_new, None
+        x[...] = xprev
+        stepper.restore(snap)
+        scale *= SHRINK
+        if float(np.abs(D).max()) <= tc * (1 + float(np.abs(xprev).max())):
+            return None, ("shrunk", {"lr": o.lr * scale})
+        return None, None
+    return trial
+
+
+def _single_loop(fun, grad, x, step, trial, f0, o, r):
+    """The iterations of one start: (kind, info, it, f, best_i); kind None at max_iter.
+
+    The hot path of minimize: without ``trial`` (no line search, no accept rule) each
+    iteration is one grad call, one kernel call, one fun call and the stop rules inline."""
+    sgn, hlim, xlim, small, keep, shape, dt = r.sgn, r.hlim, r.xlim, r.small, r.keep, r.shape, r.dt
+    tol, tc, max_iter, callback = o.tol, o.tol_change, o.max_iter, o.callback
+    record = (r.path.extend if small else r.path.append) if keep else None
+    snapshot = x.tolist if small else x.copy
+    hist, best_x, xprev = r.hist, r.best_x, r.xprev
+    hypot, sqrt = math.hypot, math.sqrt
+    best_h, best_i, f, it = r.h0, 0, f0, 0
+    while it < max_iter:
+        g = grad(x)
+        if type(g) is not np.ndarray or g.dtype is not dt or g.shape != shape:
+            g = grad_array(g, shape, dt)
+        gn = hypot(*g.tolist()) if small else sqrt(g.dot(g))
+        if gn <= tol:
+            return "gradient", {"gn": gn}, it, f, best_i
+        if xprev is not None:
+            np.copyto(xprev, x)
+        it += 1
+        if trial is None:
+            step(g)
+            fv = fun(x)
+            tf = type(fv)
+            f_new = fv if tf is float else float(fv) if tf in _NP_FLOATS else scalar_value(fv)
         else:
-            if scale != 1.0:
-                D *= scale
-                x[...] = xprev + D
-            f_new = _fval(fun(x))
-            if not (sgn * f_new < sgn * f):
-                rejected = True
-                x[...] = xprev
-                stepper.restore(snap)
-                scale *= SHRINK
-                if float(np.abs(D).max()) <= tc * (1 + float(np.abs(xprev).max())):
-                    kind, info = "shrunk", {"lr": o.lr * scale}
-                    break
-        if not rejected:
-            h_new = sgn * f_new
+            f_new, stop = trial(g, f, it)
+            if stop is not None:
+                return stop[0], stop[1], it, f, best_i
+        if f_new is not None:                     # None: the trial step was rejected
             if keep:
                 record(snapshot())
             hist.append(f_new)
+            h_new = sgn * f_new
             if not (-_INF < h_new <= hlim):
                 kind = "nonfinite" if not math.isfinite(h_new) else "growth"
-                info = {"f": f_new, "f0": f0, "it": it}
-                break
+                return kind, {"f": f_new, "f0": f0, "it": it}, it, f, best_i
             if h_new < best_h:
                 best_h, best_i = h_new, len(hist) - 1
                 if not keep:
@@ -320,204 +307,244 @@ def run_single(fun, grad, x, stepper, f0, o):
             if it % _X_CHECK_EVERY == 0:
                 xm = float(np.abs(x).max())
                 if not xm <= xlim:
-                    kind, info = "xgrowth", {"xm": xm, "it": it}
-                    break
-            if abs(f_new - f) <= tc * (1 + abs(f)):
-                if float(np.abs(x - xprev).max()) <= tc * (1 + float(np.abs(x).max())):
-                    f = f_new
-                    kind = "stall"
-                    break
+                    return "xgrowth", {"xm": xm, "it": it}, it, f, best_i
+            stall = abs(f_new - f) <= tc * (1 + abs(f)) and r.stalled(x, tc)
             f = f_new
+            if stall:
+                return "stall", {}, it, f, best_i
         if callback is not None and _stop_by_callback(callback, it, x, f):
-            kind, info = "callback", {"it": it}
-            break
+            return "callback", {"it": it}, it, f, best_i
+    return None, {}, it, f, best_i
+
+
+def run_single(fun, grad, x, stepper, f0, o):
+    """The loop for one start: one kernel call per iteration and little else.
+
+    For a small ``x`` the gradient norm and the stored path use Python floats
+    (``tolist``), which is cheaper than numpy's per-call overhead on tiny arrays.
+    """
+    r = _Single(x, f0, o)
+    special = o.line_search is not None or o.accept
+    trial = _trial_step(fun, x, r.xprev, stepper, o) if special else None
+    kind, info, it, f, best_i = _single_loop(fun, grad, x, stepper.step, trial, f0, o, r)
     if kind is None:
-        if sgn * f > h0:
+        if r.sgn * f > r.h0:
             kind, info = "worse", {"f0": f0, "f": f}
         else:
             kind = "max_iter"
     if kind in _DIVERGED:
         info["best"] = best_i
-        x_out = _path_point(path, best_i, d, small, dt) if keep else best_x
-        f_out = hist[best_i]
+        x_out = r.point(best_i) if r.keep else r.best_x
+        f_out = r.hist[best_i]
     else:
         x_out, f_out = x.copy(), f
     if kind == "gradient":
         gn = info["gn"]
     else:
-        gf = grad_array(grad(x_out), shape, dt).astype(np.float64)
+        gf = grad_array(grad(x_out), r.shape, r.dt).astype(np.float64)
         gn = float(np.sqrt(np.dot(gf, gf)))
         info.setdefault("gn", gn)
-        if kind == "max_iter" and gn <= tol:
+        if kind == "max_iter" and gn <= o.tol:
             kind, info = "gradient", {"gn": gn}
-    if keep:
-        path = np.array(path, dtype=dt).reshape(-1, *shape) if small else np.array(path)
+    path = r.path
+    if r.keep:
+        path = np.array(path, dtype=r.dt).reshape(-1, *r.shape) if r.small else np.array(path)
     return MinimizeResult(
         x_out, float(f_out), float(gn), it, kind in _CONVERGED, _message(kind, o, **info),
-        path, np.array(hist, dtype=np.float64), False)
-
+        path, np.array(r.hist, dtype=np.float64), False)
 
 # ---------------------------------------------------------------------------- many starts
 def _rowmax(a):
     return np.abs(a).max(axis=1).astype(np.float64)
 
 
-def run_batch(F, G, X, stepper, f0, o):
-    """k starts (the rows of X) at once, each stopping on its own."""
-    k = X.shape[0]
-    sgn = -1.0 if o.maximize else 1.0
-    tc = o.tol_change
-    f = f0.astype(np.float64, copy=True)
-    h0 = sgn * f
-    hlim = h0 + GROWTH * (1 + np.abs(h0))
-    xlim = GROWTH * (1 + _rowmax(X))
-    active = np.ones(k, bool)
-    nit = np.zeros(k, np.int64)
-    kinds = [None] * k
-    infos = [dict() for _ in range(k)]
-    best_h, best_x, best_it = h0.copy(), X.copy(), np.zeros(k, np.int64)
-    best_f = f.copy()
-    scale = np.ones(k)
-    scaled = False
-    t_prev = np.full(k, 0.5)  # backtracking starts from min(1, 2 * the last accepted factor)
-    snaps = [X.copy()] if o.keep_path else None
-    fs, acc = [f.copy()], [np.ones(k, bool)]
-    Xprev = np.empty_like(X)
-    rollback = o.accept or o.line_search is not None
+def _rownorm(g):
+    return np.sqrt(np.einsum("ij,ij->i", g, g, dtype=np.float64))
 
-    def finish(rows, kind, **info):
+
+class _Batch:
+    """k starts (the rows of X) at once: the state of the run, its step and stop rules."""
+
+    def __init__(self, F, G, X, stepper, f0, o):
+        self.F, self.G, self.X, self.stepper, self.f0, self.o = F, G, X, stepper, f0, o
+        self.k = k = X.shape[0]
+        self.sgn = -1.0 if o.maximize else 1.0
+        self.f = f = f0.astype(np.float64, copy=True)
+        self.h0 = h0 = self.sgn * f
+        self.hlim = h0 + GROWTH * (1 + np.abs(h0))
+        self.xlim = GROWTH * (1 + _rowmax(X))
+        self.active = np.ones(k, bool)
+        self.nit = np.zeros(k, np.int64)
+        self.kinds = [None] * k
+        self.infos = [dict() for _ in range(k)]
+        self.best_h, self.best_x, self.best_it = h0.copy(), X.copy(), np.zeros(k, np.int64)
+        self.best_f = f.copy()
+        self.scale = np.ones(k)
+        self.scaled = False
+        self.t_prev = np.full(k, 0.5)  # backtracking starts from min(1, 2 * the last factor)
+        self.snaps = [X.copy()] if o.keep_path else None
+        self.fs, self.acc = [f.copy()], [np.ones(k, bool)]
+        self.Xprev = np.empty_like(X)
+        self.rollback = o.accept or o.line_search is not None
+
+    def finish(self, rows, kind, **info):
         for i in np.flatnonzero(rows):
-            kinds[i] = kind
-            infos[i] = {key: (val[i] if isinstance(val, np.ndarray) else val)
-                        for key, val in info.items()}
-        active[rows] = False
+            self.kinds[i] = kind
+            self.infos[i] = {key: (val[i] if isinstance(val, np.ndarray) else val)
+                             for key, val in info.items()}
+        self.active[rows] = False
 
-    for it in range(1, o.max_iter + 1):
-        g = G(X)
-        gn = np.sqrt(np.einsum("ij,ij->i", g, g, dtype=np.float64))
-        hit = active & (gn <= o.tol)
-        if hit.any():
-            finish(hit, "gradient", gn=gn)
-        if not active.any():
-            break
+    def run(self):
+        o, X, active = self.o, self.X, self.active
+        for it in range(1, o.max_iter + 1):
+            g = self.G(X)
+            gn = _rownorm(g)
+            hit = active & (gn <= o.tol)
+            if hit.any():
+                self.finish(hit, "gradient", gn=gn)
+            if not active.any():
+                break
+            f_new, accepted = self.step(g, it)
+            self.stop_rules(f_new, accepted)
+            if not active.any():
+                break
+            if o.callback is not None and _stop_by_callback(o.callback, it, X, self.f):
+                self.finish(active.copy(), "callback", it=self.nit)
+                break
+        return self.result()
+
+    def step(self, g, it):
+        """One step of every active start: (f at the new rows, which rows were accepted)."""
+        o, X, Xprev, active = self.o, self.X, self.Xprev, self.active
         np.copyto(Xprev, X)
-        snap = stepper.snapshot() if rollback else None
-        stepper.step(g)
+        snap = self.stepper.snapshot() if self.rollback else None
+        self.stepper.step(g)
         frozen = ~active
         D = None
-        if scaled or o.line_search is not None or o.accept:
+        if self.scaled or o.line_search is not None or o.accept:
             D = X.astype(np.float64) - Xprev  # exact for float32 iterates
             D[frozen] = 0
-            if scaled:
-                D *= scale[:, None]
+            if self.scaled:
+                D *= self.scale[:, None]
                 X[...] = Xprev + D
         if frozen.any():
             X[frozen] = Xprev[frozen]
-        nit[active] += 1
-        failed = np.zeros(k, bool)
-        tiny = np.zeros(k, bool)
+        self.nit[active] += 1
         if o.line_search is not None:
-            slope = np.minimum(sgn * np.einsum("ij,ij->i", g.astype(np.float64), D), 0.0)
-            t = np.minimum(1.0, 2.0 * t_prev)
-            if (t < 1).any():
-                X[...] = Xprev + t[:, None] * D
-            f_new = F(X)
+            return self.line_search(g, D, frozen, snap, it)
+        if o.accept:
+            return self.accept(D, snap)
+        return self.F(X), active.copy()
+
+    def line_search(self, g, D, frozen, snap, it):
+        X, Xprev, f, sgn, active = self.X, self.Xprev, self.f, self.sgn, self.active
+        slope = np.minimum(sgn * np.einsum("ij,ij->i", g.astype(np.float64), D), 0.0)
+        t = np.minimum(1.0, 2.0 * self.t_prev)
+        if (t < 1).any():
+            X[...] = Xprev + t[:, None] * D
+        f_new = self.F(X)
+        ok = frozen | (sgn * f_new <= sgn * f + ARMIJO_C * t * slope)
+        for _ in range(MAX_HALVINGS):
+            bad = ~ok
+            if not bad.any():
+                break
+            t[bad] *= 0.5
+            X[bad] = Xprev[bad] + t[bad, None] * D[bad]
+            f_new[bad] = self.F(X)[bad]
             ok = frozen | (sgn * f_new <= sgn * f + ARMIJO_C * t * slope)
-            for _ in range(MAX_HALVINGS):
-                bad = ~ok
-                if not bad.any():
-                    break
-                t[bad] *= 0.5
-                X[bad] = Xprev[bad] + t[bad, None] * D[bad]
-                f_new[bad] = F(X)[bad]
-                ok = frozen | (sgn * f_new <= sgn * f + ARMIJO_C * t * slope)
-            failed = active & ~ok
-            if failed.any():
-                X[failed] = Xprev[failed]
-                f_new[failed] = f[failed]
-                stepper.restore(snap, None if not (active & ok).any() else failed)
-                finish(failed, "linesearch", it=it)
-            accepted = active & ok
-            t_prev = np.where(accepted, t, t_prev)
-            D *= t[:, None]
-        elif o.accept:
-            f_new = F(X)
-            accepted = active & (sgn * f_new < sgn * f)
-            rejected = active & ~accepted
-            if rejected.any():
-                X[rejected] = Xprev[rejected]
-                f_new[rejected] = f[rejected]
-                stepper.restore(snap, None if not accepted.any() else rejected)
-                tiny = rejected & (_rowmax(D) <= tc * (1 + _rowmax(Xprev)))
-                scale[rejected] *= SHRINK
-                scaled = True
-                if tiny.any():
-                    finish(tiny, "shrunk", lr=o.lr * scale)
-        else:
-            f_new = F(X)
-            accepted = active.copy()
-        if snaps is not None:
-            snaps.append(X.copy())
-        fs.append(np.where(accepted, f_new, f))
-        acc.append(accepted.copy())
-        h_new = sgn * f_new
+        failed = active & ~ok
+        if failed.any():
+            X[failed] = Xprev[failed]
+            f_new[failed] = f[failed]
+            self.stepper.restore(snap, None if not (active & ok).any() else failed)
+            self.finish(failed, "linesearch", it=it)
+        accepted = active & ok
+        self.t_prev = np.where(accepted, t, self.t_prev)
+        D *= t[:, None]
+        return f_new, accepted
+
+    def accept(self, D, snap):
+        X, Xprev, f, sgn, active = self.X, self.Xprev, self.f, self.sgn, self.active
+        f_new = self.F(X)
+        accepted = active & (sgn * f_new < sgn * f)
+        rejected = active & ~accepted
+        if rejected.any():
+            X[rejected] = Xprev[rejected]
+            f_new[rejected] = f[rejected]
+            self.stepper.restore(snap, None if not accepted.any() else rejected)
+            tiny = rejected & (_rowmax(D) <= self.o.tol_change * (1 + _rowmax(Xprev)))
+            self.scale[rejected] *= SHRINK
+            self.scaled = True
+            if tiny.any():
+                self.finish(tiny, "shrunk", lr=self.o.lr * self.scale)
+        return f_new, accepted
+
+    def stop_rules(self, f_new, accepted):
+        """Record the step, keep the best points and stop the rows that diverged or stalled."""
+        X, f, tc, nit, best_it = self.X, self.f, self.o.tol_change, self.nit, self.best_it
+        if self.snaps is not None:
+            self.snaps.append(X.copy())
+        self.fs.append(np.where(accepted, f_new, f))
+        self.acc.append(accepted.copy())
+        h_new = self.sgn * f_new
         nonfinite = accepted & ~np.isfinite(h_new)
-        growth = accepted & ~nonfinite & (h_new > hlim)
+        growth = accepted & ~nonfinite & (h_new > self.hlim)
         xm = _rowmax(X)
-        xgrowth = accepted & ~nonfinite & ~growth & ~(xm <= xlim)
+        xgrowth = accepted & ~nonfinite & ~growth & ~(xm <= self.xlim)
         diverged = nonfinite | growth | xgrowth
-        improve = accepted & ~diverged & (h_new < best_h)
+        improve = accepted & ~diverged & (h_new < self.best_h)
         if improve.any():
-            best_h[improve] = h_new[improve]
-            best_f[improve] = f_new[improve]
-            best_x[improve] = X[improve]
+            self.best_h[improve] = h_new[improve]
+            self.best_f[improve] = f_new[improve]
+            self.best_x[improve] = X[improve]
             best_it[improve] = nit[improve]
         df_small = accepted & ~diverged & (np.abs(f_new - f) <= tc * (1 + np.abs(f)))
-        stall = np.zeros(k, bool)
+        stall = np.zeros(self.k, bool)
         if df_small.any():
-            step = _rowmax(X - Xprev)
-            stall = df_small & (step <= tc * (1 + xm))
-        f = np.where(accepted, f_new, f)
+            stall = df_small & (_rowmax(X - self.Xprev) <= tc * (1 + xm))
+        self.f = f = np.where(accepted, f_new, f)
         if diverged.any():
-            finish(nonfinite, "nonfinite", f=f_new, it=nit, best=best_it)
-            finish(growth, "growth", f=f_new, f0=f0, it=nit, best=best_it)
-            finish(xgrowth, "xgrowth", xm=xm, it=nit, best=best_it)
-            X[diverged] = best_x[diverged]  # keep later evaluations finite
-            f[diverged] = best_f[diverged]
+            self.finish(nonfinite, "nonfinite", f=f_new, it=nit, best=best_it)
+            self.finish(growth, "growth", f=f_new, f0=self.f0, it=nit, best=best_it)
+            self.finish(xgrowth, "xgrowth", xm=xm, it=nit, best=best_it)
+            X[diverged] = self.best_x[diverged]  # keep later evaluations finite
+            f[diverged] = self.best_f[diverged]
         if stall.any():
-            finish(stall, "stall")
-        if not active.any():
-            break
-        if o.callback is not None and _stop_by_callback(o.callback, it, X, f):
-            finish(active.copy(), "callback", it=nit)
-            break
+            self.finish(stall, "stall")
 
-    for i in np.flatnonzero(active):
-        if sgn * f[i] > h0[i]:
-            kinds[i], infos[i] = "worse", {"f0": f0[i], "f": f[i], "best": best_it[i]}
-        else:
-            kinds[i] = "max_iter"
-    out_x = X.copy()
-    out_f = f.copy()
-    for i, kind in enumerate(kinds):
-        if kind in _DIVERGED:
-            out_x[i] = best_x[i]
-            out_f[i] = best_f[i]
-            infos[i]["best"] = best_it[i]
-    gfin = G(out_x)
-    gn = np.sqrt(np.einsum("ij,ij->i", gfin, gfin, dtype=np.float64))
-    messages = []
-    for i, kind in enumerate(kinds):
-        if kind == "max_iter" and gn[i] <= o.tol:
-            kind = kinds[i] = "gradient"
-        infos[i]["gn"] = gn[i]
-        messages.append(_message(kind, o, **infos[i]))
-    A = np.array(acc)
-    paths = None
-    if snaps is not None:
-        S = np.array(snaps)
-        paths = tuple(S[A[:, i], i] for i in range(k))
-    Fh = np.array(fs)
-    hists = tuple(Fh[A[:, i], i] for i in range(k))
-    return MinimizeResult(out_x, out_f, gn, nit, np.array([kd in _CONVERGED for kd in kinds]),
-                          tuple(messages), paths, hists, True)
+    def result(self):
+        kinds, infos, f, best_it, k = self.kinds, self.infos, self.f, self.best_it, self.k
+        for i in np.flatnonzero(self.active):
+            if self.sgn * f[i] > self.h0[i]:
+                kinds[i], infos[i] = "worse", {"f0": self.f0[i], "f": f[i], "best": best_it[i]}
+            else:
+                kinds[i] = "max_iter"
+        out_x = self.X.copy()
+        out_f = f.copy()
+        for i, kind in enumerate(kinds):
+            if kind in _DIVERGED:
+                out_x[i] = self.best_x[i]
+                out_f[i] = self.best_f[i]
+                infos[i]["best"] = best_it[i]
+        gn = _rownorm(self.G(out_x))
+        messages = []
+        for i, kind in enumerate(kinds):
+            if kind == "max_iter" and gn[i] <= self.o.tol:
+                kind = kinds[i] = "gradient"
+            infos[i]["gn"] = gn[i]
+            messages.append(_message(kind, self.o, **infos[i]))
+        A = np.array(self.acc)
+        paths = None
+        if self.snaps is not None:
+            S = np.array(self.snaps)
+            paths = tuple(S[A[:, i], i] for i in range(k))
+        Fh = np.array(self.fs)
+        hists = tuple(Fh[A[:, i], i] for i in range(k))
+        return MinimizeResult(out_x, out_f, gn, self.nit,
+                              np.array([kd in _CONVERGED for kd in kinds]),
+                              tuple(messages), paths, hists, True)
+
+
+def run_batch(F, G, X, stepper, f0, o):
+    """k starts (the rows of X) at once, each stopping on its own."""
+    return _Batch(F, G, X, stepper, f0, o).run()
