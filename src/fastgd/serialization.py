@@ -439,7 +439,16 @@ def _check_optimizer(reader, om, params):
     if om["backend"] not in _BACKENDS:
         reader.fail(f"the optimizer has backend {_short(om['backend'])}, not one of "
                     f"{_BACKENDS}")
-    groups = om["param_groups"]
+    groups = _check_optimizer_groups(reader, om["param_groups"], params)
+    entries, arrays = _check_optimizer_state(reader, om["state"], cls, params)
+    _check_state_per_group(reader, groups, entries, cls)
+    return {"cls": cls, "backend": om["backend"], "groups": groups, "entries": entries,
+            "arrays": arrays}
+
+
+def _check_optimizer_groups(reader, groups, params):
+    """The optimizer's param_groups: JSON objects whose 'params' list the model's
+    parameters in order."""
     if not isinstance(groups, list) or not groups:
         reader.fail("the optimizer's param_groups must be a non-empty list")
     indices = []
@@ -454,7 +463,12 @@ def _check_optimizer(reader, om, params):
     if indices != list(range(len(params))):
         reader.fail(f"the optimizer's param_groups hold the parameters {_short(indices)}, "
                     f"the model has {len(params)} (in order)")
-    state = om["state"]
+    return groups
+
+
+def _check_optimizer_state(reader, state, cls, params):
+    """The optimizer's state entries by parameter index, ``(step, none, [(name, member)])``,
+    and the (shape, dtype) each state member must have."""
     if not isinstance(state, dict):
         reader.fail("the optimizer's state must be a JSON object")
     arrays, entries = {}, {}
@@ -481,8 +495,12 @@ def _check_optimizer(reader, om, params):
                 arrays[member] = (shape, dtype)
                 names.append((name, member))
         entries[i] = (step, list(none), names)
-    # an optimizer allocates each state array for all parameters of a group at once: a
-    # group whose stepped parameters have it only in part lost some of it
+    return entries, arrays
+
+
+def _check_state_per_group(reader, groups, entries, cls):
+    """An optimizer allocates each state array for all parameters of a group at once: a
+    group whose stepped parameters have it only in part lost some of it."""
     first = 0
     for g, group in enumerate(groups):
         stepped = [i for i in range(first, first + len(group["params"])) if i in entries]
@@ -494,8 +512,6 @@ def _check_optimizer(reader, om, params):
                 lacking = sorted(set(stepped) - set(has))
                 reader.fail(f"the optimizer's state has {name!r} for parameters {has} of "
                             f"param_groups[{g}] but not for {lacking}")
-    return {"cls": cls, "backend": om["backend"], "groups": groups, "entries": entries,
-            "arrays": arrays}
 
 
 def _build_model(reader, layers):
