@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from fastgd.minimize import minimize
+from fastgd.descent.minimize import minimize
 
 N = 1000
 LR = 1e-3

@@ -503,7 +503,7 @@ def test_eps_at_the_unit_roundoff_always_takes_a_nonzero_step(dtype, x):
 
 
 def test_the_documented_bound_is_the_checked_one(dtype):
-    from fastgd.gradients import check_eps
+    from fastgd.descent.gradients import check_eps
     u = float(np.finfo(dtype).eps) / 2
     assert check_eps(u, dtype) == u
     with pytest.raises(ValueError, match=f"{u:.3g}"):

@@ -401,12 +401,12 @@ def test_demo_figures_use_the_writer(mode, umask_027, tmp_path):
     fig.add_subplot().plot([0, 1], [1, 0])
     path = tmp_path / "fig.png"
     path.write_bytes(b"old")
-    demo._save_atomic(fig, str(path), 50)
+    demo.save_png(fig, str(path), 50)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert stat.S_IMODE(os.stat(path).st_mode) == umask_027
     assert os.listdir(tmp_path) == ["fig.png"]
     with pytest.raises(FileNotFoundError) as info:
-        demo._save_atomic(fig, str(tmp_path / "nope" / "fig.png"), 50)
+        demo.save_png(fig, str(tmp_path / "nope" / "fig.png"), 50)
     assert info.value.filename == str(tmp_path / "nope" / "fig.png")
 
 

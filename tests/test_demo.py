@@ -1,5 +1,6 @@
 """``fastgd demo``: the figures are written as valid PNG files, atomically, and the command's
 errors are one line; the numbers behind figures 5 and 7 show what the figures claim."""
+import importlib
 import math
 import os
 import sys
@@ -69,9 +70,8 @@ def test_missing_matplotlib_is_a_clear_error(tmp_path, capsys, monkeypatch):
 
 
 def test_more_figures_register_through_a_figure_module(tmp_path, monkeypatch, capsys):
-    """The hook for the fastgd.nn figures (5 and 7): a module listed in FIGURE_MODULES is
-    imported before the figures run and registers its own, which take their place in the
-    order."""
+    """How figures 5 and 7 join the demo: a module that registers a figure with
+    ``@demo.figure`` when imported adds it to `FIGURES` in the order of its number."""
     pytest.importorskip("matplotlib")
     from fastgd import demo
 
@@ -88,17 +88,20 @@ def test_more_figures_register_through_a_figure_module(tmp_path, monkeypatch, ca
         "    return fig\n")
     monkeypatch.syspath_prepend(str(plugin_dir))
     monkeypatch.delitem(sys.modules, "fastgd_test_demo_plugin", raising=False)
-    monkeypatch.setattr(demo, "FIGURE_MODULES", ["fastgd_test_demo_plugin"])
-    # without the real figure 5, in case fastgd._demo_nn has registered it already
-    monkeypatch.setattr(demo, "FIGURES", [f for f in demo.FIGURES if f.number != 5])
-    out = tmp_path / "out"
-    assert cli.main(["demo", "--out", str(out), "--only", "fake_five"]) == 0
-    assert capsys.readouterr().out.startswith(str(out / "fake_five.png"))
-    _check_png(str(out / "fake_five.png"))
-    names = [f.name for f in demo.FIGURES]               # in its place, between 4 and 6
-    assert names.index("local_minima") < names.index("fake_five") < names.index("batch_sizes")
-    with pytest.raises(ValueError, match="exists already"):
-        demo.figure(5, "another", "clash")(lambda: None)
+    saved = list(demo.FIGURES)
+    try:
+        demo.FIGURES[:] = [f for f in saved if f.number != 5]   # without the real figure 5
+        importlib.import_module("fastgd_test_demo_plugin")
+        out = tmp_path / "out"
+        assert cli.main(["demo", "--out", str(out), "--only", "fake_five"]) == 0
+        assert capsys.readouterr().out.startswith(str(out / "fake_five.png"))
+        _check_png(str(out / "fake_five.png"))
+        names = [f.name for f in demo.FIGURES]           # in its place, between 4 and 6
+        assert names.index("local_minima") < names.index("fake_five") < names.index("batch_sizes")
+        with pytest.raises(ValueError, match="exists already"):
+            demo.figure(5, "another", "clash")(lambda: None)
+    finally:
+        demo.FIGURES[:] = saved
 
 
 def test_bad_dpi(tmp_path, capsys):
@@ -109,12 +112,12 @@ def test_bad_dpi(tmp_path, capsys):
 
 # ---------------------------------------------------------------------------- figure 5
 def test_sigmoid_gradients_vanish_towards_the_input_and_relu_ones_do_not():
-    from fastgd import _demo_nn
+    from fastgd.demo import networks
 
     for seed in range(3):
-        sig = _demo_nn.layer_gradient_norms("sigmoid", seed=seed)
-        relu = _demo_nn.layer_gradient_norms("relu", seed=seed)
-        assert sig.shape == relu.shape == (_demo_nn.DEPTH,)
+        sig = networks.layer_gradient_norms("sigmoid", seed=seed)
+        relu = networks.layer_gradient_norms("relu", seed=seed)
+        assert sig.shape == relu.shape == (networks.DEPTH,)
         assert np.all(np.isfinite(sig)) and np.all(sig > 0) and np.all(relu > 0)
         # the first layer's gradient is orders of magnitude below the last layer's, and it
         # shrinks at every layer on the way back (by about sigma' <= 1/4 each)
@@ -126,13 +129,13 @@ def test_sigmoid_gradients_vanish_towards_the_input_and_relu_ones_do_not():
 
 
 def test_layer_gradient_norms_are_the_norms_of_model_gradients():
-    from fastgd import _demo_nn
+    from fastgd.demo import networks
     from fastgd.nn import CrossEntropyLoss
 
-    norms = _demo_nn.layer_gradient_norms("relu", depth=3, width=8, seed=1, batch=64)
-    X, y = _demo_nn._digits(np.float64)
+    norms = networks.layer_gradient_norms("relu", depth=3, width=8, seed=1, batch=64)
+    X, y = networks.digits(np.float64)
     rows = np.random.default_rng(1).permutation(len(X))[:64]
-    model = _demo_nn.deep_mlp("relu", depth=3, width=8, seed=1)
+    model = networks.deep_mlp("relu", depth=3, width=8, seed=1)
     assert [p.shape for p in model.parameters()] == [(64, 8), (8,), (8, 8), (8,), (8, 10), (10,)]
     loss = CrossEntropyLoss()
     loss.forward(model.forward(X[rows]), y[rows])
@@ -142,23 +145,23 @@ def test_layer_gradient_norms_are_the_norms_of_model_gradients():
 
 
 def test_the_deep_sigmoid_net_stalls_at_chance_and_the_relu_net_learns():
-    from fastgd import _demo_nn
+    from fastgd.demo import networks
 
-    sig = _demo_nn.train_deep("sigmoid", epochs=3)
-    relu = _demo_nn.train_deep("relu", epochs=3)
+    sig = networks.train_deep("sigmoid", epochs=3)
+    relu = networks.train_deep("relu", epochs=3)
     assert np.all(np.abs(sig - math.log(10)) < 0.05), sig         # uniform guessing: ln 10
     assert relu[-1] < 1.5 and np.all(np.diff(relu) < 0), relu
 
 
 # ---------------------------------------------------------------------------- figure 7
 def test_digits_optimizer_runs_train_every_optimizer_from_the_same_start():
-    from fastgd import _demo_nn
+    from fastgd.demo import networks
 
-    specs = _demo_nn.DIGITS_OPTIMIZERS
+    specs = networks.DIGITS_OPTIMIZERS
     assert [s[0].split(" ")[0] for s in specs] == ["SGD", "SGD", "Adagrad", "RMSprop", "Adam",
                                                    "AdamW"]
     assert specs[1][2]["momentum"] == 0.9
-    runs = _demo_nn.digits_optimizer_runs(epochs=3)
+    runs = networks.digits_optimizer_runs(epochs=3)
     assert [r["label"] for r in runs] == [s[0] for s in specs]
     assert [r["lr"] for r in runs] == [s[2]["lr"] for s in specs]
     for r in runs:
@@ -167,6 +170,6 @@ def test_digits_optimizer_runs_train_every_optimizer_from_the_same_start():
         assert r["test_accuracy"].max() > 0.9, r
     # same initialisation and batch order: a run repeats bit for bit, and Adam and AdamW
     # (weight decay 0.01 x lr 0.01 per step) stay close
-    again = _demo_nn.digits_optimizer_runs(epochs=3, optimizers=[specs[4]])[0]
+    again = networks.digits_optimizer_runs(epochs=3, optimizers=[specs[4]])[0]
     np.testing.assert_array_equal(again["loss"], runs[4]["loss"])
     np.testing.assert_allclose(runs[5]["loss"], runs[4]["loss"], rtol=0.02)

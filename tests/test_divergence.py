@@ -14,7 +14,7 @@ from fastgd import _optim, nn, optim
 from helpers import assert_trees_equal
 from nn_testutil import DTYPE_IDS, DTYPES, assert_params_equal, blobs, snapshot
 
-fit_module = importlib.import_module("fastgd.fit")
+fit_module = importlib.import_module("fastgd.train.fit")
 dtypes = pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 
 
@@ -340,8 +340,7 @@ def test_a_backup_hook_keeps_its_backup_alive():
     import gc
     model = nn.MLP([2, 2], dtype=np.float64, seed=0)
     opt = optim.SGD(model.parameters(), lr=0.5)
-    hook = opt.backup().hook()
-    opt._backup = None
+    hook = _optim.Backup(list(model.parameters())).hook()   # no other reference to the Backup
     gc.collect()
     X, y, losses = np.zeros((3, 2)), np.zeros(3, np.int64), np.empty(3)
     updates = [u.hook() for u in opt.bind(model.gradients())]

@@ -13,7 +13,7 @@ from fastgd import nn, optim
 from nn_testutil import (DTYPE_IDS, DTYPES, assert_params_equal, blobs, fit_quiet, snapshot,
                          tol)
 
-fit_module = importlib.import_module("fastgd.fit")   # (fastgd.fit is the function)
+fit_module = importlib.import_module("fastgd.train.fit")   # (fastgd.train.fit is the function)
 
 dtypes = pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 backends = pytest.mark.parametrize("backend", ["native", "reference"])

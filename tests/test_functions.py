@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fastgd import functions
-from fastgd.gradients import numerical_gradient
+from fastgd.descent.gradients import numerical_gradient
 
 #: every test function, with its defaults and with other parameters
 FUNCTIONS = {

@@ -14,7 +14,7 @@ from fastgd import nn, optim
 from helpers import assert_trees_equal
 from nn_testutil import DTYPE_IDS, DTYPES, assert_params_equal, blobs, snapshot
 
-fit_module = importlib.import_module("fastgd.fit")
+fit_module = importlib.import_module("fastgd.train.fit")
 dtypes = pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 
 OPTIMIZERS = [

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from fastgd.gradients import default_eps, numerical_gradient
+from fastgd.descent.gradients import default_eps, numerical_gradient
 
 #: how close a central difference is to the analytic gradient, per dtype (smooth functions
 #: of order-one scale with the default step)

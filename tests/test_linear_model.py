@@ -5,8 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
-from fastgd import _stepper
-from fastgd.gradients import numerical_gradient
+from fastgd.optim import _stepper
+from fastgd.descent.gradients import numerical_gradient
 from fastgd.linear_model import ConvergenceWarning, LinearRegression, NotFittedError
 
 #: how close a gradient-descent solution is to the closed form, per dtype

@@ -669,7 +669,7 @@ def test_real_zip_bombs_are_refused_before_decompressing(bomb, tmp_path):
     path = write(tmp_path, data)
     assert os.path.getsize(path) < 200_000
     tracemalloc.start()
-    assert_refused(path, f"more than {fastgd.serialization.MAX_EXPANSION} times the file's")
+    assert_refused(path, f"more than {fastgd.nn.serialization.MAX_EXPANSION} times the file's")
     assert tracemalloc.get_traced_memory()[1] < 2 << 20
     tracemalloc.stop()
 

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import assume, given, strategies as st
 
 import fastgd
-from fastgd import _stepper, functions
-from fastgd.minimize import Iterate, MinimizeResult, minimize
+from fastgd import functions
+from fastgd.optim import _stepper
+from fastgd.descent.minimize import Iterate, MinimizeResult, minimize
 
 METHODS = ["gd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
 #: learning rates that take each method from (1, 3) to the minimum of x² + y² + xy within 3000 steps
@@ -434,7 +435,7 @@ def test_top_level_exports():
     exported = getattr(fastgd, "minimize", None)
     if exported is None or isinstance(exported, types.ModuleType):
         pytest.skip("fastgd/__init__.py does not export minimize yet")
-    from fastgd.gradients import numerical_gradient
+    from fastgd.descent.gradients import numerical_gradient
     assert exported is minimize
     assert fastgd.numerical_gradient is numerical_gradient
     assert fastgd.functions is functions

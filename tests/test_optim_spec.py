@@ -8,7 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from fastgd import _optim, functional as F, optim
+from fastgd import _optim, optim
+from fastgd.optim import functional as F
 from fastgd.optim._spec import Hyper, Spec, State, flag, is_true, nonnegative
 from helpers import assert_trees_equal
 
@@ -183,7 +184,7 @@ def test_a_spec_is_all_a_new_algorithm_needs(backend, rng):
     again = HeavyBall([x.copy() for x in a], backend=backend)
     again.load_state_dict(mine.state_dict())
     assert_trees_equal(again.state_dict(), mine.state_dict())
-    heavy_ball_ = F._functional(HeavyBall)
+    heavy_ball_ = F.functional_for(HeavyBall)
     assert heavy_ball_.__name__ == "heavy_ball_"
     x, y = np.ones(3), np.ones(3)
     bx, by = np.zeros(3), np.zeros(3)

@@ -154,7 +154,7 @@ def _stepper_method(name, kw):
        dtype=dtypes, seed=st.integers(0, 2**32 - 1))
 def test_class_functional_and_stepper_take_the_same_steps(opt, shape, dtype, seed):
     """The three native step paths, all built from the algorithm's spec, agree bit for bit."""
-    from fastgd import _stepper
+    from fastgd.optim import _stepper
     name, kw = opt
     spec = getattr(fastgd.optim, name).spec
     init, grads = _data(seed, [shape], dtype, steps=4)

@@ -76,7 +76,7 @@ def test_round_trip_str_path_and_overwrite(tmp_path, rng):
     a = nn.MLP([3, 5, 2], seed=0)
     b = nn.MLP([3, 5, 2], seed=1)
     path = str(tmp_path / "m.npz")
-    fastgd.serialization.save(a, path)
+    fastgd.nn.serialization.save(a, path)
     b.save(path)                             # replaces the earlier file
     loaded = fastgd.load(path)
     assert_params_equal(snapshot(b), loaded.parameters())
@@ -184,7 +184,7 @@ def test_numpy_scalar_hyper_parameters_are_saved(kw, tmp_path):
 def test_save_errors(tmp_path):
     model = nn.MLP([3, 4, 2], seed=0)
     with pytest.raises(TypeError, match="model must be a fastgd.nn.Sequential"):
-        fastgd.serialization.save(nn.Linear(2, 2), tmp_path / "x.npz")
+        fastgd.nn.serialization.save(nn.Linear(2, 2), tmp_path / "x.npz")
     with pytest.raises(TypeError, match="optimizer must be a fastgd.optim optimizer"):
         model.save(tmp_path / "x.npz", optimizer="adam")
     other = optim.SGD(nn.MLP([3, 4, 2]).parameters(), lr=0.1)

@@ -16,8 +16,8 @@ import warnings
 import numpy as np
 
 from . import _checks
-from ._stepper import Stepper
-from .gradients import as_real_array
+from .descent.gradients import as_real_array
+from .optim._stepper import Stepper
 
 __all__ = ["LinearRegression", "ConvergenceWarning", "NotFittedError"]
 

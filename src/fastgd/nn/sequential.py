@@ -173,7 +173,7 @@ class Sequential(Module):
     def save(self, path, optimizer=None):
         """Save the architecture, the parameters and optionally ``optimizer``'s state to an
         .npz file, atomically (see ``fastgd.load``)."""
-        from ..serialization import save
+        from .serialization import save
         save(self, path, optimizer)
 
     def __getitem__(self, i):

@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from . import _checks
+from .. import _checks
 
 __all__ = ["numerical_gradient"]
 
@@ -90,8 +90,8 @@ def numerical_gradient(fun, x, eps=None, *, batched=False):
         raise ValueError("x contains NaN or infinity")
     h_rel = default_eps(x.dtype) if eps is None else check_eps(eps, x.dtype)
     if batched:
-        return _central_batched(fun, x, h_rel)
-    return _central(fun, x, h_rel)
+        return central_batched(fun, x, h_rel)
+    return central(fun, x, h_rel)
 
 
 def default_eps(dtype):
@@ -165,7 +165,7 @@ def row_values(f, k, name="fun"):
     return a.astype(np.float64, copy=False)
 
 
-def _central(fun, x, h_rel):
+def central(fun, x, h_rel):
     work = np.array(x, dtype=x.dtype, order="C", copy=True)
     flat = work.reshape(-1)
     grad = np.empty(flat.shape, np.float64)
@@ -183,7 +183,7 @@ def _central(fun, x, h_rel):
     return grad.astype(x.dtype, copy=False).reshape(x.shape)
 
 
-def _central_batched(fun, x, h_rel):
+def central_batched(fun, x, h_rel):
     k, d = x.shape
     work = np.array(x, dtype=x.dtype, order="C", copy=True)
     grad = np.empty((k, d), np.float64)

@@ -17,9 +17,9 @@ import zlib
 
 import numpy as np
 
-from . import nn, optim
-from ._atomic import atomic_write, fspath
-from .nn import init as _init
+from .. import nn, optim
+from .._atomic import atomic_write, fspath
+from . import init as _init
 
 FORMAT = 1
 #: the most the members together may hold, as a multiple of the file's size (the zip-bomb

@@ -5,10 +5,11 @@ import time
 
 import numpy as np
 
-from . import datasets, fit, nn, optim
-from ._atomic import atomic_write
-from .cli import CLIError
-from .errors import DivergenceError
+from .. import datasets, nn, optim
+from .._atomic import atomic_write
+from ..train import fit
+from ..train.errors import DivergenceError
+from . import CLIError
 
 #: --optimizer's choices: every algorithm of `fastgd.optim.ALGORITHMS` by name, and
 #: "momentum" (SGD with momentum 0.9)

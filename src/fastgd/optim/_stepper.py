@@ -15,7 +15,7 @@ import functools
 
 import numpy as np
 
-from . import _checks, _optim, optim
+from .. import _checks, _optim, optim
 
 # method -> (optimizer class, fixed hyper-parameters, hyper-parameters a user may not set):
 # plain, heavy-ball and Nesterov SGD, then every other algorithm under its own name

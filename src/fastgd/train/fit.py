@@ -7,12 +7,13 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from . import _checks, _inputs as data
+from .. import _checks
+from ..nn import losses as _losses
+from ..nn.module import Module
+from ..optim.optimizer import Optimizer
+from . import _inputs as data
 from .errors import DivergenceError
 from .history import History
-from .nn import losses as _losses
-from .nn.module import Module
-from .optim.optimizer import Optimizer
 
 
 def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True, seed=None,

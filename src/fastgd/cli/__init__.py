@@ -12,8 +12,8 @@ import sys
 
 # sub-command -> (module, one-line help)
 COMMANDS = {
-    "train": ("fastgd.train_cli", "train an MLP (default: the bundled 8x8 digits) and report test accuracy"),
-    "demo": ("fastgd.demo", "write the figures of gradient descent's phenomena as PNG files"),
+    "train": ("fastgd.cli.train", "train an MLP (default: the bundled 8x8 digits) and report test accuracy"),
+    "demo": ("fastgd.cli.demo", "write the figures of gradient descent's phenomena as PNG files"),
 }
 
 

@@ -11,10 +11,10 @@ import math
 
 import numpy as np
 
-from . import _checks
-from ._descent import Iterate, MinimizeResult, grad_array, run_batch, run_single
-from ._stepper import Stepper, check_method, defaults
-from .gradients import (_central, _central_batched, as_real_array, default_eps, row_values,
+from .. import _checks
+from ..optim._stepper import Stepper, check_method, defaults
+from ._loops import Iterate, MinimizeResult, grad_array, run_batch, run_single
+from .gradients import (central, central_batched, as_real_array, default_eps, row_values,
                         scalar_value)
 
 __all__ = ["minimize", "MinimizeResult", "Iterate"]
@@ -197,7 +197,7 @@ def _start_value(fun, x):
 def _single_grad(fun, grad, x):
     if grad is None:
         h = default_eps(x.dtype)
-        return lambda v: _central(fun, v, h)
+        return lambda v: central(fun, v, h)
     return grad
 
 
@@ -212,7 +212,7 @@ def _batch_evaluators(fun, grad, X):
         h = default_eps(dt)
 
         def G(Z):
-            return _central_batched(fun, Z, h)
+            return central_batched(fun, Z, h)
     else:
         def G(Z):
             return grad_array(grad(Z), (k, d), dt)

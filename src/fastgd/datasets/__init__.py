@@ -4,7 +4,7 @@ from importlib import resources
 
 import numpy as np
 
-from . import _checks
+from .. import _checks
 
 
 def load_digits():
@@ -19,7 +19,7 @@ def load_digits():
     >>> X.shape, y.shape, int(y.max())
     ((1797, 64), (1797,), 9)
     """
-    with resources.files("fastgd.data").joinpath("digits.csv.gz").open("rb") as fh:
+    with resources.files("fastgd.datasets.data").joinpath("digits.csv.gz").open("rb") as fh:
         table = np.loadtxt(gzip.open(fh), delimiter=",")
     return table[:, :-1], table[:, -1].astype(np.int64)
 

@@ -1,9 +1,10 @@
 """Backpropagation checked against central finite differences."""
 import numpy as np
 
-from . import _checks, _inputs
-from .nn import losses as _losses
-from .nn.module import Module
+from .. import _checks
+from ..nn import losses as _losses
+from ..nn.module import Module
+from . import _inputs
 
 
 def gradcheck(model, X, y, loss, *, eps=1e-5, floor=1e-7, max_checks_per_param=None, seed=0):

@@ -1,22 +1,21 @@
 """The ``fastgd demo`` figures that train networks with ``fastgd.nn``: 5 (vanishing gradients)
 and 7 (optimizers on the digits data).
 
-Imported by `fastgd.demo` (it is listed in ``FIGURE_MODULES``); the figures register
-themselves with ``@demo.figure`` and draw on ``demo.new_figure``. The numbers behind them
-come from small helpers, `layer_gradient_norms`, `train_deep` and `digits_optimizer_runs`, which the tests call
-directly.
+The figures register themselves with ``@figure`` and draw on `new_figure` (both from
+`fastgd.demo`). The numbers behind them come from small helpers, `layer_gradient_norms`,
+`train_deep` and `digits_optimizer_runs`, which the tests call directly.
 """
 import functools
 import math
 
 import numpy as np
 
-from . import datasets, optim
-from .demo import figure, new_figure
-from .fit import fit
-from .nn import MLP, CrossEntropyLoss
+from .. import datasets, optim
+from ..nn import MLP, CrossEntropyLoss
+from ..train.fit import fit
+from ._figure import figure, new_figure
 
-__all__ = ["deep_mlp", "layer_gradient_norms", "train_deep", "DIGITS_OPTIMIZERS",
+__all__ = ["digits", "deep_mlp", "layer_gradient_norms", "train_deep", "DIGITS_OPTIMIZERS",
            "digits_optimizer_runs"]
 
 
@@ -28,7 +27,7 @@ def _digits_raw():
     return X, y
 
 
-def _digits(dtype):
+def digits(dtype):
     """The bundled digits scaled to [0, 1] (X / 16) in ``dtype``, and their labels."""
     X, y = _digits_raw()
     return (X / 16).astype(dtype), y.copy()
@@ -49,7 +48,7 @@ def layer_gradient_norms(activation, depth=DEPTH, width=WIDTH, seed=0, batch=256
     """‖dW_k‖ (Frobenius norm) of each Linear layer k = 1..depth of `deep_mlp` at its
     initialisation: one forward and backward pass of the cross-entropy on ``batch`` digits
     (drawn with ``seed``). Returns an array of ``depth`` norms, first layer first."""
-    X, y = _digits(np.float64)
+    X, y = digits(np.float64)
     rows = np.random.default_rng(seed).permutation(len(X))[:batch]
     model = deep_mlp(activation, depth, width, seed)
     loss = CrossEntropyLoss()
@@ -61,7 +60,7 @@ def layer_gradient_norms(activation, depth=DEPTH, width=WIDTH, seed=0, batch=256
 def train_deep(activation, depth=DEPTH, width=WIDTH, epochs=20, lr=0.05, seed=0):
     """Mean training loss per epoch of `deep_mlp` trained by mini-batch SGD (batch 32) on
     all the digits."""
-    X, y = _digits(np.float64)
+    X, y = digits(np.float64)
     model = deep_mlp(activation, depth, width, seed)
     h = fit(model, X, y, loss=CrossEntropyLoss(), optimizer=optim.SGD(model.parameters(), lr=lr),
             epochs=epochs, batch_size=32, seed=seed, progress=False)
@@ -150,7 +149,7 @@ def digits_optimizer_runs(epochs=30, seed=0, optimizers=DIGITS_OPTIMIZERS):
     each optimizer: same initialisation and batch order (``seed``), batch 32. Returns one dict
     per optimizer: ``label``, ``lr``, ``loss`` (training loss per epoch), ``test_accuracy``
     (per epoch) and ``n_test`` (test rows)."""
-    X, y = _digits(np.float32)
+    X, y = digits(np.float32)
     Xtr, Xte, ytr, yte = datasets.train_test_split(X, y, test_size=0.25, seed=seed)
     runs = []
     for label, cls, kw, *_ in optimizers:
