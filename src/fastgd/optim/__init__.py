@@ -21,7 +21,7 @@ from .sgd import SGD
 ALGORITHMS = MappingProxyType({cls.spec.name: cls for cls in (SGD, Adagrad, RMSprop, Adam, AdamW)})
 
 
-def by_name(name):
+def by_name(name: str) -> type[Optimizer]:
     """The optimizer class of the algorithm ``name`` (a key of `ALGORITHMS`), for
     ``by_name("adam")(params, lr=0.01)``; its spec is ``by_name(name).spec``."""
     if not isinstance(name, str) or name not in ALGORITHMS:

@@ -32,7 +32,7 @@ Example (Adagrad's, in ``optim/adagrad.py``)::
 import operator
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Callable, Mapping, NamedTuple, Optional, Union
+from typing import Any, Callable, Mapping, NamedTuple, NoReturn, Optional, Union
 
 from .. import _checks
 
@@ -41,12 +41,12 @@ from .. import _checks
 # Each is called as ``check(value, label)`` (label: the name an error message gives the
 # value) and returns the checked value.
 
-def nonnegative(value, label):
+def nonnegative(value: Any, label: str) -> float:
     """A finite real number >= 0, as a float."""
     return _checks.real(value, label, low=0)
 
 
-def unit_interval(value, label):
+def unit_interval(value: Any, label: str) -> float:
     """A real number in [0, 1), as a float."""
     return _checks.real(value, label, low=0, high=1, high_open=True)
 
@@ -66,19 +66,19 @@ class When(NamedTuple):
     value: object
     text: str
 
-    def __call__(self, hp):
+    def __call__(self, hp: Mapping[str, Any]) -> bool:
         return bool(self.op(hp[self.key], self.value))
 
 
-def is_true(key):
+def is_true(key: str) -> When:
     return When(key, operator.eq, True, f"{key}=True")       # a checked flag is a bool
 
 
-def is_positive(key):
+def is_positive(key: str) -> When:
     return When(key, operator.gt, 0, f"{key} > 0")
 
 
-def is_nonzero(key):
+def is_nonzero(key: str) -> When:
     return When(key, operator.ne, 0, f"{key} != 0")
 
 
@@ -97,7 +97,7 @@ class Hyper(NamedTuple):
     keyword_only: bool = False
 
     @property
-    def kernel_names(self):
+    def kernel_names(self) -> tuple:
         return (self.name,) if self.kernel is None else self.kernel
 
 
@@ -115,7 +115,7 @@ class State(NamedTuple):
     arg: Optional[str] = None
 
     @property
-    def arg_name(self):
+    def arg_name(self) -> str:
         return self.name if self.arg is None else self.arg
 
 
@@ -156,9 +156,9 @@ class Spec:
     _kernel_checks: tuple = field(init=False, repr=False, compare=False)
     _conditions: tuple = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self._check_declaration()
-        derived = dict(
+        derived: dict[str, Any] = dict(
             fixed=MappingProxyType(dict(self.fixed)),
             state_names=tuple(s.name for s in self.states),
             defaults=MappingProxyType({h.name: h.default for h in self.hypers}),
@@ -170,9 +170,9 @@ class Spec:
         for k, v in derived.items():
             object.__setattr__(self, k, v)
 
-    def _check_declaration(self):
+    def _check_declaration(self) -> None:
         """Refuse a spec the layers that read it could not follow, naming the mistake."""
-        def bad(what):
+        def bad(what: str) -> NoReturn:
             raise ValueError(f"spec {self.name!r}: {what}")
         names = [h.name for h in self.hypers]
         kernel_args = [n for h in self.hypers for n in h.kernel_names] + list(self.fixed)
@@ -194,7 +194,9 @@ class Spec:
                 bad(f"{st.name} exists when {st.when.text}, but {st.when.key!r} is not a "
                     "kernel argument")
 
-    def variant(self, name, *, defaults=None, fixed=None, example=None):
+    def variant(self, name: str, *, defaults: Optional[Mapping[str, Any]] = None,
+                fixed: Optional[Mapping[str, Any]] = None,
+                example: Optional[str] = None) -> "Spec":
         """This spec under another name, with other defaults or fixed kernel arguments
         (AdamW is Adam with ``decoupled_weight_decay=True`` and ``weight_decay=1e-2``)."""
         defaults = dict(defaults or {})
@@ -207,7 +209,7 @@ class Spec:
                        example=self.example if example is None else example)
 
     # ---------------------------------------------------------------- checks
-    def kernel_args(self, group, where=""):
+    def kernel_args(self, group: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         """The kernel's keyword arguments from a parameter group's hyper-parameters, each
         checked (``where`` names the group in messages: ``param_groups[1]['lr']``)."""
         hp = {}
@@ -223,30 +225,31 @@ class Spec:
                     hp[names[0]] = value
         return self._finish(hp, where)
 
-    def kernel_args_from_kernel_names(self, values):
+    def kernel_args_from_kernel_names(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The same from values named as the kernel's arguments (``beta1``, not ``betas``),
         as the functional form takes them, each checked under its own name."""
         return self._finish({n: check(values[n], n) for n, check in self._kernel_checks}, "")
 
-    def _finish(self, hp, where):
+    def _finish(self, hp: dict[str, Any], where: str) -> dict[str, Any]:
         if self.validate is not None:
             self.validate(hp, where)
         if self.fixed:
             hp.update(self.fixed)
         return hp
 
-    def needs(self, hp):
+    def needs(self, hp: Mapping[str, Any]) -> tuple[bool, ...]:
         """Which state arrays the kernel arguments ``hp`` use, in the kernel's order."""
         return tuple([w is None or w.op(hp[w.key], w.value) for w in self._conditions])
 
-    def initial_value(self, state, group):
+    def initial_value(self, state: State, group: Mapping[str, Any]) -> float:
         """The fill value of ``state`` (a `State`) for a parameter group."""
         if isinstance(state.initial, str):
             return float(group[state.initial])
         return float(state.initial)
 
     # ---------------------------------------------------------------- reference
-    def reference_step(self, param, grad, states, hp, step, is_new):
+    def reference_step(self, param: Any, grad: Any, states: list, hp: Mapping[str, Any],
+                       step: Optional[int], is_new: Any) -> None:
         """One step of the numpy twin on one array; ``states`` in the kernel's order."""
         extra = {}
         if self.counts_steps:
@@ -256,20 +259,22 @@ class Spec:
         self.reference(param, grad, *states, **hp, **extra)
 
 
-def label(where, key):
+def label(where: str, key: str) -> str:
     """How an error names a hyper-parameter: ``lr`` or ``param_groups[1]['lr']``."""
     return f"{where}[{key!r}]" if where else key
 
 
 # ----------------------------------------------------------------------------- functions
 
-def make_function(name, params, body, namespace, *, qualname=None, module=None, doc=None):
+def make_function(name: str, params: list[str], body: str, namespace: Mapping[str, Any], *,
+                  qualname: Optional[str] = None, module: Optional[str] = None,
+                  doc: Optional[str] = None) -> Callable[..., Any]:
     """A function ``def name(*params): return body`` with a real signature, compiled from
     source as `dataclasses` builds ``__init__``: Python itself binds the arguments (its own
     error messages, no cost per call). ``params`` are source strings (``"lr=_lr"``, ``"*"``);
     defaults and everything ``body`` calls are looked up in ``namespace``."""
     source = f"def {name}({', '.join(params)}):\n    return {body}\n"
-    local = {}
+    local: dict[str, Any] = {}
     exec(compile(source, f"<fastgd spec: {qualname or name}>", "exec"), dict(namespace), local)
     fn = local[name]
     fn.__qualname__ = qualname or name
@@ -279,12 +284,13 @@ def make_function(name, params, body, namespace, *, qualname=None, module=None, 
     return fn
 
 
-def init_for(spec, cls, base_init):
+def init_for(spec: Spec, cls: type, base_init: Callable[..., None]) -> Callable[..., None]:
     """The ``__init__`` of an optimizer class: ``(self, params, <hyper-parameters with
     their defaults>, *, <keyword-only ones>, backend="native")``, calling
     ``base_init(self, params, defaults_dict, backend=backend)``."""
     namespace = {"_base_init": base_init}
-    params, keyword = ["self", "params"], []
+    params: list[str] = ["self", "params"]
+    keyword: list[str] = []
     for i, h in enumerate(spec.hypers):
         namespace[f"_d{i}"] = h.default
         (keyword if h.keyword_only else params).append(f"{h.name}=_d{i}")
