@@ -120,6 +120,16 @@ def max_abs_diff(a, b):
                for x, y in zip(a.params(), b.params()))
 
 
+def print_facts(facts, *, quick):
+    """Print the (name, value) pairs of the machine, the load average and the mode."""
+    if hasattr(os, "getloadavg"):
+        facts = facts + [("load average at start (1/5/15 min)",
+                          " ".join(f"{x:.2f}" for x in os.getloadavg()))]
+    for k, v in facts:
+        print(f"  {k}: {v}")
+    print(f"  mode: {'quick' if quick else 'full'}")
+
+
 def machine_facts(torch=None):
     """(name, value) pairs describing the machine and the thread settings."""
     facts = [("python", platform.python_version()),

@@ -352,6 +352,15 @@ def torch_adam_impl(torch, trainer):
         return "torch's default (foreach=None)"
 
 
+def print_param_checks(trainers, native, after):
+    """One line per trainer: its largest parameter difference from ``native`` ``after`` the
+    same training (a phrase: "after the same 12 epochs")."""
+    for name, t in trainers.items():
+        if t is not native:
+            print(f"  check: max |param({name}) - param(fastgd-native)| = "
+                  f"{max_param_diff(native, t):.1e} {after}")
+
+
 def max_param_diff(a, b):
     """Largest |a - b| over two trainers' parameters (float64)."""
     return max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
@@ -372,15 +381,9 @@ class LinearContender:
         W, b = layer.W.copy(), layer.b.copy()
         self.x, self.g = x, g
         self.out = None
-        if kind == "fastgd-native":
-            self._layer = layer
-
-            def step():
-                layer.forward(x)
-                dx = layer.backward(g)
-                self.out = (layer.dW, layer.db, dx)
-        elif kind == "fastgd-compiled":
-            model = fastgd.nn.Sequential(layer)
+        if kind in ("fastgd-native", "fastgd-compiled"):
+            # the layer's own calls, or the same layer compiled into a one-layer program
+            model = layer if kind == "fastgd-native" else fastgd.nn.Sequential(layer)
             self._model = model
 
             def step():

@@ -173,13 +173,7 @@ def main(argv=None):
 
     print("== machine")
     facts = _common.machine_facts(torch)
-    if hasattr(os, "getloadavg"):
-        facts.append(("load average at start (1/5/15 min)",
-                      " ".join(f"{x:.2f}" for x in os.getloadavg())))
-    for k, v in facts:
-        print(f"  {k}: {v}")
-    print(f"  malloc: {malloc}")
-    print(f"  mode: {'quick' if args.quick else 'full'}")
+    _common.print_facts(facts + [("malloc", malloc)], quick=args.quick)
 
     goal_rows, other_rows, details, verdicts = [], [], [], []
     start = time.perf_counter()

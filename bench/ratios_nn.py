@@ -242,11 +242,8 @@ def scenario_digits(torch, args, report):
     print("  the per-step loop (what fit runs with accept_if_improves or a reference "
           "optimizer), piece by piece (medians per call):")
     print(table(prow, ["piece", "median per call", "share of fit's step"]))
-    for name, t in trainers.items():
-        if t is not native:
-            print(f"  check: max |param({name}) - param(fastgd-native)| = "
-                  f"{C.max_param_diff(native, t):.1e} after the same "
-                  f"{C.DIGITS_EPOCHS + (2 + 2 * rounds) * E} epochs")
+    C.print_param_checks(trainers, native,
+                         f"after the same {C.DIGITS_EPOCHS + (2 + 2 * rounds) * E} epochs")
     return med
 
 
@@ -358,11 +355,8 @@ def scenario_mlp(torch, args, report):
         report.add("3 MLP 784-1024-1024-10 b256 Adam step: fastgd.fit vs torch eager", "n/a",
                    ">= 1x", "n/a", busy)
     native = trainers[base]
-    for name, t in trainers.items():
-        if t is not native:
-            print(f"  check: max |param({name}) - param(fastgd-native)| = "
-                  f"{C.max_param_diff(native, t):.1e} after the same {2 + rounds} epochs "
-                  f"(float32 rounding differences grow over the steps)")
+    C.print_param_checks(trainers, native, f"after the same {2 + rounds} epochs (float32 "
+                         "rounding differences grow over the steps)")
     return med
 
 
@@ -558,12 +552,7 @@ def main(argv=None):
     facts.insert(facts.index(next(f for f in facts if f[0] == "numpy")) + 1,
                  ("scipy", C.scipy_version()))
     facts += C.blas_facts()
-    if hasattr(os, "getloadavg"):
-        facts.append(("load average at start (1/5/15 min)",
-                      " ".join(f"{x:.2f}" for x in os.getloadavg())))
-    for k, v in facts:
-        print(f"  {k}: {v}")
-    print(f"  mode: {'quick' if args.quick else 'full'}")
+    _common.print_facts(facts, quick=args.quick)
 
     report = Report()
     whole = _common.CpuMonitor().start()

@@ -16,18 +16,9 @@ constructor, checks the groups and allocates the state from it), the functional 
 for saved models and the command line) and, through the state order, the Cython binding. Adding an optimizer is a spec and its class in ``optim/<name>.py``, a C kernel
 (with its dispatch in ``csrc/_optim.pyx``), a numpy twin and tests.
 
-Example (Adagrad's, in ``optim/adagrad.py``)::
-
-    SPEC = Spec(
-        name="adagrad",
-        hypers=(Hyper("lr", 1e-2, nonnegative),
-                Hyper("lr_decay", 0, nonnegative),
-                Hyper("weight_decay", 0, nonnegative),
-                Hyper("initial_accumulator_value", 0, nonnegative, kernel=()),
-                Hyper("eps", 1e-10, nonnegative),
-                Hyper("maximize", False, flag, keyword_only=True)),
-        states=(State("sum", initial="initial_accumulator_value", arg="state_sum"),),
-        kernel="adagrad", reference=ref.adagrad, counts_steps=True)
+Each algorithm's module is an example: ``optim/adagrad.py`` declares Adagrad's ``SPEC`` (five
+hyper-parameters, one state array that starts at ``initial_accumulator_value``) and its
+class ``Adagrad(Optimizer, spec=SPEC)``, which is its docstring and nothing else.
 """
 import operator
 from dataclasses import dataclass, field, replace
