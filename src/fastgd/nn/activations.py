@@ -1,8 +1,11 @@
 """Element-wise activations and softmax, each forward beside its backward."""
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import _checks
 from .. import _nn
+from .._typing import FloatArray, Real
 from ..reference import nn as ref
 from .module import Module, check_input
 
@@ -10,12 +13,17 @@ from .module import Module, check_input
 class _Activation(Module):
     kind = "identity"
 
-    def __init__(self, *, backend="native"):
+    def __init__(self, *, backend: str = "native") -> None:
         super().__init__(backend)
         self._cache = None
-        self.slope = 0.0
+        self.slope: float = 0.0
 
-    def forward(self, x):
+    if TYPE_CHECKING:  # the numpy twin of each activation (the reference backend)
+        def _ref_forward(self, z: FloatArray) -> FloatArray: ...
+
+        def _ref_backward(self, z: FloatArray, a: FloatArray, g: FloatArray) -> FloatArray: ...
+
+    def forward(self, x: FloatArray) -> FloatArray:
         x = check_input(x)
         if self.backend == "native":
             a = np.empty_like(x, order="C")
@@ -25,7 +33,7 @@ class _Activation(Module):
         self._cache = (x, a)
         return a
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         z, a = self._saved()
         g = check_input(grad_output, "grad_output", dtype=z.dtype)
         if g.shape != a.shape:
@@ -37,7 +45,7 @@ class _Activation(Module):
             return dz
         return self._ref_backward(z, a, g)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
 
@@ -46,10 +54,10 @@ class Identity(_Activation):
 
     kind = "identity"
 
-    def _ref_forward(self, z):
+    def _ref_forward(self, z: FloatArray) -> FloatArray:
         return z.copy()
 
-    def _ref_backward(self, z, a, g):
+    def _ref_backward(self, z: FloatArray, a: FloatArray, g: FloatArray) -> FloatArray:
         return g.copy()
 
 
@@ -65,10 +73,10 @@ class ReLU(_Activation):
 
     kind = "relu"
 
-    def _ref_forward(self, z):
+    def _ref_forward(self, z: FloatArray) -> FloatArray:
         return ref.relu(z)
 
-    def _ref_backward(self, z, a, g):
+    def _ref_backward(self, z: FloatArray, a: FloatArray, g: FloatArray) -> FloatArray:
         return ref.relu_backward(a, g)
 
 
@@ -84,20 +92,20 @@ class LeakyReLU(_Activation):
 
     kind = "leaky_relu"
 
-    def __init__(self, negative_slope=0.01, *, backend="native"):
+    def __init__(self, negative_slope: Real = 0.01, *, backend: str = "native") -> None:
         super().__init__(backend=backend)
         self.slope = _checks.real(negative_slope, "negative_slope")
 
-    def _ref_forward(self, z):
+    def _ref_forward(self, z: FloatArray) -> FloatArray:
         return ref.leaky_relu(z, self.slope)
 
-    def _ref_backward(self, z, a, g):
+    def _ref_backward(self, z: FloatArray, a: FloatArray, g: FloatArray) -> FloatArray:
         return ref.leaky_relu_backward(z, g, self.slope)
 
-    def _config(self):
+    def _config(self) -> dict[str, float]:
         return {"negative_slope": self.slope}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"LeakyReLU(negative_slope={self.slope})"
 
 
@@ -113,10 +121,10 @@ class Sigmoid(_Activation):
 
     kind = "sigmoid"
 
-    def _ref_forward(self, z):
+    def _ref_forward(self, z: FloatArray) -> FloatArray:
         return ref.sigmoid(z)
 
-    def _ref_backward(self, z, a, g):
+    def _ref_backward(self, z: FloatArray, a: FloatArray, g: FloatArray) -> FloatArray:
         return ref.sigmoid_backward(a, g)
 
 
@@ -132,10 +140,10 @@ class Tanh(_Activation):
 
     kind = "tanh"
 
-    def _ref_forward(self, z):
+    def _ref_forward(self, z: FloatArray) -> FloatArray:
         return ref.tanh(z)
 
-    def _ref_backward(self, z, a, g):
+    def _ref_backward(self, z: FloatArray, a: FloatArray, g: FloatArray) -> FloatArray:
         return ref.tanh_backward(a, g)
 
 
@@ -154,12 +162,12 @@ class Softmax(_Activation):
 
     kind = "softmax"
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         x = check_input(x)
         if x.ndim == 0:
             raise ValueError("x must have at least one axis for softmax")
         if self.backend == "native":
-            flat = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+            flat: FloatArray = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
             a = np.empty_like(flat)
             _nn.softmax_forward(flat, a)
             a = a.reshape(x.shape)
@@ -168,7 +176,7 @@ class Softmax(_Activation):
         self._cache = (x, a)
         return a
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         z, a = self._saved()
         g = check_input(grad_output, "grad_output", dtype=a.dtype)
         if g.shape != a.shape:

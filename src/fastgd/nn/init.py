@@ -8,12 +8,21 @@ For a layer with ``fan_in`` inputs and ``fan_out`` outputs, weights are drawn un
   :math:`a = \sqrt{6 / (\text{fan\_in} + \text{fan\_out})}`,
   :math:`\sigma = \sqrt{2 / (\text{fan\_in} + \text{fan\_out})}`.
 """
+from typing import Any, Union
+
 import numpy as np
+
+from .._typing import DTypeLike, FloatArray
+
+#: what a ``seed`` argument takes: None (fresh randomness), an int >= 0, a generator or a
+#: seed sequence
+SeedLike = Union[None, int, np.integer[Any], np.random.Generator, np.random.SeedSequence]
 
 SCHEMES = ("he_uniform", "he_normal", "xavier_uniform", "xavier_normal", "zeros")
 
 
-def draw(scheme, fan_in, fan_out, rng, dtype):
+def draw(scheme: str, fan_in: int, fan_out: int, rng: np.random.Generator,
+         dtype: DTypeLike) -> FloatArray:
     """A (fan_in, fan_out) weight matrix by ``scheme``, in ``dtype``."""
     if scheme not in SCHEMES:
         raise ValueError(f"init must be one of {SCHEMES} or 'auto', got {scheme!r}")
@@ -29,6 +38,6 @@ def draw(scheme, fan_in, fan_out, rng, dtype):
     return rng.normal(0.0, sigma, size=shape).astype(dtype)
 
 
-def for_activation(activation):
+def for_activation(activation: str) -> str:
     """The scheme 'auto' picks for a layer followed by ``activation`` (a class name)."""
     return "he_uniform" if activation in ("ReLU", "LeakyReLU") else "xavier_uniform"

@@ -1,8 +1,11 @@
 """The fully connected layer."""
+from typing import Any, cast
+
 import numpy as np
 
 from .. import _checks
 from .. import _nn
+from .._typing import Array, ArrayLike, DTypeLike, FloatArray
 from ..reference import nn as ref
 from . import init as _init
 from .module import Module, check_input
@@ -59,8 +62,9 @@ class Linear(Module):
     ``layer.b[...] = torch_linear.bias.detach().numpy()``.
     """
 
-    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, init="auto",
-                 seed=None, *, backend="native"):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 dtype: DTypeLike = np.float32, init: str = "auto",
+                 seed: _init.SeedLike = None, *, backend: str = "native") -> None:
         super().__init__(backend)
         self.in_features = _checks.integer(in_features, "in_features", low=1)
         self.out_features = _checks.integer(out_features, "out_features", low=1)
@@ -71,13 +75,13 @@ class Linear(Module):
         self.init = init
         self.seed = _checks.seed(seed)
         self._W = np.empty((self.in_features, self.out_features), self.dtype)
-        self._b = np.zeros(self.out_features, self.dtype) if bias else None
+        self._b: FloatArray | None = np.zeros(self.out_features, self.dtype) if bias else None
         self.dW = np.zeros_like(self._W)
-        self.db = np.zeros_like(self._b) if bias else None
+        self.db: FloatArray | None = np.zeros_like(self._b) if bias else None
         self.reset_parameters("xavier_uniform" if init == "auto" else init)
         self._cache = None
 
-    def reset_parameters(self, scheme=None):
+    def reset_parameters(self, scheme: str | None = None) -> None:
         """Draw W again (by ``scheme``, default the layer's own) from the layer's seed; b = 0."""
         if scheme is not None and (not isinstance(scheme, str) or scheme not in _init.SCHEMES):
             raise ValueError(f"scheme must be one of {_init.SCHEMES} or None, got {scheme!r}")
@@ -91,30 +95,31 @@ class Linear(Module):
     # W and b are the layer's own storage: assignment copies into it, so optimizers and
     # compiled models that hold the arrays keep seeing the layer's parameters.
     @property
-    def W(self):
+    def W(self) -> FloatArray:
         return self._W
 
     @W.setter
-    def W(self, value):
+    def W(self, value: ArrayLike) -> None:
         self._W[...] = _checked_value(value, self._W, "W")
 
     @property
-    def b(self):
+    def b(self) -> FloatArray | None:
         return self._b
 
     @b.setter
-    def b(self, value):
+    def b(self, value: ArrayLike) -> None:
         if self._b is None:
             raise ValueError("this Linear layer has no bias")
         self._b[...] = _checked_value(value, self._b, "b")
 
-    def parameters(self):
+    def parameters(self) -> list[FloatArray]:
         return [self._W] if self._b is None else [self._W, self._b]
 
-    def gradients(self):
-        return [self.dW] if self._b is None else [self.dW, self.db]
+    def gradients(self) -> list[FloatArray]:
+        # db is an array exactly when b is
+        return [self.dW] if self._b is None else [self.dW, cast(FloatArray, self.db)]
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         x = check_input(x, dtype=self.dtype, ndim=2, features=self.in_features)
         if self.backend == "native":
             x = np.ascontiguousarray(x)
@@ -125,7 +130,7 @@ class Linear(Module):
         self._cache = x
         return z
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         x = self._saved()
         g = check_input(grad_output, "grad_output", dtype=self.dtype, ndim=2)
         if g.shape != (x.shape[0], self.out_features):
@@ -141,16 +146,16 @@ class Linear(Module):
             self.db[...] = db
         return dx
 
-    def _config(self):
+    def _config(self) -> dict[str, Any]:
         return {"in_features": self.in_features, "out_features": self.out_features,
                 "bias": self._b is not None, "dtype": self.dtype.name, "init": self.init}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"Linear(in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self._b is not None}, dtype={self.dtype.name})")
 
 
-def _checked_value(value, like, name):
+def _checked_value(value: ArrayLike, like: FloatArray, name: str) -> Array:
     v = np.asarray(value)
     if v.shape != like.shape:
         raise ValueError(f"{name} must have shape {like.shape}, got {v.shape}")

@@ -1,8 +1,11 @@
 """Losses: ``forward(pred, target) -> float`` (mean over the batch) and ``backward()``."""
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import _checks
 from .. import _nn
+from .._typing import Array, ArrayLike, FloatArray
 from ..reference import nn as ref
 from .module import check_input
 
@@ -10,14 +13,17 @@ from .module import check_input
 class _Loss:
     kind: str = ""  # "mse", "cross_entropy", ... in each loss
 
-    def __init__(self, *, backend="native"):
+    def __init__(self, *, backend: str = "native") -> None:
         self.backend = _checks.backend(backend)
-        self._grad = None
+        self._grad: FloatArray | None = None
 
-    def __call__(self, pred, target):
+    if TYPE_CHECKING:  # each loss's numpy twin (the reference backend): (mean loss, gradient)
+        def _reference(self, pred: FloatArray, target: Array) -> tuple[float, FloatArray]: ...
+
+    def __call__(self, pred: FloatArray, target: ArrayLike) -> float:
         return self.forward(pred, target)
 
-    def forward(self, pred, target):
+    def forward(self, pred: FloatArray, target: ArrayLike) -> float:
         """The mean loss; remembers its gradient for ``backward``."""
         pred = check_input(pred, "input")
         target = self.check_target(pred, target)
@@ -31,13 +37,13 @@ class _Loss:
         self._grad = grad
         return float(value)
 
-    def backward(self):
+    def backward(self) -> FloatArray:
         """d loss / d input of the last ``forward``."""
         if self._grad is None:
             raise RuntimeError(f"{type(self).__name__}.backward() needs a forward() first")
         return self._grad
 
-    def check_target(self, pred, target):
+    def check_target(self, pred: FloatArray, target: ArrayLike) -> Array:
         """The target as the kernels take it; clear errors when it does not fit ``pred``."""
         if not isinstance(target, np.ndarray):
             target = np.asarray(target)
@@ -48,7 +54,7 @@ class _Loss:
             raise TypeError(f"target must be numeric, got {target.dtype}")
         return np.ascontiguousarray(target, dtype=pred.dtype)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
 
@@ -65,7 +71,7 @@ class MSELoss(_Loss):
 
     kind = "mse"
 
-    def _reference(self, pred, target):
+    def _reference(self, pred: FloatArray, target: Array) -> tuple[float, FloatArray]:
         return ref.mse(pred, target)
 
 
@@ -87,7 +93,7 @@ class CrossEntropyLoss(_Loss):
 
     kind = "cross_entropy"
 
-    def check_target(self, pred, target):
+    def check_target(self, pred: FloatArray, target: ArrayLike) -> Array:
         if pred.ndim != 2:
             raise ValueError(f"input must be 2-D logits (batch, classes), got shape {pred.shape}")
         target = np.asarray(target)
@@ -101,7 +107,7 @@ class CrossEntropyLoss(_Loss):
                              f"for {pred.shape[1]} classes")
         return np.ascontiguousarray(target, dtype=np.int64)
 
-    def _reference(self, pred, target):
+    def _reference(self, pred: FloatArray, target: Array) -> tuple[float, FloatArray]:
         return ref.cross_entropy(pred, target)
 
 
@@ -121,7 +127,7 @@ class BCEWithLogitsLoss(_Loss):
 
     kind = "bce_with_logits"
 
-    def _reference(self, pred, target):
+    def _reference(self, pred: FloatArray, target: Array) -> tuple[float, FloatArray]:
         return ref.bce_with_logits(pred, target)
 
 
@@ -129,7 +135,7 @@ class BCEWithLogitsLoss(_Loss):
 LOSSES = {cls.kind: cls for cls in (MSELoss, CrossEntropyLoss, BCEWithLogitsLoss)}
 
 
-def by_name(name):
+def by_name(name: str) -> type[_Loss]:
     """A loss class from its name, a key of `LOSSES`: "mse", "cross_entropy" or
     "bce_with_logits"."""
     if name not in LOSSES:

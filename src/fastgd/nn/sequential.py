@@ -1,12 +1,21 @@
 """A chain of layers, compiled to one native program when every layer is native."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence, cast
+
 import numpy as np
 
 from .. import _checks, _nn
+from .._typing import DTypeLike, FloatArray
 from . import init as _init
 from .activations import (HIDDEN_ACTIVATIONS, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh,
                           _Activation)
 from .linear import Linear
 from .module import Module, check_input, stateless_forward
+
+if TYPE_CHECKING:
+    from ..optim.optimizer import Optimizer
+    from .serialization import PathArg
 
 _FUSABLE = (Identity, ReLU, LeakyReLU, Sigmoid, Tanh)
 
@@ -41,8 +50,8 @@ class Sequential(Module):
     [(4, 8), (8,), (8, 3), (3,)]
     """
 
-    def __init__(self, *layers):
-        flat = []
+    def __init__(self, *layers: Module) -> None:
+        flat: list[Module] = []
         for i, layer in enumerate(layers):
             if isinstance(layer, Sequential):
                 flat.extend(layer.layers)
@@ -57,13 +66,13 @@ class Sequential(Module):
             raise ValueError("layers is empty: Sequential needs at least one layer")
         backends = {layer.backend for layer in flat}
         super().__init__("native" if backends == {"native"} else "reference")
-        self.layers = flat
+        self.layers: list[Module] = flat
         linears = [layer for layer in flat if isinstance(layer, Linear)]
         dtypes = {layer.dtype for layer in linears}
         if len(dtypes) > 1:
             raise ValueError(f"all Linear layers must share one dtype, got {sorted(d.name for d in dtypes)}")
-        self.dtype = dtypes.pop() if dtypes else None
-        width = None
+        self.dtype: np.dtype[Any] | None = dtypes.pop() if dtypes else None
+        width: int | None = None
         for i, layer in enumerate(flat):
             if isinstance(layer, Linear):
                 if width is not None and layer.in_features != width:
@@ -77,12 +86,13 @@ class Sequential(Module):
             if isinstance(layer, Linear) and layer.init == "auto":
                 nxt = flat[i + 1] if i + 1 < len(flat) else None
                 layer.reset_parameters(_init.for_activation(type(nxt).__name__))
-        self._program = None if ops is None else _nn.Program(ops, self.dtype)
-        self._infer = None
+        self._program: _nn.Program | None = None if ops is None else _nn.Program(ops, self.dtype)
+        self._infer: _nn.Program | None = None
 
-    def _ops(self):
+    def _ops(self) -> list[tuple[Any, ...]]:
         """The layer list as Program ops, fusing each Linear with the activation after it."""
-        ops, i, width = [], 0, self._first_width()
+        ops: list[tuple[Any, ...]] = []
+        i, width = 0, self._first_width()
         while i < len(self.layers):
             layer = self.layers[i]
             if isinstance(layer, Linear):
@@ -102,29 +112,29 @@ class Sequential(Module):
             i += 1
         return ops
 
-    def _first_width(self):
+    def _first_width(self) -> int | None:
         return next((layer.in_features for layer in self.layers if isinstance(layer, Linear)),
                     None)
 
     @property
-    def in_features(self):
+    def in_features(self) -> int | None:
         """Features the model takes (None when it has no Linear layer: any width)."""
         return self._first_width()
 
     @property
-    def out_features(self):
+    def out_features(self) -> int | None:
         """Features the model gives (None when it has no Linear layer: its input width)."""
         widths = [layer.out_features for layer in self.layers if isinstance(layer, Linear)]
         return widths[-1] if widths else None
 
     @property
-    def program(self):
+    def program(self) -> _nn.Program | None:
         """The compiled program (``fastgd._nn.Program``) that runs this native model's
         forward, backward and training steps as single C calls, or None (reference
         backend, or a model it cannot compile). `fastgd.fit` trains through it."""
         return self._program
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         """The model's output for a batch ``x`` of shape (n, in_features)."""
         if self._program is not None:
             x = check_input(x, dtype=self.dtype, ndim=2, features=self.in_features)
@@ -133,17 +143,18 @@ class Sequential(Module):
             x = layer.forward(x)
         return x
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> FloatArray:
         """Backpropagate d loss / d output of the last ``forward``; returns d loss / d input
         and overwrites every layer's parameter gradients."""
         if self._program is not None:
             g = check_input(grad_output, "grad_output", dtype=self.dtype, ndim=2)
-            return self._program.backward(g)
+            # with input_grad (the default) the program returns d loss / d input, never None
+            return cast(FloatArray, self._program.backward(g))
         for layer in reversed(self.layers):
             grad_output = layer.backward(grad_output)
         return grad_output
 
-    def predict(self, X, batch_size=1024):
+    def predict(self, X: FloatArray, batch_size: int = 1024) -> FloatArray:
         """The outputs for all rows of ``X``, computed in batches (no backward state kept)."""
         X = check_input(X, "X", dtype=self.dtype, ndim=2, features=self.in_features)
         batch_size = _checks.integer(batch_size, "batch_size", low=1)
@@ -164,30 +175,31 @@ class Sequential(Module):
                 out[s:s + batch_size] = xb
         return out
 
-    def parameters(self):
+    def parameters(self) -> list[FloatArray]:
         return [p for layer in self.layers for p in layer.parameters()]
 
-    def gradients(self):
+    def gradients(self) -> list[FloatArray]:
         return [g for layer in self.layers for g in layer.gradients()]
 
-    def save(self, path, optimizer=None):
+    def save(self, path: PathArg, optimizer: Optimizer | None = None) -> None:
         """Save the architecture, the parameters and optionally ``optimizer``'s state to an
         .npz file, atomically (see ``fastgd.load``)."""
         from .serialization import save
         save(self, path, optimizer)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> Module:
         return self.layers[i]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.layers)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         inner = "\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
 
 
-def MLP(sizes, activation="relu", *, dtype=np.float32, seed=None, backend="native"):
+def MLP(sizes: Sequence[int], activation: str = "relu", *, dtype: DTypeLike = np.float32,
+        seed: _init.SeedLike = None, backend: str = "native") -> Sequential:
     """A multilayer perceptron: Linear layers of the given sizes with ``activation`` between.
 
     Parameters
@@ -237,7 +249,7 @@ def MLP(sizes, activation="relu", *, dtype=np.float32, seed=None, backend="nativ
         children = (seed if isinstance(seed, np.random.SeedSequence)
                     else np.random.SeedSequence(seed)).spawn(n)
         rngs = [np.random.default_rng(c) for c in children]
-    layers = []
+    layers: list[Module] = []
     for k in range(n):
         layers.append(Linear(sizes[k], sizes[k + 1], dtype=dtype, backend=backend,
                              seed=rngs[k]))

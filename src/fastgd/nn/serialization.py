@@ -5,6 +5,8 @@ architecture and the optimizer's hyper-parameters as JSON, ``param_<i>`` the mod
 parameters and ``opt_<i>_<name>`` the optimizer's state arrays. `load` treats every file
 as untrusted: see its notes.
 """
+from __future__ import annotations
+
 import io
 import json
 import math
@@ -14,12 +16,21 @@ import struct
 import tokenize
 import zipfile
 import zlib
+from typing import IO, TYPE_CHECKING, Any, Literal, NoReturn, Union, overload
 
 import numpy as np
 
 from .. import nn, optim
 from .._atomic import atomic_write, fspath
 from . import init as _init
+
+if TYPE_CHECKING:
+    from ..optim.optimizer import Optimizer
+
+#: what a ``path`` argument takes
+PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+#: a parameter the layers need: (member key, shape, dtype, where, e.g. "layers[0].W")
+_Param = tuple[str, tuple[int, ...], np.dtype[Any], str]
 
 FORMAT = 1
 #: the most the members together may hold, as a multiple of the file's size (the zip-bomb
@@ -53,7 +64,7 @@ _PARSE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.er
                  SyntaxError, tokenize.TokenError, RecursionError, NotImplementedError)
 
 
-def save(model, path, optimizer=None):
+def save(model: nn.Sequential, path: PathArg, optimizer: Optimizer | None = None) -> None:
     """Write a model, and optionally its optimizer, to an .npz file, atomically.
 
     Parameters
@@ -94,8 +105,8 @@ def save(model, path, optimizer=None):
     if optimizer is not None and type(optimizer).__name__ not in _OPTIMIZERS:
         raise TypeError(f"optimizer must be a fastgd.optim optimizer, got {type(optimizer).__name__}")
     path = fspath(path)
-    arrays = {f"param_{i}": p for i, p in enumerate(model.parameters())}
-    meta = {"format": FORMAT,
+    arrays: dict[str, Any] = {f"param_{i}": p for i, p in enumerate(model.parameters())}
+    meta: dict[str, Any] = {"format": FORMAT,
             "layers": [{"type": type(layer).__name__, "config": layer._config(),
                         "backend": layer.backend} for layer in model.layers],
             "optimizer": None}
@@ -105,7 +116,7 @@ def save(model, path, optimizer=None):
         if len(held) != len(params) or any(a is not b for a, b in zip(held, params)):
             raise ValueError("optimizer must be built on model.parameters() to be saved with it")
         sd = optimizer.state_dict()
-        state_meta = {}
+        state_meta: dict[str, Any] = {}
         for i, entry in sd["state"].items():
             state_meta[str(i)] = {"step": entry["step"],
                                   "none": [k for k, v in entry.items() if v is None]}
@@ -119,7 +130,22 @@ def save(model, path, optimizer=None):
         np.savez(fh, **arrays)
 
 
-def load(path, *, optimizer=False):
+@overload
+def load(path: PathArg, *, optimizer: Literal[False] = ...) -> nn.Sequential: ...
+
+
+@overload
+def load(path: PathArg, *,
+         optimizer: Literal[True]) -> tuple[nn.Sequential, Optimizer | None]: ...
+
+
+@overload
+def load(path: PathArg, *, optimizer: bool | np.bool_
+         ) -> nn.Sequential | tuple[nn.Sequential, Optimizer | None]: ...
+
+
+def load(path: PathArg, *, optimizer: bool | np.bool_ = False
+         ) -> nn.Sequential | tuple[nn.Sequential, Optimizer | None]:
     """Read a model saved by `fastgd.nn.Sequential.save`.
 
     Parameters
@@ -170,15 +196,15 @@ def load(path, *, optimizer=False):
     """
     if not isinstance(optimizer, (bool, np.bool_)):
         raise TypeError(f"optimizer must be a bool, got {type(optimizer).__name__}")
-    path = fspath(path)
-    with open(path, "rb") as fh:
-        return _Reader(fh, path).load(bool(optimizer))
+    name: str = fspath(path)
+    with open(name, "rb") as fh:
+        return _Reader(fh, name).load(bool(optimizer))
 
 
 class _Reader:
     """One model file being checked and read."""
 
-    def __init__(self, fh, path):
+    def __init__(self, fh: IO[bytes], path: str) -> None:
         self.fh, self.path = fh, path
         self.size = os.fstat(fh.fileno()).st_size
         if fh.read(6) == b"\x93NUMPY":
@@ -189,7 +215,8 @@ class _Reader:
             infos = self.zf.infolist()
         except _PARSE_ERRORS as exc:
             raise ValueError(f"{path} is not a fastgd model file: {exc}") from None
-        self.members = {}   # by name without the .npy that np.savez adds; others as they are
+        # by name without the .npy that np.savez adds; others as they are
+        self.members: dict[str, zipfile.ZipInfo] = {}
         for info in infos:
             name = info.filename
             key = name[:-4] if name.endswith(".npy") else name + " (not .npy)"
@@ -200,11 +227,11 @@ class _Reader:
             raise ValueError(f"{path} is not a fastgd model file (no {_META} entry)")
         self._check_layout(infos)
 
-    def fail(self, what):
+    def fail(self, what: str) -> NoReturn:
         raise ValueError(f"{self.path}: {what}")
 
     # ------------------------------------------------------------------ the zip
-    def _check_layout(self, infos):
+    def _check_layout(self, infos: list[zipfile.ZipInfo]) -> None:
         """Compression, sizes and positions of every member, before any is read."""
         end_of_data = min(getattr(self.zf, "start_dir", self.size), self.size)
         spans = []
@@ -246,7 +273,7 @@ class _Reader:
             self.fail(f"its members expand to {total} bytes, more than {MAX_EXPANSION} times "
                       f"the file's {self.size} (a zip bomb?)")
 
-    def header(self, key):
+    def header(self, key: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
         """``(shape, dtype)`` of member ``key``'s .npy header, checked against its size."""
         info = self.members[key]
         name = info.filename
@@ -280,7 +307,7 @@ class _Reader:
                       f"holds {info.file_size - start}")
         return shape, dtype
 
-    def array(self, key):
+    def array(self, key: str) -> np.ndarray[Any, Any]:
         """The array of member ``key`` (its header checked by `header` first)."""
         info = self.members[key]
         try:
@@ -293,7 +320,7 @@ class _Reader:
         return a
 
     # ------------------------------------------------------------------ the metadata
-    def metadata(self):
+    def metadata(self) -> dict[str, Any]:
         shape, dtype = self.header(_META)
         if shape != () or dtype.kind != "U":
             self.fail(f"the {_META} entry is not a string (shape {shape}, dtype {dtype})")
@@ -318,7 +345,8 @@ class _Reader:
         return meta
 
     # ------------------------------------------------------------------ reading
-    def load(self, with_optimizer):
+    def load(self, with_optimizer: bool
+             ) -> nn.Sequential | tuple[nn.Sequential, Optimizer | None]:
         meta = self.metadata()
         layers, params = _check_layers(self, meta["layers"])
         opt = _check_optimizer(self, meta["optimizer"], params)
@@ -359,12 +387,15 @@ class _Reader:
         return model, _build_optimizer(self, opt, model.parameters())
 
 
-def _check_layers(reader, layers):
+def _check_layers(reader: _Reader, layers: Any
+                  ) -> tuple[list[tuple[type[nn.Module], dict[str, Any], str]], list[_Param]]:
     """The layer specs, checked; and the parameters they need:
     ``[(member key, shape, dtype, "layers[j].W"), ...]``."""
     if not isinstance(layers, list) or not layers:
         reader.fail("'layers' must be a non-empty list")
-    specs, params, width, dtype = [], [], None, None
+    specs: list[tuple[type[nn.Module], dict[str, Any], str]] = []
+    params: list[_Param] = []
+    width, dtype = None, None
     for j, spec in enumerate(layers):
         where = f"layers[{j}]"
         if not isinstance(spec, dict):
@@ -388,7 +419,8 @@ def _check_layers(reader, layers):
                 reader.fail(f"{where} has dtype {config['dtype']}, the layers before "
                             f"{dtype}")
             width, dtype = config["out_features"], config["dtype"]
-            shapes = [("W", (config["in_features"], config["out_features"]))]
+            shapes: list[tuple[str, tuple[int, ...]]] = [
+                ("W", (config["in_features"], config["out_features"]))]
             if config["bias"]:
                 shapes.append(("b", (config["out_features"],)))
             for attr, shape in shapes:
@@ -407,7 +439,7 @@ def _check_layers(reader, layers):
     return specs, params
 
 
-def _linear_config(reader, config, where):
+def _linear_config(reader: _Reader, config: dict[str, Any], where: str) -> dict[str, Any]:
     _keys(reader, config, {"in_features", "out_features"}, f"{where} config",
           optional={"bias", "dtype", "init"})
     out = {"bias": True, "dtype": "float32", "init": "auto", **config}
@@ -424,7 +456,7 @@ def _linear_config(reader, config, where):
     return out
 
 
-def _check_optimizer(reader, om, params):
+def _check_optimizer(reader: _Reader, om: Any, params: list[_Param]) -> dict[str, Any] | None:
     """The optimizer entry, checked (hyper-parameter values are checked by the optimizer
     when it is built); ``arrays`` maps each state member to the (shape, dtype) it needs."""
     if om is None:
@@ -446,12 +478,13 @@ def _check_optimizer(reader, om, params):
             "arrays": arrays}
 
 
-def _check_optimizer_groups(reader, groups, params):
+def _check_optimizer_groups(reader: _Reader, groups: Any,
+                            params: list[_Param]) -> list[dict[str, Any]]:
     """The optimizer's param_groups: JSON objects whose 'params' list the model's
     parameters in order."""
     if not isinstance(groups, list) or not groups:
         reader.fail("the optimizer's param_groups must be a non-empty list")
-    indices = []
+    indices: list[int] = []
     for g, group in enumerate(groups):
         where = f"the optimizer's param_groups[{g}]"
         if not isinstance(group, dict) or "params" not in group:
@@ -466,12 +499,15 @@ def _check_optimizer_groups(reader, groups, params):
     return groups
 
 
-def _check_optimizer_state(reader, state, cls, params):
+def _check_optimizer_state(reader: _Reader, state: Any, cls: type[Optimizer], params: list[_Param]
+                           ) -> tuple[dict[int, tuple[int, list[str], list[tuple[str, str]]]],
+                                      dict[str, tuple[tuple[int, ...], np.dtype[Any]]]]:
     """The optimizer's state entries by parameter index, ``(step, none, [(name, member)])``,
     and the (shape, dtype) each state member must have."""
     if not isinstance(state, dict):
         reader.fail("the optimizer's state must be a JSON object")
-    arrays, entries = {}, {}
+    arrays: dict[str, tuple[tuple[int, ...], np.dtype[Any]]] = {}
+    entries: dict[int, tuple[int, list[str], list[tuple[str, str]]]] = {}
     for key, entry in state.items():
         where = f"the optimizer's state[{key!r}]"
         if not _INDEX.fullmatch(key) or len(key) > 18 or int(key) >= len(params):
@@ -488,7 +524,8 @@ def _check_optimizer_state(reader, state, cls, params):
                         if lazy else f"{where} none must be empty, got {_short(none)}")
         i = int(key)
         _, shape, dtype, _ = params[i]
-        names = []
+        names: list[tuple[str, str]] = []
+        name: str
         for name in cls.state_names:
             member = f"opt_{i}_{name}"
             if member in reader.members and name not in none:
@@ -498,13 +535,16 @@ def _check_optimizer_state(reader, state, cls, params):
     return entries, arrays
 
 
-def _check_state_per_group(reader, groups, entries, cls):
+def _check_state_per_group(reader: _Reader, groups: list[dict[str, Any]],
+                           entries: dict[int, tuple[int, list[str], list[tuple[str, str]]]],
+                           cls: type[Optimizer]) -> None:
     """An optimizer allocates each state array for all parameters of a group at once: a
     group whose stepped parameters have it only in part lost some of it."""
     first = 0
     for g, group in enumerate(groups):
         stepped = [i for i in range(first, first + len(group["params"])) if i in entries]
         first += len(group["params"])
+        name: str
         for name in cls.state_names:
             has = [i for i in stepped
                    if name in entries[i][1] or any(n == name for n, _ in entries[i][2])]
@@ -514,9 +554,11 @@ def _check_state_per_group(reader, groups, entries, cls):
                             f"param_groups[{g}] but not for {lacking}")
 
 
-def _build_model(reader, layers):
+def _build_model(reader: _Reader, layers: list[tuple[type[nn.Module], dict[str, Any], str]]
+                 ) -> nn.Sequential:
     try:
-        built = []
+        built: list[nn.Module] = []
+        layer: nn.Module
         for cls, config, backend in layers:
             if cls is nn.Linear:
                 # zeros: the saved weights replace them (no random draw, no He/Xavier switch)
@@ -530,9 +572,10 @@ def _build_model(reader, layers):
         reader.fail(f"the layers do not make a model: {exc}")
 
 
-def _build_optimizer(reader, opt, params):
+def _build_optimizer(reader: _Reader, opt: dict[str, Any], params: list[np.ndarray[Any, Any]]
+                     ) -> Optimizer:
     cls = opt["cls"]
-    groups = []
+    groups: list[dict[str, Any]] = []
     for g in opt["groups"]:
         hyper = {k: (tuple(v) if k == "betas" and isinstance(v, list) else v)
                  for k, v in g.items() if k != "params"}
@@ -541,7 +584,7 @@ def _build_optimizer(reader, opt, params):
         built = cls(groups, backend=opt["backend"])
     except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: a huge JSON int
         reader.fail(f"the optimizer cannot be rebuilt: {exc}")
-    state = {}
+    state: dict[int, dict[str, Any]] = {}
     for i, (step, none, names) in opt["entries"].items():
         entry = {"step": step, **dict.fromkeys(none)}
         for name, member in names:
@@ -556,7 +599,8 @@ def _build_optimizer(reader, opt, params):
     return built
 
 
-def _keys(reader, d, required, where, optional=frozenset()):
+def _keys(reader: _Reader, d: dict[str, Any], required: set[str], where: str,
+          optional: set[str] | frozenset[str] = frozenset()) -> None:
     """Fail unless ``d`` (a dict with str keys) has the ``required`` keys and at most the
     ``optional`` ones besides."""
     for k in sorted(required):
@@ -567,19 +611,19 @@ def _keys(reader, d, required, where, optional=frozenset()):
         reader.fail(f"{where} has an unexpected key {_short(extra[0])}")
 
 
-def _same_float(got, want):
+def _same_float(got: np.dtype[Any], want: np.dtype[Any]) -> bool:
     """A plain float dtype of ``want``'s size (either byte order)."""
     return got.kind == "f" and got.names is None and got.subdtype is None \
         and got.itemsize == want.itemsize
 
 
-def _short(value, limit=80):
+def _short(value: object, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _jsonable(groups):
-    def plain(v):
+def _jsonable(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def plain(v: Any) -> Any:
         if isinstance(v, (tuple, list)):
             return [plain(x) for x in v]
         return v.item() if isinstance(v, np.generic) else v
