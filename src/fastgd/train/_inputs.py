@@ -1,8 +1,10 @@
 """Checking and splitting training data for ``fit``."""
 import numpy as np
 
+from .._typing import Array, ArrayLike, DTypeLike, Real
 
-def features(X, name, dtype, n_features):
+
+def features(X: ArrayLike, name: str, dtype: DTypeLike, n_features: int) -> Array:
     """X as a C-contiguous (n, n_features) array of the model's dtype, all finite."""
     if isinstance(X, (str, bytes)) or X is None:
         raise TypeError(f"{name} must be a 2-D numeric array, got {type(X).__name__}")
@@ -23,7 +25,8 @@ def features(X, name, dtype, n_features):
     return X
 
 
-def targets(y, name, n, kind, n_outputs, dtype):
+def targets(y: ArrayLike, name: str, n: int, kind: str, n_outputs: int,
+            dtype: DTypeLike) -> Array:
     """y as the loss takes it: int64 labels in range (cross-entropy) or (n, outputs) floats."""
     if y is None or isinstance(y, (str, bytes)):
         raise TypeError(f"{name} must be an array, got {type(y).__name__}")
@@ -55,7 +58,7 @@ def targets(y, name, n, kind, n_outputs, dtype):
     return y
 
 
-def split(X, y, fraction):
+def split(X: Array, y: Array, fraction: Real) -> tuple[Array, Array, Array, Array]:
     """The last ``fraction`` of the rows as validation data (before any shuffling)."""
     n_val = int(round(len(X) * fraction))
     if n_val < 1 or n_val >= len(X):

@@ -1,4 +1,10 @@
 """fastgd's exceptions."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .history import History
 
 
 class DivergenceError(ArithmeticError):
@@ -7,7 +13,8 @@ class DivergenceError(ArithmeticError):
     say where (0-based step within the epoch); ``history`` holds what was recorded until
     then."""
 
-    def __init__(self, message, *, epoch, step, history=None):
+    def __init__(self, message: str, *, epoch: int, step: int,
+                 history: History | None = None) -> None:
         super().__init__(message)
         self.epoch = epoch
         self.step = step

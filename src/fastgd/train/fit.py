@@ -1,24 +1,43 @@
 """The training loop: batch, mini-batch or stochastic gradient descent over a dataset."""
+from __future__ import annotations
+
 import math
 import sys
 import time
 import warnings
-from typing import Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, Optional, cast
 
 import numpy as np
 
 from .. import _checks
+from .._typing import Array, ArrayLike, FloatArray, Real
 from ..nn import losses as _losses
+from ..nn.init import SeedLike
 from ..nn.module import Module
 from ..optim.optimizer import Optimizer
 from . import _inputs as data
 from .errors import DivergenceError
 from .history import History
 
+if TYPE_CHECKING:
+    from .. import _nn
+    from .._optim import Backup
+    from ..nn.sequential import Sequential
 
-def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True, seed=None,
-        validation_data=None, validation_split=0.0, early_stopping=None, callbacks=(),
-        accept_if_improves=False, nonfinite_limit=3, fused=None, progress=None):
+#: ``callback(epoch, logs)`` after each epoch; returning True stops training
+Callback = Callable[[int, dict[str, float]], object]
+#: a batch's loss (and gradients, for training): ``(X, y, order, start, stop) -> loss``
+_BatchLoss = Callable[[Array, Array, Array, int, int], float]
+
+
+def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
+        optimizer: Optimizer, epochs: int = 1, batch_size: int | None = None,
+        shuffle: bool = True, seed: SeedLike = None,
+        validation_data: tuple[ArrayLike, ArrayLike] | list[ArrayLike] | None = None,
+        validation_split: Real = 0.0, early_stopping: int | None = None,
+        callbacks: Iterable[Callback] = (), accept_if_improves: bool = False,
+        nonfinite_limit: int = 3, fused: bool | None = None,
+        progress: bool | None = None) -> History:
     r"""Train ``model`` on ``(X, y)`` by gradient descent.
 
     Each step takes a batch :math:`B`, computes the mean loss
@@ -133,9 +152,12 @@ class _Run(NamedTuple):
     progress: bool
 
 
-def _checked(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, validation_data,
-             validation_split, early_stopping, callbacks, accept_if_improves, nonfinite_limit,
-             fused, progress):
+def _checked(model: Module, X: ArrayLike, y: ArrayLike, loss: str | _losses._Loss,
+             optimizer: Optimizer, epochs: int, batch_size: int | None, shuffle: bool,
+             seed: SeedLike, validation_data: Any, validation_split: Real,
+             early_stopping: int | None, callbacks: Iterable[Callback],
+             accept_if_improves: bool, nonfinite_limit: int, fused: bool | None,
+             progress: bool | None) -> _Run:
     """Every argument of `fit`, checked (named in the error) before anything is touched."""
     if not isinstance(model, Module):
         raise TypeError(f"model must be a fastgd.nn module, got {type(model).__name__}")
@@ -180,8 +202,11 @@ def _checked(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, va
                 callbacks, accept_if_improves, nonfinite_limit, fused, progress)
 
 
-def _checked_data(model, params, loss, X, y, validation_data, validation_split):
-    """The training and validation arrays in the model's dtype, checked."""
+def _checked_data(model: Any, params: list[FloatArray], loss: _losses._Loss, X: ArrayLike,
+                  y: ArrayLike, validation_data: Any, validation_split: Real
+                  ) -> tuple[Array, Array, Array | None, Array | None]:
+    """The training and validation arrays in the model's dtype, checked (``model``: a
+    Linear or a Sequential, which have ``in_features`` and ``out_features``)."""
     dtype = getattr(model, "dtype", None) or params[0].dtype
     X = data.features(X, "X", dtype, model.in_features)
     y = data.targets(y, "y", len(X), loss.kind, model.out_features, dtype)
@@ -203,7 +228,7 @@ class _Training:
     """One `fit` call after its checks: the epochs, their metrics, early stopping and the
     divergence checks, over the loop `loop_for` picks."""
 
-    def __init__(self, model, optimizer, run):
+    def __init__(self, model: Module, optimizer: Optimizer, run: _Run) -> None:
         self.model, self.optimizer, self.r = model, optimizer, run
         self.params = model.parameters()
         backup = optimizer.backup()    # parameters and optimizer state, before each step
@@ -214,9 +239,10 @@ class _Training:
         self.bs = self.n if run.batch_size is None else min(run.batch_size, self.n)
         self.nsteps = -(-self.n // self.bs)
         self.history = History()
-        self.best_val, self.best_params, self.wait = math.inf, None, 0
+        self.best_params: list[FloatArray] | None = None
+        self.best_val, self.wait = math.inf, 0
 
-    def run(self):
+    def run(self) -> History:
         r, history = self.r, self.history
         rng = np.random.default_rng(r.seed)
         order = np.arange(self.n, dtype=np.int64)
@@ -242,7 +268,7 @@ class _Training:
                 np.copyto(p, b)
         return history
 
-    def epoch(self, epoch, order, chunk, bar):
+    def epoch(self, epoch: int, order: Array, chunk: Chunks, bar: Any) -> dict[str, float]:
         """Train one epoch; its metrics."""
         r, loop, n, bs = self.r, self.loop, self.n, self.bs
         loop.begin_epoch()
@@ -269,11 +295,12 @@ class _Training:
                 warnings.warn(f"fit: {loop.nonfinite} step(s) of epoch {epoch} gave a "
                               "non-finite loss and were undone", RuntimeWarning, stacklevel=4)
         if r.Xv is not None:
-            metrics.update(_evaluate(self.model, r.loss, r.Xv, r.yv))
+            # yv is given with Xv
+            metrics.update(_evaluate(self.model, r.loss, r.Xv, cast(Array, r.yv)))
         metrics["lr"] = self.optimizer.param_groups[0]["lr"]
         return metrics
 
-    def stop(self, epoch, metrics):
+    def stop(self, epoch: int, metrics: dict[str, float]) -> bool:
         """Early stopping (keeping the best epoch's parameters) and the callbacks."""
         r, history = self.r, self.history
         if r.early_stopping is not None:
@@ -291,7 +318,7 @@ class _Training:
             return True
         return False
 
-    def diverged(self, epoch, step, value):
+    def diverged(self, epoch: int, step: int, value: float | None) -> DivergenceError:
         """The DivergenceError of a non-finite loss ``value`` (None: non-finite parameters)
         at ``step``, after restoring the back-up."""
         restored = self.loop.backup.restore()
@@ -321,16 +348,16 @@ class Chunks:
     runs on its own, few enough (about ``seconds`` each) that Ctrl-C and the progress bar
     answer promptly. The size changes only the calls, never the steps taken."""
 
-    def __init__(self, seconds=0.1, first=16, most=1 << 16):
+    def __init__(self, seconds: float = 0.1, first: int = 16, most: int = 1 << 16) -> None:
         self.seconds, self.size, self.most = seconds, first, most
 
-    def took(self, count, elapsed):
+    def took(self, count: int, elapsed: float) -> None:
         per_step = elapsed / count
         self.size = max(1, min(self.most, int(self.seconds / per_step) if per_step > 0
                                else self.most))
 
 
-def _bar(total, on):
+def _bar(total: int, on: bool) -> Any:  # a tqdm bar or a _NoBar
     if not on:
         return _NoBar()
     from tqdm.auto import tqdm
@@ -338,17 +365,17 @@ def _bar(total, on):
 
 
 class _NoBar:
-    def update(self, n):
+    def update(self, n: int) -> None:
         pass
 
-    def set_postfix(self, d):
+    def set_postfix(self, d: dict[str, str]) -> None:
         pass
 
-    def close(self):
+    def close(self) -> None:
         pass
 
 
-def _evaluate(model, loss, Xv, yv):
+def _evaluate(model: Module, loss: _losses._Loss, Xv: Array, yv: Array) -> dict[str, float]:
     out = model.predict(Xv)
     metrics = {"val_loss": type(loss)(backend=loss.backend).forward(out, yv)}
     if loss.kind == "cross_entropy":
@@ -358,13 +385,14 @@ def _evaluate(model, loss, Xv, yv):
     return metrics
 
 
-def loop_for(model, loss, optimizer, backup, accept_if_improves, nonfinite_limit,
-             fused=True):
+def loop_for(model: Module, loss: _losses._Loss, optimizer: Optimizer, backup: Backup,
+             accept_if_improves: bool, nonfinite_limit: int | None, fused: bool = True) -> Loop:
     """The loop that takes fit's steps: `FusedLoop` when ``fused`` and it takes exactly the
     steps of the per-step loop, else `StepLoop` (over the compiled program when there is
     one, layer by layer otherwise)."""
     if fused and not FusedLoop.refusal(model, loss, optimizer, accept_if_improves):
-        return FusedLoop(model, loss, optimizer, backup)
+        # refusal() found a compiled program: the model is a native Sequential
+        return FusedLoop(cast("Sequential", model), loss, optimizer, backup)
     program, grads = getattr(model, "program", None), model.gradients()
     if program is not None and loss.backend == "native":
         kind = loss.kind
@@ -372,13 +400,13 @@ def loop_for(model, loss, optimizer, backup, accept_if_improves, nonfinite_limit
         train = lambda X, y, order, start, stop: train_batch(X, y, order, start, stop, kind)
         measure = lambda X, y, order, start, stop: loss_batch(X, y, order, start, stop, kind)
     else:
-        def train(X, y, order, start, stop):
+        def train(X: Array, y: Array, order: Array, start: int, stop: int) -> float:
             idx = order[start:stop]
             value = loss.forward(model.forward(X[idx]), y[idx])
             model.backward(loss.backward())
             return value
 
-        def measure(X, y, order, start, stop):
+        def measure(X: Array, y: Array, order: Array, start: int, stop: int) -> float:
             idx = order[start:stop]
             return type(loss)(backend=loss.backend).forward(model.predict(X[idx]), y[idx])
     return StepLoop(optimizer, grads, backup, train, measure if accept_if_improves else None,
@@ -390,10 +418,21 @@ class Loop:
     ``fastgd._optim.Backup`` of the parameters and the optimizer state, saved before every
     step; `fit` restores it on divergence)."""
 
-    def __init__(self, optimizer, backup):
+    #: steps undone this epoch: with a non-finite loss, without a lower loss; and the
+    #: current run of consecutive non-finite ones
+    nonfinite: int
+    rejected: int
+    streak: int
+
+    def __init__(self, optimizer: Optimizer, backup: Backup) -> None:
         self.optimizer, self.backup = optimizer, backup
 
-    def begin_epoch(self):
+    if TYPE_CHECKING:  # each loop's own
+        def steps(self, X: Array, y: Array, order: Array, first: int, count: int,
+                  bs: int) -> list[float]: ...
+
+
+    def begin_epoch(self) -> None:
         """Take the optimizer's back-up again if its arrays changed (a callback that turned
         on ``amsgrad`` adds one): the new one starts from the state now, which the last
         epoch's checks found finite."""
@@ -414,18 +453,21 @@ class StepLoop(Loop):
     (consecutive ones); after ``limit`` consecutive ones its loss is returned as the
     step's value, so that the caller raises."""
 
-    def __init__(self, optimizer, grads, backup, train, measure, limit=None):
+    def __init__(self, optimizer: Optimizer, grads: list[FloatArray], backup: Backup,
+                 train: _BatchLoss, measure: _BatchLoss | None, limit: int | None = None) -> None:
         super().__init__(optimizer, backup)
         self.grads = grads
         self.train, self.measure, self.limit = train, measure, limit
         self.nonfinite = self.rejected = self.streak = 0
 
-    def begin_epoch(self):
+    def begin_epoch(self) -> None:
         super().begin_epoch()
         self.nonfinite = self.rejected = 0
 
-    def steps(self, X, y, order, first, count, bs):
-        values, n = [], len(X)
+    def steps(self, X: Array, y: Array, order: Array, first: int, count: int,
+              bs: int) -> list[float]:
+        values: list[float] = []
+        n = len(X)
         step, save, restore = self.optimizer.step, self.backup.save, self.backup.restore
         for k in range(first, first + count):
             start, stop = k * bs, min((k + 1) * bs, n)
@@ -472,7 +514,8 @@ class FusedLoop(Loop):
     nonfinite = rejected = streak = 0
 
     @staticmethod
-    def refusal(model, loss, optimizer, accept_if_improves):
+    def refusal(model: Module, loss: _losses._Loss, optimizer: Optimizer,
+                accept_if_improves: bool) -> str:
         """Why the fused loop cannot train this combination, or "" when it can."""
         if getattr(model, "program", None) is None:
             return "the model is not a compiled native Sequential"
@@ -485,19 +528,24 @@ class FusedLoop(Loop):
             return "accept_if_improves needs a return to Python after each step"
         return ""
 
-    def __init__(self, model, loss, optimizer, backup):
+    def __init__(self, model: Sequential, loss: _losses._Loss, optimizer: Optimizer,
+                 backup: Backup) -> None:
         super().__init__(optimizer, backup)
-        self.program, self.kind, self.grads = model.program, loss.kind, model.gradients()
-        self.hooks, self.save_hook = [], None
+        # a model refusal() accepts has its program
+        self.program = cast("_nn.Program", model.program)
+        self.kind, self.grads = loss.kind, model.gradients()
+        self.hooks: list[object] = []
+        self.save_hook: object | None = None
         self.losses = np.empty(0)
 
-    def begin_epoch(self):
+    def begin_epoch(self) -> None:
         # bound again every epoch: a callback may have changed the hyper-parameters
         self.hooks = [u.hook() for u in self.optimizer.bind(self.grads)]
         super().begin_epoch()
         self.save_hook = self.backup.hook()
 
-    def steps(self, X, y, order, first, count, bs):
+    def steps(self, X: Array, y: Array, order: Array, first: int, count: int,
+              bs: int) -> list[float]:
         if len(self.losses) < count:
             self.losses = np.empty(count)
         start, stop = first * bs, min((first + count) * bs, len(X))
@@ -506,7 +554,7 @@ class FusedLoop(Loop):
         return self.losses[:done].tolist()
 
 
-def _all_finite(arrays):
+def _all_finite(arrays: Iterable[FloatArray]) -> bool:
     """Whether every element of every array is finite (a float64 sum first, exact check
     only if the sum is not finite, so a finite model costs one pass without a temporary)."""
     for a in arrays:

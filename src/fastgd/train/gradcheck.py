@@ -1,13 +1,20 @@
 """Backpropagation checked against central finite differences."""
+from typing import Any, cast
+
 import numpy as np
 
 from .. import _checks
+from .._typing import ArrayLike, Real
 from ..nn import losses as _losses
+from ..nn.init import SeedLike
 from ..nn.module import Module
 from . import _inputs
 
 
-def gradcheck(model, X, y, loss, *, eps=1e-5, floor=1e-7, max_checks_per_param=None, seed=0):
+def gradcheck(model: Module, X: ArrayLike, y: ArrayLike,
+              loss: str | _losses._Loss | type[_losses._Loss], *, eps: Real = 1e-5,
+              floor: Real = 1e-7, max_checks_per_param: int | None = None,
+              seed: SeedLike = 0) -> float:
     r"""Worst relative error between backprop gradients and central differences.
 
     For each checked parameter entry :math:`\theta_k`,
@@ -78,11 +85,12 @@ def gradcheck(model, X, y, loss, *, eps=1e-5, floor=1e-7, max_checks_per_param=N
     if not params:
         raise ValueError(f"model has no parameters to check ({type(model).__name__})")
     dtype = params[0].dtype
-    X = _inputs.features(X, "X", dtype, model.in_features)
-    y = _inputs.targets(y, "y", len(X), loss.kind, model.out_features, dtype)
+    # the widths of a Linear or a Sequential (Module itself declares none)
+    X = _inputs.features(X, "X", dtype, cast(Any, model).in_features)
+    y = _inputs.targets(y, "y", len(X), loss.kind, cast(Any, model).out_features, dtype)
     backend = model.backend
 
-    def value():
+    def value() -> float:
         return loss(backend=backend).forward(model.predict(X), y)
 
     fn = loss(backend=backend)

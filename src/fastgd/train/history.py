@@ -1,4 +1,5 @@
 """What ``fit`` records, epoch by epoch."""
+from typing import Any
 
 
 class History:
@@ -18,13 +19,14 @@ class History:
     ([1.0], 1)
     """
 
-    def __init__(self):
-        self.history = {}
-        self.best_epoch = None
-        self.stopped_epoch = None
-        self.stop_reason = "completed"
+    def __init__(self) -> None:
+        # one value per epoch (None for an epoch that did not record the metric)
+        self.history: dict[str, list[Any]] = {}
+        self.best_epoch: int | None = None
+        self.stopped_epoch: int | None = None
+        self.stop_reason: str = "completed"
 
-    def record(self, **metrics):
+    def record(self, **metrics: float) -> None:
         n = self.epochs
         for k, v in metrics.items():
             self.history.setdefault(k, [None] * n).append(v)
@@ -33,15 +35,15 @@ class History:
                 vals.append(None)
 
     @property
-    def epochs(self):
+    def epochs(self) -> int:
         return len(self.history.get("loss", []))
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> list[Any]:
         return self.history[key]
 
-    def __contains__(self, key):
+    def __contains__(self, key: object) -> bool:
         return key in self.history
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         last = {k: v[-1] for k, v in self.history.items()} if self.epochs else {}
         return f"History(epochs={self.epochs}, last={last})"
