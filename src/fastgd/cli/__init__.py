@@ -9,6 +9,8 @@ and print as one line on stderr with exit status 2, never as a traceback.
 import argparse
 import importlib
 import sys
+from types import ModuleType
+from typing import Sequence
 
 # sub-command -> (module, one-line help)
 COMMANDS = {
@@ -21,13 +23,13 @@ class CLIError(Exception):
     """An error in the user's input, printed as one line."""
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fastgd", description="fast, clear gradient descent")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    modules = {}
-    for name, (module, help_) in COMMANDS.items():
+    modules: dict[str, ModuleType] = {}
+    for name, (module_name, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
-        modules[name] = importlib.import_module(module)
+        modules[name] = importlib.import_module(module_name)
         modules[name].add_arguments(p)
     args = parser.parse_args(argv)
     if args.command is None:

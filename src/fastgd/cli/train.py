@@ -1,13 +1,18 @@
 """``fastgd train``: train an MLP classifier and report its accuracy on a held-out split."""
+from __future__ import annotations
+
+import argparse
 import os
 import sys
 import time
+from typing import Any, cast
 
 import numpy as np
 
 from .. import datasets, nn, optim
 from .._atomic import atomic_write
-from ..train import fit
+from .._typing import Array, DTypeLike, FloatArray
+from ..train import History, fit
 from ..train.errors import DivergenceError
 from . import CLIError
 
@@ -16,7 +21,7 @@ from . import CLIError
 OPTIMIZERS = {**optim.ALGORITHMS, "momentum": optim.SGD}
 
 
-def add_arguments(p):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="PATH",
                    help=".csv (numeric features and a label column) or .npz (arrays X and y); "
                         "default: the bundled 8x8 handwritten digits")
@@ -39,7 +44,7 @@ def add_arguments(p):
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     X, y, name, classes, hidden = _read_data(args)
     X_tr, X_te, y_tr, y_te = datasets.train_test_split(X, y.astype(np.int64), args.test_size,
                                                         seed=args.seed)
@@ -50,7 +55,7 @@ def run(args):
     return 0
 
 
-def _read_data(args):
+def _read_data(args: argparse.Namespace) -> tuple[FloatArray, Array, str, Array, list[int]]:
     """The data and its classes, and --hidden parsed; every argument checked."""
     X, y, name = _load(args.data, args.label_column)
     classes, y = np.unique(y, return_inverse=True)
@@ -74,12 +79,14 @@ def _read_data(args):
     return X, y, name, classes, hidden
 
 
-def _build(args, X, X_tr, X_te, name, classes, hidden):
+def _build(args: argparse.Namespace, X: FloatArray, X_tr: FloatArray, X_te: FloatArray,
+           name: str, classes: Array, hidden: list[int]
+           ) -> tuple[nn.Sequential, optim.Optimizer, np.dtype[Any]]:
     """The model and its optimizer, and the dtype; prints what they are."""
     dtype = np.dtype(args.dtype)
     sizes = [X.shape[1], *hidden, len(classes)]
     model = nn.MLP(sizes, args.activation, dtype=dtype, seed=args.seed)
-    kw = {"momentum": 0.9} if args.optimizer == "momentum" else {}
+    kw: dict[str, Any] = {"momentum": 0.9} if args.optimizer == "momentum" else {}
     opt = OPTIMIZERS[args.optimizer](model.parameters(), lr=args.lr, **kw)
     print(f"data: {name}: {len(X)} samples, {X.shape[1]} features, {len(classes)} classes "
           f"({len(X_tr)} train / {len(X_te)} test)")
@@ -89,7 +96,9 @@ def _build(args, X, X_tr, X_te, name, classes, hidden):
     return model, opt, dtype
 
 
-def _train_and_report(args, model, opt, dtype, classes, X_tr, X_te, y_tr, y_te):
+def _train_and_report(args: argparse.Namespace, model: nn.Sequential, opt: optim.Optimizer,
+                      dtype: DTypeLike, classes: Array, X_tr: FloatArray, X_te: FloatArray,
+                      y_tr: Array, y_te: Array) -> None:
     """Train on the standardized training split, then save/plot as asked and print the test
     accuracy."""
     mean, std = X_tr.mean(axis=0), X_tr.std(axis=0)
@@ -98,7 +107,8 @@ def _train_and_report(args, model, opt, dtype, classes, X_tr, X_te, y_tr, y_te):
     bar = not args.quiet and sys.stderr.isatty()
     every = max(1, args.epochs // 10)
 
-    def report(epoch, logs):  # progress as lines when there is no terminal for a bar
+    # progress as lines when there is no terminal for a bar
+    def report(epoch: int, logs: dict[str, float]) -> None:
         if not args.quiet and not bar and ((epoch + 1) % every == 0 or epoch + 1 == args.epochs):
             print(f"epoch {epoch + 1}/{args.epochs}: loss {logs['loss']:.4f}", flush=True)
 
@@ -126,16 +136,16 @@ def _train_and_report(args, model, opt, dtype, classes, X_tr, X_te, y_tr, y_te):
     print(f"test accuracy: {accuracy:.4f}")
 
 
-def _fold_standardization(model, mean, std):
+def _fold_standardization(model: nn.Sequential, mean: FloatArray, std: FloatArray) -> None:
     """Make the first Linear layer apply (x - mean) / std itself: W' = W / std, b' = b - mean' W'."""
-    first = model.layers[0]
+    first = cast(nn.Linear, model.layers[0])  # an MLP starts with a Linear layer
     scale = (1.0 / std).astype(first.dtype)
     first.W = first.W * scale[:, None]
     if first.b is not None:
         first.b = first.b - mean.astype(first.dtype) @ first.W
 
 
-def _load(path, label_column):
+def _load(path: str | None, label_column: str) -> tuple[FloatArray, Array, str]:
     if path is None:
         X, y = datasets.load_digits()
         return X, y, "bundled digits"
@@ -171,7 +181,7 @@ def _load(path, label_column):
     return X, y, os.path.basename(path)
 
 
-def _read_csv(path, label_column):
+def _read_csv(path: str, label_column: str) -> tuple[FloatArray, Array]:
     import csv
     try:
         with open(path, newline="") as fh:
@@ -212,7 +222,7 @@ def _read_csv(path, label_column):
     return X, y
 
 
-def _is_number(s):
+def _is_number(s: str) -> bool:
     try:
         float(s)
         return True
@@ -220,7 +230,7 @@ def _is_number(s):
         return False
 
 
-def _plot(history, path):
+def _plot(history: History, path: str) -> None:
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -239,7 +249,7 @@ def _plot(history, path):
     plt.close(fig)
 
 
-def _atomic_savefig(fig, path):
+def _atomic_savefig(fig: Any, path: str) -> None:
     """Save ``fig`` to ``path`` (format from the extension, PNG without one) with fastgd's
     one atomic writer; a `CLIError` naming ``path`` when it cannot be written."""
     fmt = os.path.splitext(path)[1][1:].lower() or "png"

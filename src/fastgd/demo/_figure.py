@@ -4,14 +4,26 @@ Each figure is a function registered with `figure` that returns a matplotlib ``F
 Agg canvas: no display, no global pyplot state); `FIGURES` holds them in order of their
 numbers. matplotlib is the optional ``plot`` extra: ``pip install 'fastgd[plot]'``.
 """
+from __future__ import annotations
+
 import io
 import os
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Collection, TypeVar
 
 import numpy as np
 
 from .._atomic import atomic_write
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.contour import QuadContourSet
+    from matplotlib.figure import Figure as MplFigure
+
+    from ..descent.functions import Objective
+
+    _Make = TypeVar("_Make", bound=Callable[[], MplFigure])
 
 DPI = 100
 
@@ -21,16 +33,16 @@ class Figure:
     number: int
     name: str       # the file is NAME.png
     title: str      # one line: what the figure shows
-    make: object    # () -> matplotlib.figure.Figure
+    make: Callable[[], MplFigure]
 
 
 #: the registered figures, ordered by number
-FIGURES: list = []
+FIGURES: list[Figure] = []
 
 
-def figure(number, name, title):
+def figure(number: int, name: str, title: str) -> Callable[[_Make], _Make]:
     """Register ``make() -> matplotlib.figure.Figure`` as figure ``number``, file ``name.png``."""
-    def register(make):
+    def register(make: _Make) -> _Make:
         if any(f.name == name or f.number == number for f in FIGURES):
             raise ValueError(f"a demo figure numbered {number} or named {name!r} exists already")
         FIGURES.append(Figure(number, name, title, make))
@@ -45,7 +57,8 @@ COLORS = {"small": "#4c72b0", "good": "#2ca02c", "large": "#d62728", "gd": "#4c7
           "minibatch": "#dd8452"}
 
 
-def new_figure(width=11.0, height=4.6, ncols=2):
+def new_figure(width: float = 11.0, height: float = 4.6, ncols: int = 2
+               ) -> tuple[MplFigure, Any]:
     """A constrained-layout matplotlib ``Figure`` of ``width`` x ``height`` inches with
     ``ncols`` axes side by side; returns ``(figure, axes)``."""
     from matplotlib.figure import Figure as MplFigure
@@ -55,7 +68,7 @@ def new_figure(width=11.0, height=4.6, ncols=2):
     return fig, axes
 
 
-def contours(ax, f, levels=None, n=240):
+def contours(ax: Axes, f: Objective, levels: Any = None, n: int = 240) -> QuadContourSet:
     (x0, x1), (y0, y1) = f.bounds
     gx, gy = np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n))
     z = f(np.stack([gx, gy], axis=-1))
@@ -69,7 +82,8 @@ def contours(ax, f, levels=None, n=240):
     return cs
 
 
-def trajectory(ax, path, color, label, clip=None):
+def trajectory(ax: Axes, path: Any, color: str, label: str,
+               clip: tuple[tuple[float, float], tuple[float, float]] | None = None) -> None:
     p = np.asarray(path, dtype=np.float64)
     if clip is not None:  # a diverging path: draw it up to the first point far outside
         (x0, x1), (y0, y1) = clip
@@ -80,14 +94,15 @@ def trajectory(ax, path, color, label, clip=None):
     ax.plot(p[0, 0], p[0, 1], "s", color="k", ms=5)
 
 
-def mark_minima(ax, f, label="minimum"):
+def mark_minima(ax: Axes, f: Objective, label: str = "minimum") -> None:
     ax.plot(f.minima[:, 0], f.minima[:, 1], "*", color="k", ms=11, label=label, zorder=5)
 
 
 
 
 # ---------------------------------------------------------------------------- running
-def write_figures(out, names=None, dpi=DPI, log=print):
+def write_figures(out: str | os.PathLike[str], names: Collection[str] | None = None,
+                  dpi: float = DPI, log: Callable[[str], object] | None = print) -> list[str]:
     """Write the figures (all, or those in ``names``) as ``out/NAME.png``; returns the paths.
 
     Each file is written to a temporary name in ``out`` and renamed into place, so a
@@ -107,7 +122,7 @@ def write_figures(out, names=None, dpi=DPI, log=print):
                          f"{exc.strerror or exc}") from exc
     if not os.path.isdir(out):
         raise ValueError(f"{out!r} is not a directory")
-    paths = []
+    paths: list[str] = []
     for spec in chosen:
         t0 = time.perf_counter()
         fig = spec.make()
@@ -119,7 +134,7 @@ def write_figures(out, names=None, dpi=DPI, log=print):
     return paths
 
 
-def save_png(fig, path, dpi):
+def save_png(fig: MplFigure, path: str | os.PathLike[str], dpi: float) -> None:
     """Write ``fig`` as PNG to ``path`` with fastgd's one atomic writer (a complete file or
     the old one, never half of one; permissions from the umask)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -130,7 +145,7 @@ def save_png(fig, path, dpi):
         fh.write(data)
 
 
-def _png_bytes(fig, dpi):
+def _png_bytes(fig: MplFigure, dpi: float) -> bytes:
     """The figure as PNG bytes: a 256-colour palette image when Pillow is there (a third
     of the size, no visible difference for line plots), else matplotlib's RGBA PNG."""
     buf = io.BytesIO()
@@ -147,7 +162,7 @@ def _png_bytes(fig, dpi):
     return out.getvalue()
 
 
-def _require_matplotlib():
+def _require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:

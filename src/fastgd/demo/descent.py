@@ -1,5 +1,9 @@
 """The demo figures of minimisation: 1 (learning rate), 2 (ill-conditioning), 3 (plateau),
 4 (local minima) and 6 (batch sizes in linear regression)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ..descent import functions
@@ -7,7 +11,12 @@ from ..descent.minimize import minimize
 from ..linear_model import LinearRegression
 from ._figure import COLORS, contours, mark_minima, trajectory, figure, new_figure
 
-def _history_axis(ax):
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure as MplFigure
+
+
+def _history_axis(ax: Axes) -> None:
     """The right-hand panel shared by the minimisation figures: f per iteration, log scale."""
     ax.set_title("f at each iterate (log scale)")
     ax.set_xlabel("iteration")
@@ -17,7 +26,7 @@ def _history_axis(ax):
 
 
 @figure(1, "learning_rate", "Learning rate: too small, good, too large")
-def learning_rate():
+def learning_rate() -> MplFigure:
     f = functions.quadratic()
     x0 = np.array([1.0, 3.0])
     L = float(np.linalg.eigvalsh(f.hessian).max())
@@ -39,7 +48,7 @@ def learning_rate():
 
 
 @figure(2, "ill_conditioning", "GD vs momentum vs Adam on an ill-conditioned bowl")
-def ill_conditioning():
+def ill_conditioning() -> MplFigure:
     kappa = 50.0
     f = functions.bowl(kappa, angle=15.0)
     x0 = np.array([-3.2, 0.3])
@@ -64,7 +73,7 @@ def ill_conditioning():
 
 
 @figure(3, "plateau", "A plateau slows plain GD; an adaptive method gets through")
-def plateau():
+def plateau() -> MplFigure:
     f = functions.plateau()
     x0 = np.array([2.6, 1.2])
     runs = [("gd", dict(method="gd", lr=0.5), "GD, lr = 0.5"),
@@ -92,7 +101,7 @@ def plateau():
 
 
 @figure(4, "local_minima", "Several starts, several minima: the start decides")
-def local_minima():
+def local_minima() -> MplFigure:
     from matplotlib.colors import ListedColormap
 
     fig, (ax, ax2) = new_figure(height=5.0)
@@ -142,7 +151,7 @@ def local_minima():
 
 
 @figure(6, "batch_sizes", "Batch vs mini-batch vs stochastic gradient descent")
-def batch_sizes():
+def batch_sizes() -> MplFigure:
     rng = np.random.default_rng(0)
     n, p = 1000, 8
     X = rng.standard_normal((n, p))
@@ -150,9 +159,10 @@ def batch_sizes():
     best = LinearRegression(solver="closed_form").fit(X, y)
     floor = float(np.mean((y - best.predict(X)) ** 2))
     epochs = 40
-    runs = [("gd", dict(solver="gd"), f"batch (all {n} samples)"),
-            ("minibatch", dict(solver="minibatch", batch_size=32), "mini-batch (32)"),
-            ("sgd", dict(solver="sgd"), "stochastic (1 sample)")]
+    runs: list[tuple[str, dict[str, Any], str]] = [
+        ("gd", dict(solver="gd"), f"batch (all {n} samples)"),
+        ("minibatch", dict(solver="minibatch", batch_size=32), "mini-batch (32)"),
+        ("sgd", dict(solver="sgd"), "stochastic (1 sample)")]
     fig, (ax, ax2) = new_figure()
     for key, kw, label in runs:
         m = LinearRegression(lr=0.01, max_iter=epochs, tol=None, random_state=0, **kw).fit(X, y)

@@ -5,29 +5,39 @@ The figures register themselves with ``@figure`` and draw on `new_figure` (both 
 `fastgd.demo`). The numbers behind them come from small helpers, `layer_gradient_norms`,
 `train_deep` and `digits_optimizer_runs`, which the tests call directly.
 """
+from __future__ import annotations
+
 import functools
 import math
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
 from .. import datasets, optim
+from .._typing import Array, DTypeLike, FloatArray
 from ..nn import MLP, CrossEntropyLoss
+from ..nn.init import SeedLike
 from ..train.fit import fit
 from ._figure import figure, new_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure as MplFigure
+
+    from ..nn import Sequential
 
 __all__ = ["digits", "deep_mlp", "layer_gradient_norms", "train_deep", "DIGITS_OPTIMIZERS",
            "digits_optimizer_runs"]
 
 
 @functools.lru_cache(maxsize=1)
-def _digits_raw():
+def _digits_raw() -> tuple[FloatArray, Array]:
     X, y = datasets.load_digits()
     X.flags.writeable = False
     y.flags.writeable = False
     return X, y
 
 
-def digits(dtype):
+def digits(dtype: DTypeLike) -> tuple[FloatArray, Array]:
     """The bundled digits scaled to [0, 1] (X / 16) in ``dtype``, and their labels."""
     X, y = _digits_raw()
     return (X / 16).astype(dtype), y.copy()
@@ -37,14 +47,16 @@ def digits(dtype):
 DEPTH, WIDTH = 10, 32          # 10 Linear layers: 64 -> 32 (x 9) -> 10
 
 
-def deep_mlp(activation, depth=DEPTH, width=WIDTH, seed=0):
+def deep_mlp(activation: str, depth: int = DEPTH, width: int = WIDTH,
+             seed: SeedLike = 0) -> Sequential:
     """A float64 MLP on the digits, ``depth`` Linear layers of ``width`` units with
     ``activation`` between them (Xavier initialisation for sigmoid, He for ReLU, as
     ``Sequential`` picks)."""
     return MLP([64] + [width] * (depth - 1) + [10], activation, dtype=np.float64, seed=seed)
 
 
-def layer_gradient_norms(activation, depth=DEPTH, width=WIDTH, seed=0, batch=256):
+def layer_gradient_norms(activation: str, depth: int = DEPTH, width: int = WIDTH,
+                         seed: SeedLike = 0, batch: int = 256) -> FloatArray:
     """‖dW_k‖ (Frobenius norm) of each Linear layer k = 1..depth of `deep_mlp` at its
     initialisation: one forward and backward pass of the cross-entropy on ``batch`` digits
     (drawn with ``seed``). Returns an array of ``depth`` norms, first layer first."""
@@ -57,7 +69,8 @@ def layer_gradient_norms(activation, depth=DEPTH, width=WIDTH, seed=0, batch=256
     return np.array([np.linalg.norm(g) for g in model.gradients()[0::2]])
 
 
-def train_deep(activation, depth=DEPTH, width=WIDTH, epochs=20, lr=0.05, seed=0):
+def train_deep(activation: str, depth: int = DEPTH, width: int = WIDTH, epochs: int = 20,
+               lr: float = 0.05, seed: SeedLike = 0) -> FloatArray:
     """Mean training loss per epoch of `deep_mlp` trained by mini-batch SGD (batch 32) on
     all the digits."""
     X, y = digits(np.float64)
@@ -68,7 +81,7 @@ def train_deep(activation, depth=DEPTH, width=WIDTH, epochs=20, lr=0.05, seed=0)
 
 
 @figure(5, "vanishing_gradients", "Vanishing gradients: a deep sigmoid net vs ReLU")
-def vanishing_gradients():
+def vanishing_gradients() -> MplFigure:
     seeds = range(5)
     runs = [("sigmoid", "#d62728", "sigmoid"), ("relu", "#4c72b0", "ReLU")]
     fig, (ax, ax2) = new_figure()
@@ -121,7 +134,7 @@ def vanishing_gradients():
     return fig
 
 
-def _power_of_ten(x):
+def _power_of_ten(x: float) -> str:
     """``10⁵`` for x around 1e5."""
     sup = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
     return "10" + str(round(math.log10(x))).translate(sup)
@@ -134,7 +147,10 @@ def _power_of_ten(x):
 #: those whose epoch loss never rose above 1.3x its lowest before. (Momentum 0.9 at lr η
 #: behaves like SGD at 10η, so the two land on the same step size; RMSprop at 3e-3 already
 #: has loss spikes.)
-DIGITS_OPTIMIZERS = [
+#: (label, optimizer class, keyword arguments, colour, line style)
+OptimizerRun = tuple[str, type[optim.Optimizer], dict[str, Any], str, str]
+
+DIGITS_OPTIMIZERS: list[OptimizerRun] = [
     ("SGD", optim.SGD, dict(lr=0.3), "#d62728", "-"),
     ("SGD + momentum 0.9", optim.SGD, dict(lr=0.03, momentum=0.9), "#dd8452", "--"),
     ("Adagrad", optim.Adagrad, dict(lr=0.1), "#8c564b", "-"),
@@ -144,14 +160,16 @@ DIGITS_OPTIMIZERS = [
 ]
 
 
-def digits_optimizer_runs(epochs=30, seed=0, optimizers=DIGITS_OPTIMIZERS):
+def digits_optimizer_runs(epochs: int = 30, seed: SeedLike = 0,
+                          optimizers: Iterable[OptimizerRun] = DIGITS_OPTIMIZERS
+                          ) -> list[dict[str, Any]]:
     """Train the 64-128-10 ReLU MLP on the digits (X / 16, float32, a 25 % test split) with
     each optimizer: same initialisation and batch order (``seed``), batch 32. Returns one dict
     per optimizer: ``label``, ``lr``, ``loss`` (training loss per epoch), ``test_accuracy``
     (per epoch) and ``n_test`` (test rows)."""
     X, y = digits(np.float32)
     Xtr, Xte, ytr, yte = datasets.train_test_split(X, y, test_size=0.25, seed=seed)
-    runs = []
+    runs: list[dict[str, Any]] = []
     for label, cls, kw, *_ in optimizers:
         model = MLP([64, 128, 10], "relu", seed=seed)
         h = fit(model, Xtr, ytr, loss=CrossEntropyLoss(), optimizer=cls(model.parameters(), **kw),
@@ -163,7 +181,7 @@ def digits_optimizer_runs(epochs=30, seed=0, optimizers=DIGITS_OPTIMIZERS):
 
 
 @figure(7, "digits_optimizers", "Six optimizers training an MLP on the digits")
-def digits_optimizers():
+def digits_optimizers() -> MplFigure:
     epochs, last = 30, 5
     runs = digits_optimizer_runs(epochs)
     fig, (ax, ax2) = new_figure(height=4.8)
