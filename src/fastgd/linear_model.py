@@ -9,15 +9,22 @@ r"""Linear regression by gradient descent (full batch, stochastic, mini-batch) o
 >>> np.round(model.coef_, 2), round(model.intercept_, 2), model.n_iter_
 (array([ 1. , -2. ,  0.5]), 3.0, 43)
 """
+from __future__ import annotations
+
 import inspect
 import math
 import warnings
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import numpy as np
 
 from . import _checks
+from ._typing import ArrayLike, FloatArray, Real
 from .descent.gradients import as_real_array
 from .optim._stepper import Stepper
+
+if TYPE_CHECKING:
+    from .nn.init import SeedLike
 
 __all__ = ["LinearRegression", "ConvergenceWarning", "NotFittedError"]
 
@@ -25,6 +32,8 @@ SOLVERS = ("gd", "sgd", "minibatch", "closed_form")
 OBJECTIVES = ("mse", "l2")
 #: a loss this many times its start (plus one) counts as diverging
 _GROWTH = 1e8
+
+_Self = TypeVar("_Self", bound="LinearRegression")
 
 
 class ConvergenceWarning(UserWarning):
@@ -110,9 +119,10 @@ class LinearRegression:
     (array([2.]), 1.0, array([9.]))
     """
 
-    def __init__(self, *, solver="gd", objective="mse", lr=0.01, max_iter=1000, tol=1e-6,
-                 n_iter_no_change=5, batch_size=32, fit_intercept=True, shuffle=True,
-                 random_state=None):
+    def __init__(self, *, solver: str = "gd", objective: str = "mse", lr: Real = 0.01,
+                 max_iter: int = 1000, tol: Real | None = 1e-6, n_iter_no_change: int = 5,
+                 batch_size: int = 32, fit_intercept: bool = True, shuffle: bool = True,
+                 random_state: SeedLike = None) -> None:
         self.solver = solver
         self.objective = objective
         self.lr = lr
@@ -127,14 +137,14 @@ class LinearRegression:
 
     # ------------------------------------------------------------------ scikit-learn API
     @classmethod
-    def _param_names(cls):
+    def _param_names(cls) -> list[str]:
         return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
 
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor's parameters, by name (scikit-learn's estimator API)."""
         return {k: getattr(self, k) for k in self._param_names()}
 
-    def set_params(self, **params):
+    def set_params(self: _Self, **params: Any) -> _Self:
         """Set constructor parameters (scikit-learn's estimator API); returns ``self``."""
         names = self._param_names()
         for k in params:
@@ -152,14 +162,14 @@ class LinearRegression:
             raise
         return self
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         defaults = {k: p.default for k, p in
                     inspect.signature(type(self).__init__).parameters.items() if k != "self"}
         changed = [f"{k}={v!r}" for k, v in self.get_params().items()
                    if not (type(v) is type(defaults[k]) and v == defaults[k])]
         return f"LinearRegression({', '.join(changed)})"
 
-    def _validate_params(self):
+    def _validate_params(self) -> None:
         _checks.choice(self.solver, "solver", SOLVERS)
         _checks.choice(self.objective, "objective", OBJECTIVES)
         _checks.real(self.lr, "lr", low=0, low_open=True)
@@ -173,7 +183,7 @@ class LinearRegression:
         _checks.seed(self.random_state, "random_state")
 
     # ------------------------------------------------------------------ fit / predict
-    def fit(self, X, y):
+    def fit(self: _Self, X: ArrayLike, y: ArrayLike) -> _Self:
         """Fit the coefficients to the rows of ``X`` and the targets ``y``; returns ``self``.
 
         ``X`` is (n_samples, n_features); float32 stays float32 (``y`` is cast to ``X``'s
@@ -184,6 +194,7 @@ class LinearRegression:
         n, p = X.shape
         dt = X.dtype
         Xa = np.hstack([X, np.ones((n, 1), dt)]) if self.fit_intercept else X
+        curve: list[float]
         if self.solver == "closed_form":
             w = np.linalg.lstsq(Xa, y, rcond=None)[0].astype(dt, copy=False)
             curve, n_iter = [], 0
@@ -198,7 +209,7 @@ class LinearRegression:
         self.n_features_in_ = p
         return self
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> FloatArray:
         """Predictions :math:`X\\beta + b` for the rows of ``X``."""
         if not hasattr(self, "coef_"):
             raise NotFittedError("this LinearRegression is not fitted yet; call fit(X, y) first")
@@ -209,7 +220,7 @@ class LinearRegression:
         coef = self.coef_.astype(X.dtype, copy=False) if X.dtype != self.coef_.dtype else self.coef_
         return X @ coef + X.dtype.type(self.intercept_)
 
-    def score(self, X, y):
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
         """The coefficient of determination :math:`R^2 = 1 - SS_{res}/SS_{tot}`."""
         X, y = _check_Xy(X, y)
         pred = self.predict(X).astype(np.float64)
@@ -222,7 +233,8 @@ class LinearRegression:
 
 
 # ---------------------------------------------------------------------------- solvers
-def _loss_and_grad(objective, Xb, yb, w, r, g):
+def _loss_and_grad(objective: str, Xb: FloatArray, yb: FloatArray, w: FloatArray,
+                   r: FloatArray, g: FloatArray) -> float:
     """The loss over rows ``Xb`` and its gradient (written into ``g``); ``r`` is scratch."""
     np.matmul(Xb, w, out=r)
     np.subtract(yb, r, out=r)                      # r = y - Xw
@@ -237,7 +249,8 @@ def _loss_and_grad(objective, Xb, yb, w, r, g):
     return norm
 
 
-def _full_loss(objective, Xa, y, w, r):
+def _full_loss(objective: str, Xa: FloatArray, y: FloatArray, w: FloatArray,
+               r: FloatArray) -> float:
     np.matmul(Xa, w, out=r)
     np.subtract(y, r, out=r)
     mse = float(np.dot(r.astype(np.float64), r.astype(np.float64))) / len(y)
@@ -247,13 +260,13 @@ def _full_loss(objective, Xa, y, w, r):
 class _Stop:
     """scikit-learn's rule: stop after ``n_iter_no_change`` rounds without a ``tol`` gain."""
 
-    def __init__(self, tol, patience, first_loss):
+    def __init__(self, tol: Real | None, patience: int, first_loss: float) -> None:
         self.tol, self.patience = tol, patience
         self.best = first_loss
         self.start = first_loss
         self.count = 0
 
-    def __call__(self, model, loss, it):
+    def __call__(self, model: LinearRegression, loss: float, it: int) -> bool:
         if not math.isfinite(loss) or loss > _GROWTH * (1 + self.start):
             raise ValueError(f"the training loss diverged ({loss:.4g}) at iteration {it}: "
                              f"lr={model.lr:g} is too large; try a smaller lr (e.g. "
@@ -265,7 +278,8 @@ class _Stop:
         return self.count >= self.patience
 
 
-def _fit_gd(model, Xa, y, w):
+def _fit_gd(model: LinearRegression, Xa: FloatArray, y: FloatArray,
+            w: FloatArray) -> tuple[list[float], int]:
     n = len(y)
     stepper = Stepper("gd", w, model.lr)
     r = np.empty(n, w.dtype)
@@ -284,7 +298,8 @@ def _fit_gd(model, Xa, y, w):
     return curve, model.max_iter
 
 
-def _fit_stochastic(model, Xa, y, w):
+def _fit_stochastic(model: LinearRegression, Xa: FloatArray, y: FloatArray,
+                    w: FloatArray) -> tuple[list[float], int]:
     n = len(y)
     bs = 1 if model.solver == "sgd" else min(model.batch_size, n)
     rng = np.random.default_rng(model.random_state)
@@ -318,7 +333,8 @@ def _fit_stochastic(model, Xa, y, w):
     return curve, model.max_iter
 
 
-def _sgd_epoch(mse, Xs, ys, w, g, step):
+def _sgd_epoch(mse: bool, Xs: FloatArray, ys: list[float], w: FloatArray, g: FloatArray,
+               step: Callable[[FloatArray], object]) -> None:
     """One pass of one-sample steps, the formulas of `_loss_and_grad` with one row:
     :math:`g = -2 r x` (mse) or :math:`g = -\\operatorname{sign}(r)\\, x` (l2)."""
     multiply = np.multiply
@@ -330,7 +346,7 @@ def _sgd_epoch(mse, Xs, ys, w, g, step):
         step(g)
 
 
-def _warn_max_iter(model):
+def _warn_max_iter(model: LinearRegression) -> None:
     if model.tol is not None:
         unit = "iterations" if model.solver == "gd" else "epochs"
         warnings.warn(f"LinearRegression(solver={model.solver!r}) reached max_iter="
@@ -339,7 +355,7 @@ def _warn_max_iter(model):
 
 
 # ---------------------------------------------------------------------------- input checks
-def _check_X(X):
+def _check_X(X: Any) -> FloatArray:  # X: array_like
     X = as_real_array(X, "X")
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}"
@@ -351,7 +367,7 @@ def _check_X(X):
     return np.ascontiguousarray(X)
 
 
-def _check_Xy(X, y):
+def _check_Xy(X: Any, y: Any) -> tuple[FloatArray, FloatArray]:  # array_likes
     X = _check_X(X)
     y = as_real_array(y, "y")
     if y.ndim == 2 and y.shape[1] == 1:

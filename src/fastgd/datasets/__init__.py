@@ -1,13 +1,20 @@
 """Data sets that ship inside the package (no download)."""
+from __future__ import annotations
+
 import gzip
 from importlib import resources
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import _checks
+from .._typing import Array, ArrayLike, FloatArray, Real
+
+if TYPE_CHECKING:
+    from ..nn.init import SeedLike
 
 
-def load_digits():
+def load_digits() -> tuple[FloatArray, Array]:
     """The 8x8 handwritten digits: ``X`` (1797, 64) float64 pixels in 0..16, ``y`` labels 0..9.
 
     UCI "Optical Recognition of Handwritten Digits" (E. Alpaydin, C. Kaynak, 1998; CC BY 4.0),
@@ -24,7 +31,8 @@ def load_digits():
     return table[:, :-1], table[:, -1].astype(np.int64)
 
 
-def train_test_split(X, y, test_size=0.25, seed=0):
+def train_test_split(X: ArrayLike, y: ArrayLike, test_size: Real = 0.25,
+                     seed: SeedLike = 0) -> tuple[Array, Array, Array, Array]:
     """Shuffle with ``seed`` and hold out ``test_size`` of the rows, stratified by class when
     ``y`` holds integer labels.
 
@@ -65,6 +73,7 @@ def train_test_split(X, y, test_size=0.25, seed=0):
                          f"{len(y)}")
     rng = np.random.default_rng(seed)
     n = len(X)
+    test: Any  # the test rows: a list by class, then a sorted array
     if np.issubdtype(y.dtype, np.integer):
         test = []
         for c in np.unique(y):
@@ -78,7 +87,7 @@ def train_test_split(X, y, test_size=0.25, seed=0):
     return X[mask], X[test], y[mask], y[test]
 
 
-def _rows(a, name):
+def _rows(a: ArrayLike, name: str) -> Array:
     """``a`` as an array of at least one row (a 1-D or higher array)."""
     if a is None or isinstance(a, (str, bytes)):
         raise TypeError(f"{name} must be an array, got {type(a).__name__}")
