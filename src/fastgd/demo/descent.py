@@ -16,13 +16,20 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure as MplFigure
 
 
-def _history_axis(ax: Axes) -> None:
-    """The right-hand panel shared by the minimisation figures: f per iteration, log scale."""
-    ax.set_title("f at each iterate (log scale)")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("f(x)")
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
+def _trajectories_and_values(fig: MplFigure, f: Any, ax: Axes, ax2: Axes, title: str,
+                             suptitle: str) -> MplFigure:
+    """The end shared by the minimisation figures: the minima and a legend on the trajectory
+    panel ``ax``, f per iteration on a log scale in ``ax2``, the titles."""
+    mark_minima(ax, f)
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+    ax2.set_title("f at each iterate (log scale)")
+    ax2.set_xlabel("iteration")
+    ax2.set_ylabel("f(x)")
+    ax2.legend(fontsize=8)
+    ax2.grid(True, which="both", alpha=0.3)
+    fig.suptitle(suptitle, fontsize=12)
+    return fig
 
 
 @figure(1, "learning_rate", "Learning rate: too small, good, too large")
@@ -38,13 +45,9 @@ def learning_rate() -> MplFigure:
         tag = {"small": "too small", "good": "good", "large": f"too large (> 2/L = {2 / L:.2f})"}[key]
         trajectory(ax, res.path, COLORS[key], f"lr = {lr}: {tag}", clip=f.bounds)
         ax2.semilogy(res.history, "-o", ms=2.5, color=COLORS[key], label=f"lr = {lr}")
-    mark_minima(ax, f)
-    ax.set_title(f"Trajectories on f = {f.formula} from (1, 3)")
-    ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
-    _history_axis(ax2)
-    fig.suptitle("Gradient descent: the learning rate decides between crawling, converging "
-                 "and diverging", fontsize=12)
-    return fig
+    return _trajectories_and_values(
+        fig, f, ax, ax2, f"Trajectories on f = {f.formula} from (1, 3)",
+        "Gradient descent: the learning rate decides between crawling, converging and diverging")
 
 
 @figure(2, "ill_conditioning", "GD vs momentum vs Adam on an ill-conditioned bowl")
@@ -62,14 +65,10 @@ def ill_conditioning() -> MplFigure:
         res = minimize(f, x0, grad=f.grad, max_iter=100, tol=0, tol_change=0, **kw)
         trajectory(ax, res.path, COLORS[key], label)
         ax2.semilogy(res.history, "-", lw=1.6, color=COLORS[key], label=label)
-    mark_minima(ax, f)
     ax.set_ylim(-1.9, 1.2)
-    ax.set_title(f"Condition number {kappa:g}: steep across, flat along the valley")
-    ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
-    _history_axis(ax2)
-    fig.suptitle("Ill-conditioning: plain GD zig-zags and crawls; momentum and Adam go along "
-                 "the valley", fontsize=12)
-    return fig
+    return _trajectories_and_values(
+        fig, f, ax, ax2, f"Condition number {kappa:g}: steep across, flat along the valley",
+        "Ill-conditioning: plain GD zig-zags and crawls; momentum and Adam go along the valley")
 
 
 @figure(3, "plateau", "A plateau slows plain GD; an adaptive method gets through")
