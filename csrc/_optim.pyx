@@ -351,6 +351,69 @@ cdef inline bint _overlap(cnp.ndarray a, cnp.ndarray b):
     return a0 < b1 and b0 < a1 and a1 > a0 and b1 > b0
 
 
+cdef int _check_plan_params(list params, str param_name) except -1:
+    """Each parameter: an ndarray of float32/float64 in native byte order, writeable,
+    contiguous (C or F) and aligned."""
+    cdef Py_ssize_t i
+    cdef cnp.ndarray p
+    for i in range(len(params)):
+        p = params[i] if isinstance(params[i], np.ndarray) else None
+        if p is None:
+            raise TypeError(f"{param_name}[{i}] must be a numpy.ndarray, got {type(params[i]).__name__}")
+        if not _is_float(cnp.PyArray_TYPE(p)) or not cnp.PyArray_ISNOTSWAPPED(p):
+            raise TypeError(f"{param_name}[{i}] must have dtype float32 or float64 in native "
+                            f"byte order, got {p.dtype.str}")
+        if not cnp.PyArray_ISWRITEABLE(p):
+            raise ValueError(f"{param_name}[{i}] is read-only; parameters are updated in place")
+        if not (cnp.PyArray_IS_C_CONTIGUOUS(p) or cnp.PyArray_IS_F_CONTIGUOUS(p)):
+            raise ValueError(f"{param_name}[{i}] is not contiguous; pass np.ascontiguousarray(...) "
+                             "and keep that array as the parameter")
+        if not cnp.PyArray_ISALIGNED(p):
+            raise ValueError(f"{param_name}[{i}] is not aligned to its {p.dtype} elements "
+                             "(flags.aligned is False); pass np.require(a, requirements='A') "
+                             "and keep that array as the parameter")
+    return 0
+
+
+cdef int _check_plan_states(list states, list params, tuple names, str param_name) except -1:
+    """Each state list (or None): one array per parameter, of its parameter's dtype, shape and
+    layout, writeable and aligned."""
+    cdef Py_ssize_t i, k, n = len(params)
+    cdef cnp.ndarray p, s
+    for k in range(len(states)):
+        if states[k] is None:
+            continue
+        if len(states[k]) != n:
+            raise ValueError(f"{names[k]} has {len(states[k])} arrays for {n} parameters")
+        for i in range(n):
+            s = states[k][i] if isinstance(states[k][i], np.ndarray) else None
+            p = params[i]
+            if s is None:
+                raise TypeError(f"{names[k]}[{i}] must be a numpy.ndarray, "
+                                f"got {type(states[k][i]).__name__}")
+            if cnp.PyArray_TYPE(s) != cnp.PyArray_TYPE(p) or not cnp.PyArray_ISNOTSWAPPED(s):
+                raise TypeError(f"{names[k]}[{i}] has dtype {s.dtype} but "
+                                f"{param_name}[{i}] has {p.dtype}")
+            if not _same_layout(s, p):
+                raise ValueError(f"{names[k]}[{i}] has shape {(<object>s).shape} (strides {(<object>s).strides}) "
+                                 f"but {param_name}[{i}] has {(<object>p).shape} (strides {(<object>p).strides})")
+            if not cnp.PyArray_ISWRITEABLE(s):
+                raise ValueError(f"{names[k]}[{i}] is read-only")
+            if not cnp.PyArray_ISALIGNED(s):
+                raise ValueError(f"{names[k]}[{i}] is not aligned to its "
+                                 f"{s.dtype} elements (flags.aligned is False)")
+    return 0
+
+
+cdef int _check_counter(cnp.ndarray a, object dtype, Py_ssize_t n, str name, str dtname) except -1:
+    """A per-parameter counter vector: ``dtype``, one entry per parameter, C-contiguous and
+    writeable (the kernels advance it in place)."""
+    if a.dtype != dtype or a.ndim != 1 or a.shape[0] != n \
+            or not a.flags.c_contiguous or not a.flags.writeable:
+        raise ValueError(f"{name} must be a writeable {dtname} vector with one entry per parameter")
+    return 0
+
+
 cdef class TensorPlan:
     """Parameters and their state arrays, validated once, as raw pointers.
 
@@ -460,71 +523,39 @@ cdef class TensorPlan:
 
     def __init__(self, list params, list states, cnp.ndarray steps, cnp.ndarray is_new,
                  str param_name="params", tuple state_names=()):
-        cdef Py_ssize_t n = len(params), i, k
-        cdef cnp.ndarray p, s
+        cdef Py_ssize_t n = len(params)
         if len(states) > MAX_STATES:
             raise ValueError("at most 4 state lists")
+        names = state_names + tuple(f"state{k}" for k in range(len(state_names), len(states)))
+        _check_plan_params(params, param_name)
+        _check_plan_states(states, params, names, param_name)
+        _check_disjoint(params + [a for lst in states if lst is not None for a in lst],
+                        [f"{param_name}[{i}]" for i in range(n)]
+                        + [f"{names[k]}[{i}]" for k in range(len(states))
+                           if states[k] is not None for i in range(n)])
+        _check_counter(steps, np.int64, n, "steps", "int64")
+        _check_counter(is_new, np.uint8, n, "is_new", "uint8")
+        # everything is checked: from here on nothing can fail but an allocation
         self.n = n
         self.nstates = len(states)
         self.param_name = param_name
-        self.state_names = state_names + tuple(f"state{k}" for k in range(len(state_names), len(states)))
-        for i in range(n):
-            p = params[i] if isinstance(params[i], np.ndarray) else None
-            if p is None:
-                raise TypeError(f"{param_name}[{i}] must be a numpy.ndarray, got {type(params[i]).__name__}")
-            if not _is_float(cnp.PyArray_TYPE(p)) or not cnp.PyArray_ISNOTSWAPPED(p):
-                raise TypeError(f"{param_name}[{i}] must have dtype float32 or float64 in native "
-                                f"byte order, got {p.dtype.str}")
-            if not cnp.PyArray_ISWRITEABLE(p):
-                raise ValueError(f"{param_name}[{i}] is read-only; parameters are updated in place")
-            if not (cnp.PyArray_IS_C_CONTIGUOUS(p) or cnp.PyArray_IS_F_CONTIGUOUS(p)):
-                raise ValueError(f"{param_name}[{i}] is not contiguous; pass np.ascontiguousarray(...) "
-                                 "and keep that array as the parameter")
-            if not cnp.PyArray_ISALIGNED(p):
-                raise ValueError(f"{param_name}[{i}] is not aligned to its {p.dtype} elements "
-                                 "(flags.aligned is False); pass np.require(a, requirements='A') "
-                                 "and keep that array as the parameter")
-        for k in range(self.nstates):
-            if states[k] is None:
-                continue
-            if len(states[k]) != n:
-                raise ValueError(f"{self.state_names[k]} has {len(states[k])} arrays for {n} parameters")
-            for i in range(n):
-                s = states[k][i] if isinstance(states[k][i], np.ndarray) else None
-                p = params[i]
-                if s is None:
-                    raise TypeError(f"{self.state_names[k]}[{i}] must be a numpy.ndarray, "
-                                    f"got {type(states[k][i]).__name__}")
-                if cnp.PyArray_TYPE(s) != cnp.PyArray_TYPE(p) or not cnp.PyArray_ISNOTSWAPPED(s):
-                    raise TypeError(f"{self.state_names[k]}[{i}] has dtype {s.dtype} but "
-                                    f"{param_name}[{i}] has {p.dtype}")
-                if not _same_layout(s, p):
-                    raise ValueError(f"{self.state_names[k]}[{i}] has shape {(<object>s).shape} (strides {(<object>s).strides}) "
-                                     f"but {param_name}[{i}] has {(<object>p).shape} (strides {(<object>p).strides})")
-                if not cnp.PyArray_ISWRITEABLE(s):
-                    raise ValueError(f"{self.state_names[k]}[{i}] is read-only")
-                if not cnp.PyArray_ISALIGNED(s):
-                    raise ValueError(f"{self.state_names[k]}[{i}] is not aligned to its "
-                                     f"{s.dtype} elements (flags.aligned is False)")
-        _check_disjoint([params[i] for i in range(n)]
-                        + [a for lst in states if lst is not None for a in lst],
-                        [f"{param_name}[{i}]" for i in range(n)]
-                        + [f"{self.state_names[k]}[{i}]" for k in range(self.nstates)
-                           if states[k] is not None for i in range(n)])
-        if steps.dtype != np.int64 or steps.ndim != 1 or steps.shape[0] != n \
-                or not steps.flags.c_contiguous or not steps.flags.writeable:
-            raise ValueError("steps must be a writeable int64 vector with one entry per parameter")
-        if is_new.dtype != np.uint8 or is_new.ndim != 1 or is_new.shape[0] != n \
-                or not is_new.flags.c_contiguous or not is_new.flags.writeable:
-            raise ValueError("is_new must be a writeable uint8 vector with one entry per parameter")
-
+        self.state_names = names
         self.params = tuple(params)
         self.states = tuple(None if lst is None else tuple(lst) for lst in states)
         self.steps_arr = steps
         self.new_arr = is_new
         self.steps = <int64_t *>cnp.PyArray_DATA(steps)
         self.is_new = <unsigned char *>cnp.PyArray_DATA(is_new)
+        self._point_at(params, states)
+        self._set_spans(params + [steps, is_new]
+                        + [a for lst in states if lst is not None for a in lst])
+        self.keep = []
+        self.ready = False
 
+    cdef int _point_at(self, list params, list states) except -1:
+        """The per-tensor pointers, sizes and dtypes of the checked arrays."""
+        cdef Py_ssize_t i, k, n = self.n
+        cdef cnp.ndarray p
         self._free()
         update_alloc(&self.u, n)
         self.u.steps = self.steps
@@ -540,10 +571,7 @@ cdef class TensorPlan:
             for k in range(self.nstates):
                 if states[k] is not None:
                     self.tensors.s[k][i] = cnp.PyArray_DATA(<cnp.ndarray>states[k][i])
-        self._set_spans([params[i] for i in range(n)] + [steps, is_new]
-                        + [a for lst in states if lst is not None for a in lst])
-        self.keep = []
-        self.ready = False
+        return 0
 
     def same_params(self, list params):
         """True when ``params`` holds exactly this plan's arrays, in order."""
