@@ -9,11 +9,14 @@ and everything algorithm-specific comes from the spec: the constructor's signatu
 defaults, the checks of each group's hyper-parameters, which state arrays exist and what
 they start as, the native kernel (one fused call for the whole group) and its numpy twin.
 """
+from typing import Any, Optional, Sequence
+
 import numpy as np
 
 from .. import _checks
 from .. import _optim
 from .._optim import TensorPlan
+from .._typing import FloatArray, Params
 from ._spec import Spec, init_for
 
 _STEP = "step"
@@ -22,16 +25,16 @@ _STEP = "step"
 class _Slot:
     """What a parameter group owns besides its dict: step counters, state and the plan."""
 
-    def __init__(self, params, state_names):
+    def __init__(self, params: Sequence[FloatArray], state_names: Sequence[str]) -> None:
         self.params = params
         self.steps = np.zeros(len(params), dtype=np.int64)
         # 1 until the lazily initialised buffer (SGD's momentum) has taken its first gradient
         self.is_new = np.ones(len(params), dtype=np.uint8)
-        self.buffers = dict.fromkeys(state_names)
-        self.plan = None
-        self.checked = None  # (hyper-parameter values, kernel arguments, state mask)
+        self.buffers: dict[str, Any] = dict.fromkeys(state_names)
+        self.plan: TensorPlan = None  # type: ignore[assignment]  # build_plan, before any use
+        self.checked: Any = None  # (hyper-parameter values, kernel arguments, state mask)
 
-    def build_plan(self, state_names):
+    def build_plan(self, state_names: Sequence[str]) -> None:
         self.plan = TensorPlan(list(self.params), [self.buffers[k] for k in state_names],
                                self.steps, self.is_new, "params", tuple(state_names))
 
@@ -56,11 +59,11 @@ class Optimizer:
     #: :meta hide-value:
     spec: Spec = None  # type: ignore[assignment]  # every concrete class sets it
     #: names of the per-parameter state arrays, in the order the kernel takes them (the spec's)
-    state_names = ()
+    state_names: tuple[str, ...] = ()
     #: the state that starts as a copy of the first gradient (the spec's ``lazy_state``)
     _lazy_buffer = None
 
-    def __init_subclass__(cls, spec=None, **kwargs):
+    def __init_subclass__(cls, spec: Optional[Spec] = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if spec is None:
             return
@@ -68,24 +71,25 @@ class Optimizer:
         cls.state_names = spec.state_names
         cls._lazy_buffer = spec.lazy_state
         if "__init__" not in cls.__dict__:
-            cls.__init__ = init_for(spec, cls, Optimizer.__init__)
+            setattr(cls, "__init__", init_for(spec, cls, Optimizer.__init__))
 
-    def __init__(self, params, defaults, *, backend="native"):
+    def __init__(self, params: Params, defaults: dict[str, Any], *,
+                 backend: str = "native") -> None:
         if self.spec is None:
             raise TypeError(f"{type(self).__name__} has no spec: declare it as "
                             "class Name(Optimizer, spec=...)")
         self.backend = _checks.backend(backend)
         self.spec.kernel_args(defaults, "")
         self.defaults = dict(defaults)
-        self.param_groups = []
-        self._slots = []
+        self.param_groups: list[dict[str, Any]] = []
+        self._slots: list[_Slot] = []
         self._nparams = 0
-        self._backup = None
+        self._backup: Optional[_optim.Backup] = None
         for group in _as_groups(params):
             self.add_param_group(group)
 
     # ------------------------------------------------------------------ groups
-    def add_param_group(self, param_group):
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group of parameters with its own hyper-parameters (see ``params``)."""
         where = f"param_groups[{len(self.param_groups)}]"
         if not isinstance(param_group, dict):
@@ -114,7 +118,7 @@ class Optimizer:
         self._nparams += len(params)
 
     # ------------------------------------------------------------------ step
-    def step(self, grads):
+    def step(self, grads: Sequence[Optional[FloatArray]]) -> None:
         """Update every parameter in place from its gradient.
 
         Parameters
@@ -142,7 +146,7 @@ class Optimizer:
             else:
                 self._reference_group(slot, grads, offset, hp)
 
-    def bind(self, grads):
+    def bind(self, grads: Sequence[Optional[FloatArray]]) -> list[_optim.BoundUpdate]:
         """The native update of every group bound to ``grads``, fixed gradient arrays (one
         per parameter, checked here as by `step`): a list of ``_optim.BoundUpdate``, each
         taking one step of its group per ``run()`` or per call of its C ``hook()``, for
@@ -154,7 +158,7 @@ class Optimizer:
         return [_optim.BoundUpdate(slot.plan, grads, offset, mask, self.spec.kernel, hp)
                 for slot, hp, mask, offset in self._groups()]
 
-    def _groups(self):
+    def _groups(self) -> list[tuple[Any, ...]]:
         """``(slot, checked hyper-parameters, state mask, index of its first parameter)`` of
         each group, after checking that its ``params`` list is the one it was built with."""
         out, offset = [], 0
@@ -169,7 +173,8 @@ class Optimizer:
             offset += len(slot.params)
         return out
 
-    def _checked(self, group, slot, gi):
+    def _checked(self, group: dict[str, Any], slot: _Slot,
+                 gi: int) -> tuple[dict[str, Any], Any]:
         """The group's checked kernel arguments and state mask, re-checked only on change."""
         key = _frozen(group)
         if slot.checked is not None and slot.checked[0] == key:
@@ -182,14 +187,15 @@ class Optimizer:
             if k not in group:
                 raise ValueError(f"{where} lacks the hyper-parameter {k!r}")
         hp = self.spec.kernel_args(group, where)
-        needs = dict(zip(self.state_names, self.spec.needs(hp)))
+        needs: dict[str, bool] = dict(zip(self.state_names, self.spec.needs(hp)))
         if any(needs[k] and slot.buffers[k] is None for k in self.state_names):
             self._allocate(slot, group, needs)
         mask = sum(1 << i for i, k in enumerate(self.state_names) if needs[k])
         slot.checked = (key, hp, mask)
         return hp, mask
 
-    def _reference_group(self, slot, grads, offset, hp):
+    def _reference_group(self, slot: _Slot, grads: Sequence[Optional[FloatArray]], offset: int,
+                         hp: dict[str, Any]) -> None:
         spec = self.spec
         lazy = spec.lazy_state
         clear_new = lazy is not None and dict(zip(self.state_names, spec.needs(hp)))[lazy]
@@ -201,10 +207,11 @@ class Optimizer:
             slot.steps[j] += 1
             states = [None if b is None else b[j] for b in buffers]
             spec.reference_step(p, g, states, hp, int(slot.steps[j]), bool(slot.is_new[j]))
-            if clear_new and slot.buffers[lazy] is not None:
+            if clear_new and lazy is not None and slot.buffers[lazy] is not None:
                 slot.is_new[j] = 0
 
-    def _check_grads(self, slot, grads, offset):
+    def _check_grads(self, slot: _Slot, grads: Sequence[Optional[FloatArray]],
+                     offset: int) -> None:
         for j, p in enumerate(slot.params):
             g = grads[offset + j]
             if g is None:
@@ -219,7 +226,7 @@ class Optimizer:
             if shared is not None:  # any parameter or state of the group, as natively
                 raise ValueError(f"{name} shares memory with {shared}")
 
-    def _allocate(self, slot, group, needs):
+    def _allocate(self, slot: _Slot, group: dict[str, Any], needs: Any) -> None:
         for s in self.spec.states:
             if needs[s.name] and slot.buffers[s.name] is None:
                 fill = self.spec.initial_value(s, group)
@@ -230,20 +237,20 @@ class Optimizer:
 
     # ------------------------------------------------------------------ state
     @property
-    def state(self):
+    def state(self) -> dict[int, dict[str, Any]]:
         """Per-parameter state by global index: ``{i: {"step": int, name: ndarray, ...}}``.
 
         The arrays are the optimizer's own (live) buffers; ``state_dict()`` copies them.
         """
         return self._collect(copy=False)
 
-    def _collect(self, copy):
+    def _collect(self, copy: bool) -> dict[int, dict[str, Any]]:
         out, i = {}, 0
         lazy = self.spec.lazy_state
         for slot in self._slots:
             for j in range(len(slot.params)):
                 if slot.steps[j] > 0:
-                    entry = {_STEP: int(slot.steps[j])}
+                    entry: dict[str, Any] = {_STEP: int(slot.steps[j])}
                     for k, b in slot.buffers.items():
                         if b is None:
                             continue
@@ -255,7 +262,7 @@ class Optimizer:
                 i += 1
         return out
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """A snapshot ``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}``.
 
         Arrays are copies, so later steps do not change a saved snapshot; loading it into an
@@ -269,7 +276,7 @@ class Optimizer:
             groups.append(g)
         return {"state": self._collect(copy=True), "param_groups": groups}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore hyper-parameters and state saved by ``state_dict()``.
 
         The whole dict is checked against the parameters first; on any mismatch a
@@ -279,7 +286,7 @@ class Optimizer:
         # everything fits: apply
         self._apply_state_dict(new_groups, entries)
 
-    def _check_state_dict(self, state_dict):
+    def _check_state_dict(self, state_dict: Any) -> tuple[Any, Any]:
         """Check all of ``state_dict`` without changing anything; return the merged param groups
         and the checked state entries by parameter index, for ``_apply_state_dict``."""
         if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
@@ -295,7 +302,7 @@ class Optimizer:
         entries = self._check_saved_state(saved_state, params_by_index)
         return new_groups, entries
 
-    def _check_saved_groups(self, saved_groups):
+    def _check_saved_groups(self, saved_groups: Any) -> tuple[Any, Any]:
         """Each saved group merged over the current one (checked); and the parameters by index."""
         new_groups, params_by_index, start = [], [], 0
         for gi, (sg, group) in enumerate(zip(saved_groups, self.param_groups)):
@@ -317,7 +324,7 @@ class Optimizer:
             start += n
         return new_groups, params_by_index
 
-    def _check_saved_state(self, saved_state, params_by_index):
+    def _check_saved_state(self, saved_state: Any, params_by_index: dict[int, Any]) -> Any:
         """The checked entries of ``state_dict['state']`` by parameter index."""
         entries = {}
         for key, entry in saved_state.items():
@@ -329,7 +336,7 @@ class Optimizer:
                                                   f"state_dict['state'][{key}]")
         return entries
 
-    def _apply_state_dict(self, new_groups, entries):
+    def _apply_state_dict(self, new_groups: Any, entries: Any) -> None:
         """Install the groups and state entries that ``_check_state_dict`` accepted."""
         for group, merged, slot in zip(self.param_groups, new_groups, self._slots):
             group.clear()
@@ -366,7 +373,7 @@ class Optimizer:
                         slot.is_new[j] = 0
             i += len(slot.params)
 
-    def _check_entry(self, entry, param, where):
+    def _check_entry(self, entry: Any, param: FloatArray, where: str) -> Any:
         if not isinstance(entry, dict):
             raise TypeError(f"{where} must be a dict, got {type(entry).__name__}")
         unknown = sorted(set(entry) - set(self.state_names) - {_STEP})
@@ -383,7 +390,7 @@ class Optimizer:
                 or not 1 <= step < 2**63:
             raise ValueError(f"{where}['step'] must be an integer in 1..2**63-1, got "
                              f"{entry[_STEP]!r}")
-        out = {_STEP: int(step)}
+        out: dict[str, Any] = {_STEP: int(step)}
         for k in self.state_names:
             if k not in entry:
                 continue
@@ -404,7 +411,7 @@ class Optimizer:
             out[k] = v
         return out
 
-    def backup(self):
+    def backup(self) -> _optim.Backup:
         """The optimizer's back-up of everything a step changes, as a ``fastgd._optim.Backup``.
 
         It covers the parameters, every state array the next step uses (allocated here if
@@ -416,7 +423,7 @@ class Optimizer:
         """
         for gi, (group, slot) in enumerate(zip(self.param_groups, self._slots)):
             self._checked(group, slot, gi)  # allocate what the next step will use
-        arrays = [p for s in self._slots for p in s.params]
+        arrays: list[np.ndarray] = [p for s in self._slots for p in s.params]
         arrays += [a for s in self._slots for b in s.buffers.values() if b is not None for a in b]
         arrays += [s.steps for s in self._slots] + [s.is_new for s in self._slots]
         backup = self._backup
@@ -425,7 +432,7 @@ class Optimizer:
         return backup
 
     @property
-    def binds_exactly(self):
+    def binds_exactly(self) -> bool:
         """True when the updates of `bind` compute exactly what `step` does: the native
         backend, and a class that changes neither ``step`` nor ``_native`` (a subclass that
         overrides them must be stepped from Python, never bypassed by a C loop)."""
@@ -433,7 +440,7 @@ class Optimizer:
         return (self.backend == "native" and cls.step is Optimizer.step
                 and cls._native is Optimizer._native and cls.bind is Optimizer.bind)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         lines = [f"{type(self).__name__} (backend={self.backend!r})"]
         for i, g in enumerate(self.param_groups):
             hp = ", ".join(f"{k}={v!r}" for k, v in g.items() if k != "params")
@@ -441,15 +448,15 @@ class Optimizer:
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ the native step
-    def _native(self, plan, hp):
+    def _native(self, plan: TensorPlan, hp: dict[str, Any]) -> None:
         getattr(_optim, self.spec.kernel)(plan, **hp)
 
 
-def _frozen(group):
+def _frozen(group: dict[str, Any]) -> tuple:
     """The group's hyper-parameters as a comparable snapshot that any edit changes: types
     are part of it (lr=True after lr=1 is a change) and sequences are copied by value (an
     in-place edit of betas is a change)."""
-    out = []
+    out: list[tuple] = []
     for k, v in group.items():
         if k == "params":
             continue
@@ -465,13 +472,13 @@ def _frozen(group):
     return tuple(out)
 
 
-def _as_list(value, name):
+def _as_list(value: Any, name: str) -> list:
     if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
         raise TypeError(f"{name} must be a list of numpy arrays, got {type(value).__name__}")
     return list(value)
 
 
-def _as_groups(params):
+def _as_groups(params: Any) -> list:
     if isinstance(params, np.ndarray):
         raise TypeError("params must be a list of arrays (or of parameter-group dicts), not a "
                         "single array: pass [x]")
