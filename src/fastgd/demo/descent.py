@@ -36,6 +36,7 @@ def _trajectories_and_values(fig: MplFigure, f: Any, ax: Axes, ax2: Axes, title:
 def learning_rate() -> MplFigure:
     f = functions.quadratic()
     x0 = np.array([1.0, 3.0])
+    assert f.hessian is not None  # the quadratic has a constant Hessian
     L = float(np.linalg.eigvalsh(f.hessian).max())
     runs = [("small", 0.02), ("good", 0.3), ("large", 0.72)]
     fig, (ax, ax2) = new_figure()

@@ -25,10 +25,12 @@ factory        :math:`f(x, y)`                             what it shows
 array([  0., 170.])
 """
 import math
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .. import _checks
+from .._typing import ArrayLike, FloatArray
 from .gradients import as_real_array
 
 __all__ = ["Objective", "quadratic", "bowl", "rosenbrock", "beale", "himmelblau", "plateau",
@@ -56,40 +58,43 @@ class Objective:
 
     dim = 2
 
-    def __init__(self, name, formula, value, grad, *, minima, bounds, hessian=None):
+    def __init__(self, name: str, formula: str, value: Callable[[Any, Any], Any],
+                 grad: Callable[[Any, Any], tuple[Any, Any]], *, minima: ArrayLike,
+                 bounds: Sequence[Sequence[float]], hessian: ArrayLike | None = None) -> None:
         self.name = name
         self.formula = formula
         self._value = value
         self._grad = grad
         self.minima = np.array(minima, dtype=np.float64).reshape(-1, 2)
         self.f_min = float(min(value(m[0], m[1]) for m in self.minima))
-        self.bounds = tuple(tuple(float(v) for v in b) for b in bounds)
+        (x0, x1), (y0, y1) = bounds
+        self.bounds = ((float(x0), float(x1)), (float(y0), float(y1)))
         self.hessian = None if hessian is None else np.array(hessian, dtype=np.float64)
 
-    def _points(self, x):
+    def _points(self, x: ArrayLike) -> FloatArray:
         x = as_real_array(x, "x")
         if x.ndim == 0 or x.shape[-1] != 2:
             raise ValueError(f"x must have shape (2,) or (..., 2) for the two-dimensional "
                              f"function {self.name}, got shape {x.shape}")
         return x
 
-    def __call__(self, x):
+    def __call__(self, x: ArrayLike) -> Any:
         """``f(x)``: a scalar for one point, an array of shape ``x.shape[:-1]`` for many."""
         x = self._points(x)
         v = self._value(x[..., 0], x[..., 1])
         return v if x.ndim > 1 else x.dtype.type(v)
 
-    def grad(self, x):
+    def grad(self, x: ArrayLike) -> FloatArray:
         """The gradient, with ``x``'s shape and dtype."""
         x = self._points(x)
         gx, gy = self._grad(x[..., 0], x[..., 1])
         return np.stack([gx, gy], axis=-1).astype(x.dtype, copy=False)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<Objective {self.name}: {self.formula}>"
 
 
-def quadratic():
+def quadratic() -> Objective:
     r"""The example function :math:`f(x, y) = x^2 + y^2 + xy`.
 
     .. math::
@@ -112,7 +117,7 @@ def quadratic():
         minima=[(0.0, 0.0)], bounds=((-4, 4), (-4, 4)), hessian=[[2.0, 1.0], [1.0, 2.0]])
 
 
-def bowl(condition_number=10.0, angle=0.0):
+def bowl(condition_number: float = 10.0, angle: float = 0.0) -> Objective:
     r"""A quadratic bowl with a chosen condition number :math:`\kappa`.
 
     .. math::
@@ -151,7 +156,7 @@ def bowl(condition_number=10.0, angle=0.0):
         hessian=[[a, b], [b, d]])
 
 
-def rosenbrock(a=1.0, b=100.0):
+def rosenbrock(a: float = 1.0, b: float = 100.0) -> Objective:
     r"""Rosenbrock's banana :math:`f = (a - x)^2 + b\,(y - x^2)^2`, minimum :math:`(a, a^2)`.
 
     .. math::
@@ -178,7 +183,7 @@ def rosenbrock(a=1.0, b=100.0):
         minima=[(a, a * a)], bounds=((-2, 2), (-1, 3)))
 
 
-def beale():
+def beale() -> Objective:
     r"""Beale's function, minimum (3, 0.5).
 
     .. math::
@@ -192,10 +197,10 @@ def beale():
     """
     c = (1.5, 2.25, 2.625)
 
-    def value(x, y):
+    def value(x: Any, y: Any) -> Any:
         return sum((ci - x + x * y ** (i + 1)) ** 2 for i, ci in enumerate(c))
 
-    def grad(x, y):
+    def grad(x: Any, y: Any) -> tuple[Any, Any]:
         gx = gy = 0
         for i, ci in enumerate(c):
             t = ci - x + x * y ** (i + 1)
@@ -207,7 +212,7 @@ def beale():
                      bounds=((-4.5, 4.5), (-4.5, 4.5)))
 
 
-def himmelblau():
+def himmelblau() -> Objective:
     r"""Himmelblau's function: four minima with f = 0; which one a descent reaches depends
     on where it starts.
 
@@ -232,7 +237,7 @@ def himmelblau():
         bounds=((-5.5, 5.5), (-5.5, 5.5)))
 
 
-def plateau(width=1.0):
+def plateau(width: float = 1.0) -> Objective:
     r"""A well in a plateau: :math:`f = 1 - \exp(-(x^2 + y^2)/w^2)`, minimum (0, 0).
 
     .. math::
@@ -263,7 +268,7 @@ def plateau(width=1.0):
         minima=[(0.0, 0.0)], bounds=((-4 * math.sqrt(w2), 4 * math.sqrt(w2)),) * 2)
 
 
-def double_well(tilt=0.3):
+def double_well(tilt: float = 0.3) -> Objective:
     r"""A tilted double well: a local minimum near (1, 0) and the global one near (-1, 0).
 
     .. math::
@@ -295,7 +300,7 @@ def double_well(tilt=0.3):
         minima=[(v, 0.0) for v in xs], bounds=((-2, 2), (-1.5, 1.5)))
 
 
-def catalog():
+def catalog() -> dict[str, Objective]:
     """Every test function with its default parameters, by name.
 
     >>> sorted(catalog())[:3]

@@ -9,17 +9,20 @@ array([5., 7.])
 74.0
 """
 import numbers
+from typing import Any, Callable
 
 import numpy as np
 
 from .. import _checks
+from .._typing import ArrayLike, DTypeLike, FloatArray
 
 __all__ = ["numerical_gradient"]
 
 _NOTHING = object()
 
 
-def numerical_gradient(fun, x, eps=None, *, batched=False):
+def numerical_gradient(fun: Callable[[FloatArray], Any], x: ArrayLike, eps: float | None = None,
+                       *, batched: bool = False) -> FloatArray:
     r"""The gradient of ``fun`` at ``x`` by central finite differences.
 
     .. math::
@@ -94,12 +97,12 @@ def numerical_gradient(fun, x, eps=None, *, batched=False):
     return central(fun, x, h_rel)
 
 
-def default_eps(dtype):
+def default_eps(dtype: DTypeLike) -> float:
     """The default relative step: the cube root of ``dtype``'s machine epsilon."""
     return float(np.finfo(dtype).eps) ** (1.0 / 3.0)
 
 
-def check_eps(eps, dtype, name="eps"):
+def check_eps(eps: Any, dtype: DTypeLike, name: str = "eps") -> float:
     """``eps`` as a float: a finite relative step no smaller than ``dtype``'s unit roundoff.
 
     See `numerical_gradient` for why ``np.finfo(dtype).eps / 2`` is the bound.
@@ -114,7 +117,7 @@ def check_eps(eps, dtype, name="eps"):
     return h
 
 
-def as_real_array(x, name):
+def as_real_array(x: Any, name: str) -> FloatArray:
     """``x`` as a float32/float64 ndarray (other real dtypes become float64)."""
     try:
         a = np.asarray(x)
@@ -140,7 +143,7 @@ def as_real_array(x, name):
     raise TypeError(f"{name} must be an array of real numbers, got dtype {kind}")
 
 
-def scalar_value(f, name="fun"):
+def scalar_value(f: Any, name: str = "fun") -> float:
     """``f`` (what ``fun`` returned) as a Python float; a clear error when it is not a scalar."""
     if type(f) is float:
         return f
@@ -153,7 +156,7 @@ def scalar_value(f, name="fun"):
     return float(f)
 
 
-def row_values(f, k, name="fun"):
+def row_values(f: Any, k: int, name: str = "fun") -> FloatArray:
     """``f`` as a float64 vector of ``k`` values (one per point of a batch)."""
     a = np.asarray(f)
     if a.dtype.kind not in "fiu":
@@ -165,7 +168,7 @@ def row_values(f, k, name="fun"):
     return a.astype(np.float64, copy=False)
 
 
-def central(fun, x, h_rel):
+def central(fun: Callable[[FloatArray], Any], x: FloatArray, h_rel: float) -> FloatArray:
     work = np.array(x, dtype=x.dtype, order="C", copy=True)
     flat = work.reshape(-1)
     grad = np.empty(flat.shape, np.float64)
@@ -183,7 +186,8 @@ def central(fun, x, h_rel):
     return grad.astype(x.dtype, copy=False).reshape(x.shape)
 
 
-def central_batched(fun, x, h_rel):
+def central_batched(fun: Callable[[FloatArray], Any], x: FloatArray,
+                    h_rel: float) -> FloatArray:
     k, d = x.shape
     work = np.array(x, dtype=x.dtype, order="C", copy=True)
     grad = np.empty((k, d), np.float64)
