@@ -56,6 +56,7 @@ def ill_conditioning() -> MplFigure:
     kappa = 50.0
     f = functions.bowl(kappa, angle=15.0)
     x0 = np.array([-3.2, 0.3])
+    runs: list[tuple[str, dict[str, Any], str]]
     runs = [("gd", dict(method="gd", lr=1.8 / kappa), "GD, lr = 1.8/L"),
             ("momentum", dict(method="momentum", lr=1.0 / kappa, momentum=0.7),
              "momentum 0.7, lr = 1/L"),
@@ -76,6 +77,7 @@ def ill_conditioning() -> MplFigure:
 def plateau() -> MplFigure:
     f = functions.plateau()
     x0 = np.array([2.6, 1.2])
+    runs: list[tuple[str, dict[str, Any], str]]
     runs = [("gd", dict(method="gd", lr=0.5), "GD, lr = 0.5"),
             ("rmsprop", dict(method="rmsprop", lr=0.02), "RMSprop, lr = 0.02"),
             ("adam", dict(method="adam", lr=0.1), "Adam, lr = 0.1")]

@@ -8,10 +8,12 @@ r"""`minimize`: gradient descent (or ascent) on a Python function, with fastgd's
 (True, True)
 """
 import math
+from typing import Any, Callable
 
 import numpy as np
 
 from .. import _checks
+from .._typing import ArrayLike, FloatArray, Real
 from ..optim._stepper import Stepper, check_method, defaults
 from ._loops import Iterate, MinimizeResult, grad_array, run_batch, run_single
 from .gradients import (central, central_batched, as_real_array, default_eps, row_values,
@@ -20,9 +22,12 @@ from .gradients import (central, central_batched, as_real_array, default_eps, ro
 __all__ = ["minimize", "MinimizeResult", "Iterate"]
 
 
-def minimize(fun, x0, *, grad=None, method="gd", lr=None, maximize=False, max_iter=1000,
-             tol=1e-6, tol_change=1e-9, line_search=None, accept_if_improves=False,
-             callback=None, keep_path=True, **hyper):
+def minimize(fun: Callable[[FloatArray], Any], x0: ArrayLike, *,
+             grad: Callable[[FloatArray], ArrayLike] | None = None, method: str = "gd",
+             lr: Real | None = None, maximize: bool = False, max_iter: int = 1000,
+             tol: Real = 1e-6, tol_change: Real = 1e-9, line_search: str | None = None,
+             accept_if_improves: bool = False, callback: Callable[[Iterate], Any] | None = None,
+             keep_path: bool = True, **hyper: Any) -> MinimizeResult:
     r"""Minimise (or maximise) ``fun`` from ``x0`` by gradient descent and its relatives.
 
     Every step is one call of fastgd's native kernel for ``method`` (the kernels behind
@@ -135,21 +140,33 @@ def minimize(fun, x0, *, grad=None, method="gd", lr=None, maximize=False, max_it
             f0 = _start_value(fun, X)
             return run_single(fun, _single_grad(fun, grad, X), X, stepper, f0, o)
         F, G = _batch_evaluators(fun, grad, X)
-        f0 = F(X)
-        bad = ~np.isfinite(f0)
+        f0s = F(X)
+        bad = ~np.isfinite(f0s)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"fun(x0) is not finite ({f0[i]}) at start {i}")
-        return run_batch(F, G, X, stepper, f0, o)
+            raise ValueError(f"fun(x0) is not finite ({f0s[i]}) at start {i}")
+        return run_batch(F, G, X, stepper, f0s, o)
 
 
 # ---------------------------------------------------------------------------- options
 class _Options:
-    pass
+    """The checked arguments of one `minimize` call."""
+    x0: FloatArray
+    method: str
+    lr: float
+    maximize: bool
+    max_iter: int
+    tol: float
+    tol_change: float
+    line_search: str | None
+    accept: bool
+    callback: Callable[[Iterate], Any] | None
+    keep_path: bool
 
 
-def _options(fun, x0, grad, method, lr, maximize, max_iter, tol, tol_change, line_search,
-             accept, callback, keep_path):
+def _options(fun: Any, x0: Any, grad: Any, method: Any, lr: Any, maximize: Any, max_iter: Any,
+             tol: Any, tol_change: Any, line_search: Any, accept: Any, callback: Any,
+             keep_path: Any) -> _Options:
     o = _Options()
     if not callable(fun):
         raise TypeError(f"fun must be callable, got {type(fun).__name__}")
@@ -187,34 +204,37 @@ def _options(fun, x0, grad, method, lr, maximize, max_iter, tol, tol_change, lin
 
 # ---------------------------------------------------------------------------- evaluation
 
-def _start_value(fun, x):
+def _start_value(fun: Callable[[FloatArray], Any], x: FloatArray) -> float:
     f0 = scalar_value(fun(x))
     if not math.isfinite(f0):
         raise ValueError(f"fun(x0) is not finite ({f0})")
     return f0
 
 
-def _single_grad(fun, grad, x):
+def _single_grad(fun: Callable[[FloatArray], Any], grad: Callable[[FloatArray], Any] | None,
+                 x: FloatArray) -> Callable[[FloatArray], Any]:
     if grad is None:
         h = default_eps(x.dtype)
         return lambda v: central(fun, v, h)
     return grad
 
 
-def _batch_evaluators(fun, grad, X):
+def _batch_evaluators(fun: Callable[[FloatArray], Any], grad: Callable[[FloatArray], Any] | None,
+                      X: FloatArray) -> tuple[Callable[[FloatArray], FloatArray],
+                                              Callable[[FloatArray], FloatArray]]:
     k, d = X.shape
     dt = X.dtype
 
-    def F(Z):
+    def F(Z: FloatArray) -> FloatArray:
         return row_values(fun(Z), k)
 
     if grad is None:
         h = default_eps(dt)
 
-        def G(Z):
+        def G(Z: FloatArray) -> FloatArray:
             return central_batched(fun, Z, h)
     else:
-        def G(Z):
+        def G(Z: FloatArray) -> FloatArray:
             return grad_array(grad(Z), (k, d), dt)
 
     if k > 1:  # a function written for one point can return k values by accident

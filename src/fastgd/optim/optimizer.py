@@ -71,7 +71,7 @@ class Optimizer:
         cls.state_names = spec.state_names
         cls._lazy_buffer = spec.lazy_state
         if "__init__" not in cls.__dict__:
-            setattr(cls, "__init__", init_for(spec, cls, Optimizer.__init__))
+            cls.__init__ = init_for(spec, cls, Optimizer.__init__)  # type: ignore[method-assign]
 
     def __init__(self, params: Params, defaults: dict[str, Any], *,
                  backend: str = "native") -> None:
