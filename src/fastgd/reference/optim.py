@@ -5,10 +5,18 @@ of operations of PyTorch's single-tensor implementation. Scalars are converted t
 array's dtype before use, so float32 stays float32 throughout (numpy's NEP 50 rules). All
 arrays are updated in place; nothing is returned.
 """
+from typing import Any
+
 import numpy as np
 
+from .._typing import FloatArray
 
-def _lerp_(start, end, weight):
+#: a state array the hyper-parameters may not use (then None); typed Any because each twin
+#: reads it only under the condition that makes it an array (momentum != 0, centered, amsgrad)
+MaybeState = Any
+
+
+def _lerp_(start: FloatArray, end: FloatArray, weight: Any) -> None:
     """``start += weight * (end - start)`` the way ``torch.lerp`` rounds it."""
     w = start.dtype.type(weight)
     if abs(w) < 0.5:
@@ -17,7 +25,8 @@ def _lerp_(start, end, weight):
         start[...] = end - (end - start) * (1 - w)
 
 
-def _direction(param, grad, weight_decay, maximize):
+def _direction(param: FloatArray, grad: FloatArray, weight_decay: float,
+               maximize: bool) -> FloatArray:
     """The gradient the update uses: negated to maximise, plus L2 weight decay."""
     d = -grad if maximize else grad.copy()
     if weight_decay != 0:
@@ -25,8 +34,9 @@ def _direction(param, grad, weight_decay, maximize):
     return d
 
 
-def sgd(param, grad, momentum_buffer, *, lr, momentum, dampening, weight_decay, nesterov,
-        maximize, buffer_is_new):
+def sgd(param: FloatArray, grad: FloatArray, momentum_buffer: MaybeState, *, lr: float,
+        momentum: float, dampening: float, weight_decay: float, nesterov: bool, maximize: bool,
+        buffer_is_new: bool) -> None:
     r"""SGD with momentum and Nesterov.
 
     .. math::
@@ -49,7 +59,8 @@ def sgd(param, grad, momentum_buffer, *, lr, momentum, dampening, weight_decay, 
     param += t(-lr) * d
 
 
-def adagrad(param, grad, state_sum, *, step, lr, lr_decay, weight_decay, eps, maximize):
+def adagrad(param: FloatArray, grad: FloatArray, state_sum: FloatArray, *, step: int, lr: float,
+            lr_decay: float, weight_decay: float, eps: float, maximize: bool) -> None:
     r"""Adagrad.
 
     .. math::
@@ -65,8 +76,9 @@ def adagrad(param, grad, state_sum, *, step, lr, lr_decay, weight_decay, eps, ma
     param += t(-clr) * (d / std)
 
 
-def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, eps, weight_decay,
-            momentum, centered, maximize):
+def rmsprop(param: FloatArray, grad: FloatArray, square_avg: FloatArray, grad_avg: MaybeState,
+            momentum_buffer: MaybeState, *, lr: float, alpha: float, eps: float,
+            weight_decay: float, momentum: float, centered: bool, maximize: bool) -> None:
     r"""RMSprop, optionally centered and with momentum.
 
     .. math::
@@ -93,8 +105,10 @@ def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, ep
         param += t(-lr) * (d / avg)
 
 
-def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, beta1, beta2, eps,
-         weight_decay, amsgrad, maximize, decoupled_weight_decay):
+def adam(param: FloatArray, grad: FloatArray, exp_avg: FloatArray, exp_avg_sq: FloatArray,
+         max_exp_avg_sq: MaybeState, *, step: int, lr: float, beta1: float, beta2: float, eps: float,
+         weight_decay: float, amsgrad: bool, maximize: bool,
+         decoupled_weight_decay: bool) -> None:
     r"""Adam, and AdamW when ``decoupled_weight_decay`` is true.
 
     .. math::
