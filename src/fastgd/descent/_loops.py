@@ -5,12 +5,19 @@
 stopping on its own. Both take every step with one `fastgd._stepper.Stepper` call (one
 native kernel call for all the starts) and return a `MinimizeResult`.
 """
+from __future__ import annotations
+
 import math
-from collections import namedtuple
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, cast
 
 import numpy as np
 
+from .._typing import Array, FloatArray
 from .gradients import scalar_value
+
+if TYPE_CHECKING:
+    from ..optim._stepper import Snapshot, Stepper
+    from .minimize import _Options
 
 __all__ = ["MinimizeResult", "Iterate", "run_single", "run_batch", "grad_array"]
 
@@ -27,7 +34,17 @@ _X_CHECK_EVERY = 16
 _SMALL = 16
 
 #: what ``callback`` receives after each iteration (``x`` is a copy)
-Iterate = namedtuple("Iterate", "nit x fun")
+class Iterate(NamedTuple):
+    nit: int
+    x: FloatArray
+    #: a float for one start, an array of k values for k starts
+    fun: Any
+
+
+#: why a run stops: the kind of stop and the values its message shows
+_Stop = tuple[str, dict[str, Any]]
+#: a trial step (line search or accept rule): ``trial(g, f, it) -> (f_new, stop)``
+_Trial = Callable[[FloatArray, float, int], tuple[float | None, _Stop | None]]
 
 _INF = math.inf
 _NP_FLOATS = (np.float64, np.float32)
@@ -62,7 +79,10 @@ class MinimizeResult:
 
     _FIELDS = ("x", "fun", "grad_norm", "nit", "converged", "message", "path", "history")
 
-    def __init__(self, x, fun, grad_norm, nit, converged, message, path, history, batch):
+    # for k starts fun, grad_norm, nit, converged are arrays, message, path and history
+    # tuples; for one start a float, float, int, bool, str, array (or None) and array
+    def __init__(self, x: FloatArray, fun: Any, grad_norm: Any, nit: Any, converged: Any,
+                 message: Any, path: Any, history: Any, batch: bool) -> None:
         self.x = x
         self.fun = fun
         self.grad_norm = grad_norm
@@ -73,12 +93,12 @@ class MinimizeResult:
         self.history = history
         self._batch = batch
 
-    def __len__(self):
+    def __len__(self) -> int:
         if not self._batch:
             raise TypeError("a single-start result has no len(); x0 was 1-D")
         return len(self.x)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> MinimizeResult:
         """The result of start ``i`` (for a 2-D ``x0``)."""
         if not self._batch:
             raise TypeError("a single-start result cannot be indexed; x0 was 1-D")
@@ -87,10 +107,10 @@ class MinimizeResult:
                               None if self.path is None else self.path[i], self.history[i],
                               False)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[MinimizeResult]:
         return (self[i] for i in range(len(self)))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         lines = []
         for k in self._FIELDS:
             v = getattr(self, k)
@@ -101,7 +121,8 @@ class MinimizeResult:
         return "MinimizeResult(\n" + "\n".join(lines) + "\n)"
 
 
-def grad_array(g, shape, dtype, name="grad"):
+def grad_array(g: Any, shape: tuple[int, ...], dtype: np.dtype[Any],
+               name: str = "grad") -> FloatArray:
     """What ``grad`` returned as an array of ``shape`` and ``dtype``."""
     if not isinstance(g, np.ndarray):
         try:
@@ -117,7 +138,7 @@ def grad_array(g, shape, dtype, name="grad"):
 
 
 # ---------------------------------------------------------------------------- messages
-def _message(kind, o, **v):
+def _message(kind: str, o: _Options, **v: Any) -> str:
     lr = o.lr
     hint = (f"lr={lr:g} is likely too large for this function: try a smaller lr "
             f"(e.g. lr={lr / 10:g}); x is the best point seen (iteration {v.get('best', 0)})")
@@ -158,7 +179,8 @@ _CONVERGED = {"gradient", "stall", "shrunk"}
 _DIVERGED = {"nonfinite", "growth", "xgrowth", "worse"}
 
 
-def _stop_by_callback(callback, it, x, f):
+def _stop_by_callback(callback: Callable[[Iterate], Any], it: int, x: FloatArray,
+                      f: Any) -> bool:
     try:
         return callback(Iterate(it, x.copy(), f)) is True
     except StopIteration:
@@ -166,7 +188,7 @@ def _stop_by_callback(callback, it, x, f):
 
 
 # ---------------------------------------------------------------------------- one start
-def _path_point(path, i, d, small, dt):
+def _path_point(path: list[Any], i: int, d: int, small: bool, dt: np.dtype[Any]) -> FloatArray:
     """Iterate ``i`` (negative counts from the end) of a path being recorded."""
     if not small:
         return path[i].copy()
@@ -175,7 +197,7 @@ def _path_point(path, i, d, small, dt):
     return np.array(path[i * d:(i + 1) * d], dtype=dt)
 
 
-def _fval(fv):
+def _fval(fv: Any) -> float:
     tf = type(fv)
     return fv if tf is float else float(fv) if tf in _NP_FLOATS else scalar_value(fv)
 
@@ -183,7 +205,7 @@ def _fval(fv):
 class _Single:
     """One start's setup and record: its limits, path, f's history and best point."""
 
-    def __init__(self, x, f0, o):
+    def __init__(self, x: FloatArray, f0: float, o: _Options) -> None:
         self.sgn = sgn = -1.0 if o.maximize else 1.0
         self.h0 = h0 = sgn * f0
         self.hlim = h0 + GROWTH * (1 + abs(h0))
@@ -193,22 +215,25 @@ class _Single:
         self.d, self.shape, self.dt = x.size, x.shape, x.dtype
         # a small x is recorded as Python floats in one flat list (cheap to append and to
         # convert at the end), a large one as array copies
-        self.path = (x.tolist() if small else [x.copy()]) if keep else None
+        # a flat list of floats (small x) or a list of array copies; None without keep_path
+        self.path: Any = (x.tolist() if small else [x.copy()]) if keep else None
         self.hist = [f0]
-        self.best_x = None if keep else x.copy()
+        self.best_x: FloatArray | None = None if keep else x.copy()
         special = o.line_search is not None or o.accept
-        self.xprev = np.empty_like(x) if special or not keep else None
+        self.xprev: FloatArray | None = np.empty_like(x) if special or not keep else None
 
-    def point(self, i):
+    def point(self, i: int) -> FloatArray:
         return _path_point(self.path, i, self.d, self.small, self.dt)
 
-    def stalled(self, x, tc):
+    def stalled(self, x: FloatArray, tc: float) -> bool:
         """x moved by less than tol_change (relative) in the last accepted step."""
         prev = self.xprev if self.xprev is not None else self.point(-2)
         return float(np.abs(x - prev).max()) <= tc * (1 + float(np.abs(x).max()))
 
 
-def _backtrack(fun, x, xprev, D, g, f, sgn, t):
+def _backtrack(fun: Callable[[FloatArray], Any], x: FloatArray, xprev: FloatArray,
+               D: FloatArray, g: FloatArray, f: float, sgn: float,
+               t: float) -> tuple[float, float | None]:
     """Armijo backtracking along D from xprev: (t, f there), f None when no t would do."""
     slope = min(sgn * float(np.dot(g.astype(np.float64), D)), 0.0)
     if t != 1.0:
@@ -225,7 +250,8 @@ def _backtrack(fun, x, xprev, D, g, f, sgn, t):
     return t, f_new
 
 
-def _trial_step(fun, x, xprev, stepper, o):
+def _trial_step(fun: Callable[[FloatArray], Any], x: FloatArray, xprev: FloatArray,
+                stepper: Stepper, o: _Options) -> _Trial:
     """The step with line search or the accept rule: ``trial(g, f, it)`` steps x (already
     copied to xprev) and returns ``(f_new, stop)``, f_new None for a rejected step and stop
     a ``(kind, info)`` pair when the run stops."""
@@ -233,7 +259,7 @@ def _trial_step(fun, x, xprev, stepper, o):
     tc, search, step = o.tol_change, o.line_search is not None, stepper.step
     scale, t_prev = 1.0, 0.5
 
-    def trial(g, f, it):
+    def trial(g: FloatArray, f: float, it: int) -> tuple[float | None, _Stop | None]:
         nonlocal scale, t_prev
         snap = stepper.snapshot()
         step(g)
@@ -261,15 +287,20 @@ def _trial_step(fun, x, xprev, stepper, o):
     return trial
 
 
-def _single_loop(fun, grad, x, step, trial, f0, o, r):
+def _single_loop(fun: Callable[[FloatArray], Any], grad: Callable[[FloatArray], Any],
+                 x: FloatArray, step: Callable[[FloatArray], None], trial: _Trial | None,
+                 f0: float, o: _Options, r: _Single
+                 ) -> tuple[str | None, dict[str, Any], int, float, int]:
     """The iterations of one start: (kind, info, it, f, best_i); kind None at max_iter.
 
     The hot path of minimize: without ``trial`` (no line search, no accept rule) each
     iteration is one grad call, one kernel call, one fun call and the stop rules inline."""
     sgn, hlim, xlim, small, keep, shape, dt = r.sgn, r.hlim, r.xlim, r.small, r.keep, r.shape, r.dt
     tol, tc, max_iter, callback = o.tol, o.tol_change, o.max_iter, o.callback
-    record = (r.path.extend if small else r.path.append) if keep else None
+    # record and best_x are None exactly when unused (keep_path decides): each use tests keep
+    record: Any = (r.path.extend if small else r.path.append) if keep else None
     snapshot = x.tolist if small else x.copy
+    best_x: Any
     hist, best_x, xprev = r.hist, r.best_x, r.xprev
     hypot, sqrt = math.hypot, math.sqrt
     best_h, best_i, f, it = r.h0, 0, f0, 0
@@ -317,7 +348,8 @@ def _single_loop(fun, grad, x, step, trial, f0, o, r):
     return None, {}, it, f, best_i
 
 
-def run_single(fun, grad, x, stepper, f0, o):
+def run_single(fun: Callable[[FloatArray], Any], grad: Callable[[FloatArray], Any],
+               x: FloatArray, stepper: Stepper, f0: float, o: _Options) -> MinimizeResult:
     """The loop for one start: one kernel call per iteration and little else.
 
     For a small ``x`` the gradient norm and the stored path use Python floats
@@ -325,7 +357,8 @@ def run_single(fun, grad, x, stepper, f0, o):
     """
     r = _Single(x, f0, o)
     special = o.line_search is not None or o.accept
-    trial = _trial_step(fun, x, r.xprev, stepper, o) if special else None
+    # xprev exists for a trial step
+    trial = _trial_step(fun, x, cast(FloatArray, r.xprev), stepper, o) if special else None
     kind, info, it, f, best_i = _single_loop(fun, grad, x, stepper.step, trial, f0, o, r)
     if kind is None:
         if r.sgn * f > r.h0:
@@ -334,7 +367,7 @@ def run_single(fun, grad, x, stepper, f0, o):
             kind = "max_iter"
     if kind in _DIVERGED:
         info["best"] = best_i
-        x_out = r.point(best_i) if r.keep else r.best_x
+        x_out = r.point(best_i) if r.keep else cast(FloatArray, r.best_x)  # set without keep
         f_out = r.hist[best_i]
     else:
         x_out, f_out = x.copy(), f
@@ -354,18 +387,20 @@ def run_single(fun, grad, x, stepper, f0, o):
         path, np.array(r.hist, dtype=np.float64), False)
 
 # ---------------------------------------------------------------------------- many starts
-def _rowmax(a):
+def _rowmax(a: FloatArray) -> FloatArray:
     return np.abs(a).max(axis=1).astype(np.float64)
 
 
-def _rownorm(g):
+def _rownorm(g: FloatArray) -> FloatArray:
     return np.sqrt(np.einsum("ij,ij->i", g, g, dtype=np.float64))
 
 
 class _Batch:
     """k starts (the rows of X) at once: the state of the run, its step and stop rules."""
 
-    def __init__(self, F, G, X, stepper, f0, o):
+    def __init__(self, F: Callable[[FloatArray], FloatArray],
+                 G: Callable[[FloatArray], FloatArray], X: FloatArray, stepper: Stepper,
+                 f0: FloatArray, o: _Options) -> None:
         self.F, self.G, self.X, self.stepper, self.f0, self.o = F, G, X, stepper, f0, o
         self.k = k = X.shape[0]
         self.sgn = -1.0 if o.maximize else 1.0
@@ -375,8 +410,8 @@ class _Batch:
         self.xlim = GROWTH * (1 + _rowmax(X))
         self.active = np.ones(k, bool)
         self.nit = np.zeros(k, np.int64)
-        self.kinds = [None] * k
-        self.infos = [dict() for _ in range(k)]
+        self.kinds: list[str | None] = [None] * k
+        self.infos: list[dict[str, Any]] = [dict() for _ in range(k)]
         self.best_h, self.best_x, self.best_it = h0.copy(), X.copy(), np.zeros(k, np.int64)
         self.best_f = f.copy()
         self.scale = np.ones(k)
@@ -387,14 +422,14 @@ class _Batch:
         self.Xprev = np.empty_like(X)
         self.rollback = o.accept or o.line_search is not None
 
-    def finish(self, rows, kind, **info):
+    def finish(self, rows: Array, kind: str, **info: Any) -> None:
         for i in np.flatnonzero(rows):
             self.kinds[i] = kind
             self.infos[i] = {key: (val[i] if isinstance(val, np.ndarray) else val)
                              for key, val in info.items()}
         self.active[rows] = False
 
-    def run(self):
+    def run(self) -> MinimizeResult:
         o, X, active = self.o, self.X, self.active
         for it in range(1, o.max_iter + 1):
             g = self.G(X)
@@ -413,7 +448,7 @@ class _Batch:
                 break
         return self.result()
 
-    def step(self, g, it):
+    def step(self, g: FloatArray, it: int) -> tuple[FloatArray, Array]:
         """One step of every active start: (f at the new rows, which rows were accepted)."""
         o, X, Xprev, active = self.o, self.X, self.Xprev, self.active
         np.copyto(Xprev, X)
@@ -431,12 +466,15 @@ class _Batch:
             X[frozen] = Xprev[frozen]
         self.nit[active] += 1
         if o.line_search is not None:
+            assert D is not None and snap is not None  # both made for a trial step
             return self.line_search(g, D, frozen, snap, it)
         if o.accept:
+            assert D is not None and snap is not None
             return self.accept(D, snap)
         return self.F(X), active.copy()
 
-    def line_search(self, g, D, frozen, snap, it):
+    def line_search(self, g: FloatArray, D: FloatArray, frozen: Array, snap: Snapshot,
+                    it: int) -> tuple[FloatArray, Array]:
         X, Xprev, f, sgn, active = self.X, self.Xprev, self.f, self.sgn, self.active
         slope = np.minimum(sgn * np.einsum("ij,ij->i", g.astype(np.float64), D), 0.0)
         t = np.minimum(1.0, 2.0 * self.t_prev)
@@ -463,7 +501,7 @@ class _Batch:
         D *= t[:, None]
         return f_new, accepted
 
-    def accept(self, D, snap):
+    def accept(self, D: FloatArray, snap: Snapshot) -> tuple[FloatArray, Array]:
         X, Xprev, f, sgn, active = self.X, self.Xprev, self.f, self.sgn, self.active
         f_new = self.F(X)
         accepted = active & (sgn * f_new < sgn * f)
@@ -479,7 +517,7 @@ class _Batch:
                 self.finish(tiny, "shrunk", lr=self.o.lr * self.scale)
         return f_new, accepted
 
-    def stop_rules(self, f_new, accepted):
+    def stop_rules(self, f_new: FloatArray, accepted: Array) -> None:
         """Record the step, keep the best points and stop the rows that diverged or stalled."""
         X, f, tc, nit, best_it = self.X, self.f, self.o.tol_change, self.nit, self.best_it
         if self.snaps is not None:
@@ -512,8 +550,9 @@ class _Batch:
         if stall.any():
             self.finish(stall, "stall")
 
-    def result(self):
+    def result(self) -> MinimizeResult:
         kinds, infos, f, best_it, k = self.kinds, self.infos, self.f, self.best_it, self.k
+        i: int | np.integer[Any]
         for i in np.flatnonzero(self.active):
             if self.sgn * f[i] > self.h0[i]:
                 kinds[i], infos[i] = "worse", {"f0": self.f0[i], "f": f[i], "best": best_it[i]}
@@ -529,6 +568,7 @@ class _Batch:
         gn = _rownorm(self.G(out_x))
         messages = []
         for i, kind in enumerate(kinds):
+            assert kind is not None  # every start has stopped by now
             if kind == "max_iter" and gn[i] <= self.o.tol:
                 kind = kinds[i] = "gradient"
             infos[i]["gn"] = gn[i]
@@ -545,6 +585,7 @@ class _Batch:
                               tuple(messages), paths, hists, True)
 
 
-def run_batch(F, G, X, stepper, f0, o):
+def run_batch(F: Callable[[FloatArray], FloatArray], G: Callable[[FloatArray], FloatArray],
+              X: FloatArray, stepper: Stepper, f0: FloatArray, o: _Options) -> MinimizeResult:
     """k starts (the rows of X) at once, each stopping on its own."""
     return _Batch(F, G, X, stepper, f0, o).run()
