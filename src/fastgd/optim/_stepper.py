@@ -12,14 +12,17 @@ The caller owns the state arrays, the step counter and the "momentum buffer is n
 so it can take a step back (`snapshot` / `restore`).
 """
 import functools
+from typing import Any, Callable, Mapping
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .. import _checks, _optim, optim
+from .._typing import Array, FloatArray, Real
 
 # method -> (optimizer class, fixed hyper-parameters, hyper-parameters a user may not set):
 # plain, heavy-ball and Nesterov SGD, then every other algorithm under its own name
-METHODS = {
+METHODS: dict[str, tuple[type[optim.Optimizer], dict[str, Any], tuple[str, ...]]] = {
     "gd": (optim.SGD, dict(momentum=0.0, dampening=0.0, nesterov=False),
            ("momentum", "dampening", "nesterov")),
     "momentum": (optim.SGD, dict(momentum=0.9, nesterov=False), ("nesterov",)),
@@ -30,15 +33,18 @@ METHODS = {
 
 _NOT_HYPER = {"lr", "maximize"}  # set by minimize's own arguments
 
+#: what `Stepper.snapshot` returns: the state arrays' copies, the step counter, the flag
+Snapshot = tuple[list[FloatArray | None], int, int]
 
-def defaults(method):
+
+def defaults(method: str) -> tuple[float, dict[str, Any]]:
     """``(lr, {hyper-parameter: default})`` of ``method``, from its optimizer's spec."""
     lr, hyper = _defaults(method)
     return lr, dict(hyper)
 
 
 @functools.lru_cache(maxsize=None)
-def _defaults(method):
+def _defaults(method: str) -> tuple[float, dict[str, Any]]:
     cls, fixed, _ = METHODS[method]
     defaults = cls.spec.defaults
     hyper = {k: v for k, v in defaults.items() if k not in _NOT_HYPER}
@@ -46,7 +52,7 @@ def _defaults(method):
     return defaults["lr"], hyper
 
 
-def check_method(method):
+def check_method(method: Any) -> str:
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
     return method
@@ -68,7 +74,8 @@ class Stepper:
         Other hyper-parameters of the method's optimizer (e.g. ``betas``, ``momentum``).
     """
 
-    def __init__(self, method, param, lr, maximize=False, hyper=None):
+    def __init__(self, method: str, param: FloatArray, lr: Real, maximize: bool = False,
+                 hyper: Mapping[str, Any] | None = None) -> None:
         check_method(method)
         cls, fixed, locked = METHODS[method]
         hyper = dict(hyper or {})
@@ -89,17 +96,18 @@ class Stepper:
         needs = spec.needs(self.hp)
         self.method = method
         self.param = param
-        self.states = [np.full_like(param, spec.initial_value(s, group)) if n else None
-                       for s, n in zip(spec.states, needs)]
-        self.steps = np.zeros(1, np.int64)
-        self.is_new = np.ones(1, np.uint8)
+        self.states: list[FloatArray | None] = [
+            np.full_like(param, spec.initial_value(s, group)) if n else None
+            for s, n in zip(spec.states, needs)]
+        self.steps: NDArray[np.int64] = np.zeros(1, np.int64)
+        self.is_new: NDArray[np.uint8] = np.ones(1, np.uint8)
         self._plan = _optim.TensorPlan([param], [None if s is None else [s] for s in self.states],
                                        self.steps, self.is_new, "x", spec.state_names)
         self._mask = sum(1 << i for i, n in enumerate(needs) if n)
         self._kernel = getattr(_optim, spec.kernel)
         self.step = self._bind()
 
-    def _bind(self):
+    def _bind(self) -> Callable[[FloatArray], None]:
         """``step(grad)``: ``param ← update(param, grad)`` in place, one kernel call.
 
         ``grad`` has ``param``'s dtype and shape; the plan checks it (in C) before anything
@@ -107,12 +115,12 @@ class Stepper:
         ``x``) is copied. A closure over prebound callables, so a step costs a few hundred
         nanoseconds of Python.
         """
-        grads = [None]
+        grads: list[FloatArray | None] = [None]
         prepare, mask, param = self._plan.prepare, self._mask, self.param
         call = functools.partial(self._kernel, self._plan, **self.hp)
         may_share_memory = np.may_share_memory
 
-        def step(grad):
+        def step(grad: FloatArray) -> None:
             grads[0] = grad
             try:
                 prepare(grads, 0, mask)
@@ -126,20 +134,20 @@ class Stepper:
         return step
 
     @property
-    def lr(self):
+    def lr(self) -> float:
         return self.hp["lr"]
 
     @lr.setter
-    def lr(self, value):
+    def lr(self, value: Real) -> None:
         self.hp["lr"] = _checks.real(value, "lr", low=0, low_open=True)
         self.step = self._bind()
 
-    def snapshot(self):
+    def snapshot(self) -> Snapshot:
         """Copies of everything a step changes besides ``param``."""
         return ([None if s is None else s.copy() for s in self.states], int(self.steps[0]),
                 int(self.is_new[0]))
 
-    def restore(self, snap, rows=None):
+    def restore(self, snap: Snapshot, rows: Array | None = None) -> None:
         """Put the state of ``snap`` back: all of it, or only ``rows`` (a boolean mask over the
         first axis) of the state arrays. The shared step counter and flag are restored only
         for a full restore."""
@@ -150,6 +158,7 @@ class Stepper:
             if rows is None:
                 s[...] = saved
             else:
+                assert saved is not None  # a snapshot of these arrays: None where they are
                 s[rows] = saved[rows]
         if rows is None:
             self.steps[0] = step
