@@ -37,7 +37,7 @@ import stat
 import time
 
 from types import ModuleType
-from typing import Optional
+from typing import Any, Iterator, Optional, Union
 
 fcntl: Optional[ModuleType]
 try:
@@ -61,11 +61,14 @@ _O_TMPFILE = getattr(os, "O_TMPFILE", None) if os.name == "posix" else None
 #: errors of an ``O_TMPFILE`` open meaning "not supported here" (use a named file instead)
 _NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, getattr(errno, "ENOTSUP", -1)}
 
-_owner_tag = None
+_owner_tag: Optional[str] = None
+
+#: what `atomic_write` takes as a path
+StrOrBytesPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 
 @contextlib.contextmanager
-def atomic_write(path, *, name="path"):
+def atomic_write(path: StrOrBytesPath, *, name: str = "path") -> Iterator[io.BufferedWriter]:
     """Write a file atomically: a binary file object whose data replaces ``path`` only
     when the ``with`` block completes.
 
@@ -110,6 +113,7 @@ def atomic_write(path, *, name="path"):
     """
     shown = fspath(path, name)
     temp = _Temp(shown)
+    assert temp.fd is not None  # open until committed or discarded
     try:
         with io.open(temp.fd, "wb", closefd=False) as fh:
             yield fh
@@ -125,7 +129,7 @@ def atomic_write(path, *, name="path"):
         raise
 
 
-def fspath(path, name="path"):
+def fspath(path: Any, name: str = "path") -> str:
     """``path`` as a str (bytes are decoded); ``TypeError`` naming ``name`` otherwise."""
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(f"{name} must be a str or os.PathLike, got {type(path).__name__}")
@@ -143,24 +147,25 @@ class _Temp:
     """The temporary file behind one `atomic_write`: open on creation, then either
     `commit` (rename onto the target) or `discard`."""
 
-    def __init__(self, shown):
+    def __init__(self, shown: str) -> None:
         self.shown = shown
         self.target = os.path.abspath(shown)
         self.folder, base = os.path.split(self.target)
         if not base or shown.endswith(tuple(filter(None, (os.sep, os.altsep)))):
             raise _naming(OSError(errno.EISDIR, os.strerror(errno.EISDIR)), shown)
         self.base = _short_base(base)
-        self.fd = None
-        self.name = None    # the temporary file's current name (None while unnamed)
+        self.fd: Optional[int] = None
+        self.name: Optional[str] = None    # the temporary file's current name (None while unnamed)
         _remove_stale(self.folder, self.base)
         try:
             if not self._open_unnamed():
                 self._open_named()
         except OSError as exc:
             raise _naming(exc, shown) from None
+        assert self.fd is not None  # both openers set it (or raise)
         _lock(self.fd)
 
-    def _open_unnamed(self):
+    def _open_unnamed(self) -> bool:
         if _O_TMPFILE is None or not os.path.isdir("/proc/self/fd"):
             return False
         try:
@@ -172,7 +177,7 @@ class _Temp:
         self.fd = fd
         return True
 
-    def _open_named(self):
+    def _open_named(self) -> None:
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
             | getattr(os, "O_BINARY", 0)
         for _ in range(100):
@@ -185,12 +190,14 @@ class _Temp:
             return
         raise FileExistsError(errno.EEXIST, "no free temporary file name")  # pragma: no cover
 
-    def commit(self):
+    def commit(self) -> None:
         """Sync the data, give it the target's name, sync the folder."""
+        assert self.fd is not None  # open until committed or discarded
         try:
             os.fsync(self.fd)
             if self.name is None:
                 self._link()
+            assert self.name is not None  # _link names it (or raises)
             os.replace(self.name, self.target)
         except OSError as exc:
             raise _naming(exc, self.shown) from None
@@ -198,7 +205,7 @@ class _Temp:
         _sync_folder(self.folder)
         self._close()
 
-    def _link(self):
+    def _link(self) -> None:
         """Give the unnamed file a temporary name (``linkat`` with AT_SYMLINK_FOLLOW through
         /proc/self/fd: os.link takes that path only when given a dir_fd)."""
         dirfd = os.open(self.folder, getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY)
@@ -216,7 +223,7 @@ class _Temp:
         finally:
             os.close(dirfd)
 
-    def discard(self):
+    def discard(self) -> None:
         """Remove the temporary file's name (if it has one) and close it."""
         if self.name is not None:
             try:
@@ -226,20 +233,20 @@ class _Temp:
             self.name = None
         self._close()
 
-    def _close(self):
+    def _close(self) -> None:
         if self.fd is not None:
             fd, self.fd = self.fd, None
             os.close(fd)
 
 
-def _naming(exc, path):
+def _naming(exc: OSError, path: str) -> OSError:
     """``exc`` as the same kind of OSError, about ``path``."""
     if exc.errno is None:
         return exc
     return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), path)
 
 
-def _short_base(base):
+def _short_base(base: str) -> str:
     """The target's name as it appears in its temporary files' names (shortened, with a
     hash of the whole, when too long to leave room for the rest)."""
     if len(os.fsencode(base)) <= _MAX_BASE:
@@ -248,11 +255,11 @@ def _short_base(base):
     return base[:_MAX_BASE // 4] + "~" + digest
 
 
-def _temp_name(base):
+def _temp_name(base: str) -> str:
     return f"{_PREFIX}{base}.{_owner()}-{os.getpid()}.{secrets.token_hex(4)}{_SUFFIX}"
 
 
-def _owner():
+def _owner() -> str:
     """Six hex digits naming this host, pid namespace and boot: a pid in a temporary file's
     name can be checked with ``kill(pid, 0)`` only where this tag is the same."""
     global _owner_tag
@@ -266,7 +273,7 @@ def _owner():
     return _owner_tag
 
 
-def _lock(fd):
+def _lock(fd: int) -> None:
     """Take an exclusive flock on ``fd`` (held until it is closed); best effort."""
     if fcntl is None:  # pragma: no cover - not POSIX
         return
@@ -276,7 +283,7 @@ def _lock(fd):
         pass  # a file system without locks: stale files are then judged by pid and age
 
 
-def _remove_stale(folder, base):
+def _remove_stale(folder: str, base: str) -> None:
     """Remove the temporary files of target ``base`` in ``folder`` whose writer is gone."""
     if os.name != "posix":  # pragma: no cover - os.kill(pid, 0) terminates on Windows
         return
@@ -293,7 +300,7 @@ def _remove_stale(folder, base):
                              int(m.group(2)))
 
 
-def _remove_if_stale(path, same_owner, pid):
+def _remove_if_stale(path: str, same_owner: bool, pid: int) -> None:
     flags = os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
     try:  # open for writing where allowed: NFS emulates flock with write locks
         fd = os.open(path, os.O_RDWR | flags)
@@ -316,7 +323,7 @@ def _remove_if_stale(path, same_owner, pid):
         os.close(fd)
 
 
-def _locked(fd):
+def _locked(fd: int) -> bool:
     """Whether another open file holds a lock on ``fd``'s file (False when unknown)."""
     if fcntl is None:  # pragma: no cover - not POSIX
         return False
@@ -329,7 +336,7 @@ def _locked(fd):
     return False
 
 
-def _alive(pid):
+def _alive(pid: int) -> bool:
     if pid <= 0:
         return True  # not a process id: never taken for a dead writer
     try:
@@ -341,7 +348,7 @@ def _alive(pid):
     return True
 
 
-def _sync_folder(folder):
+def _sync_folder(folder: str) -> None:
     """Make the rename durable (best effort: not every system can sync a folder)."""
     if os.name != "posix":  # pragma: no cover
         return

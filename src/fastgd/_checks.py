@@ -1,10 +1,12 @@
 """Argument checks shared by the public entry points: clear errors, before any write."""
 import math
 import numbers
+from typing import Any, Collection, Sequence
 
 import numpy as np
 
 from ._optim import check_disjoint
+from ._typing import Array, FloatArray
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -13,7 +15,7 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _INTS = (int, np.integer)
 
 
-def integer(value, name, *, low=None, high=None):
+def integer(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
     """``value`` as a Python int, checked to be an integer within ``[low, high]``.
 
     Python ints and numpy integers are accepted; bools (``True`` is an int to Python but
@@ -59,7 +61,8 @@ def integer(value, name, *, low=None, high=None):
     return value
 
 
-def real(value, name, *, low=None, high=None, low_open=False, high_open=False):
+def real(value: Any, name: str, *, low: float | None = None, high: float | None = None,
+         low_open: bool = False, high_open: bool = False) -> float:
     """``value`` as a Python float, checked to be a finite real number within the bounds.
 
     Python ints and floats and numpy integer and floating scalars (``np.float32(1e-5)``,
@@ -114,7 +117,8 @@ def real(value, name, *, low=None, high=None, low_open=False, high_open=False):
 _SEED_TYPES = (np.random.Generator, np.random.SeedSequence)
 
 
-def seed(value, name="seed"):
+def seed(value: Any, name: str = "seed"
+         ) -> int | np.random.Generator | np.random.SeedSequence | None:
     """A seed of numpy's random generators: None, an int >= 0, a Generator or a SeedSequence.
 
     Parameters
@@ -154,7 +158,7 @@ def seed(value, name="seed"):
     return integer(value, name, low=0)
 
 
-def choice(value, name, options):
+def choice(value: Any, name: str, options: Collection[str]) -> str:
     """``value`` when it is one of the strings ``options``; a ValueError naming ``name``
     otherwise (also for a non-string, which ``in`` alone would compare element-wise)."""
     if not isinstance(value, str) or value not in options:
@@ -162,7 +166,7 @@ def choice(value, name, options):
     return value
 
 
-def float_dtype(value, name="dtype"):
+def float_dtype(value: Any, name: str = "dtype") -> np.dtype[Any]:
     """``value`` as ``numpy.dtype`` float32 or float64.
 
     Anything numpy reads as one of the two is accepted (``np.float32``, ``"float64"``,
@@ -186,14 +190,14 @@ def float_dtype(value, name="dtype"):
     return dt
 
 
-def flag(value, name):
+def flag(value: Any, name: str) -> bool:
     """``value`` as a bool: Python's or numpy's, not 0/1 or a string."""
     if type(value) is not bool and not isinstance(value, np.bool_):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
     return bool(value)
 
 
-def pair(value, name):
+def pair(value: Any, name: str) -> tuple[Any, ...]:
     """``value`` as a tuple of two items (each still to be checked by the caller)."""
     try:
         n = None if isinstance(value, (str, bytes)) else len(value)
@@ -204,13 +208,13 @@ def pair(value, name):
     return tuple(value)
 
 
-def backend(value):
+def backend(value: Any) -> str:
     if not isinstance(value, str) or value not in ("native", "reference"):
         raise ValueError(f"backend must be 'native' or 'reference', got {value!r}")
     return value
 
 
-def parameter(a, name):
+def parameter(a: Any, name: str) -> FloatArray:
     """A parameter array: float32/float64, writeable, contiguous (C or Fortran order)."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
@@ -228,7 +232,7 @@ def parameter(a, name):
     return a
 
 
-def like(a, ref, name, ref_name):
+def like(a: Any, ref: Array, name: str, ref_name: str) -> Array:
     """An array with the dtype and shape of ``ref`` (a gradient or a state array)."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
@@ -239,12 +243,12 @@ def like(a, ref, name, ref_name):
     return a
 
 
-def disjoint(arrays, names):
+def disjoint(arrays: Sequence[Array], names: Sequence[str]) -> None:
     """Raise ValueError when two of ``arrays`` are the same array or share memory."""
     check_disjoint(arrays, names)
 
 
-def grads_sequence(grads, n):
+def grads_sequence(grads: Any, n: int) -> Sequence[Any]:
     """The gradients as a list of length ``n``."""
     if isinstance(grads, np.ndarray) or not isinstance(grads, (list, tuple)):
         if isinstance(grads, np.ndarray) or not hasattr(grads, "__iter__"):

@@ -13,7 +13,7 @@ import os
 SPINCOUNT = "10000"
 
 
-def load():
+def load() -> None:
     ours = "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ
     if ours:
         os.environ["GOMP_SPINCOUNT"] = SPINCOUNT

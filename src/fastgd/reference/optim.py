@@ -106,8 +106,8 @@ def rmsprop(param: FloatArray, grad: FloatArray, square_avg: FloatArray, grad_av
 
 
 def adam(param: FloatArray, grad: FloatArray, exp_avg: FloatArray, exp_avg_sq: FloatArray,
-         max_exp_avg_sq: MaybeState, *, step: int, lr: float, beta1: float, beta2: float, eps: float,
-         weight_decay: float, amsgrad: bool, maximize: bool,
+         max_exp_avg_sq: MaybeState, *, step: int, lr: float, beta1: float, beta2: float,
+         eps: float, weight_decay: float, amsgrad: bool, maximize: bool,
          decoupled_weight_decay: bool) -> None:
     r"""Adam, and AdamW when ``decoupled_weight_decay`` is true.
 
