@@ -9,6 +9,7 @@ _openmp.load()
 
 from ._optim import get_num_threads, set_num_threads  # noqa: E402
 from . import datasets, descent, functional, functions, linear_model, nn, optim, reference, train
+from . import selfcheck
 from .descent import MinimizeResult, minimize, numerical_gradient
 from .nn.serialization import load
 from .train import DivergenceError, History, fit, gradcheck
@@ -16,7 +17,7 @@ from .train import DivergenceError, History, fit, gradcheck
 __version__ = "0.1.0"
 
 __all__ = ["datasets", "descent", "functional", "functions", "linear_model", "nn", "optim",
-           "reference", "train",
+           "reference", "train", "selfcheck",
            "minimize", "MinimizeResult", "numerical_gradient", "fit", "History",
            "DivergenceError", "gradcheck", "load", "get_num_threads", "set_num_threads",
            "__version__"]
