@@ -6,13 +6,18 @@ One inline routine per operation, as scikit-learn's ``sklearn/utils/_cython_blas
 compile time. A caller chooses the dtype once per call, calls a ``floating`` function with
 pointers of that type, and every routine below it is that dtype's without a further branch.
 
-Matrix products call scipy's ``cython_blas`` (sgemm/dgemm), the route scikit-learn takes:
-no BLAS is linked at build time, the one scipy ships is used at run time. Row-major products
-are column-major products with the operands swapped: C = A B  <=>  C^T = B^T A^T.
+Matrix products go through ``csrc/kernels/fastgd_blas.h`` (row-major, over the OpenBLAS of
+the ``scipy-openblas32`` wheel that the modules link).
 """
 from cython cimport floating
 from libc.stdint cimport int64_t
-from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+
+cdef extern from "fastgd_blas.h" nogil:
+    void fgd_gemm_f32(int, int, int, int, int, float, const float *, int, const float *, int,
+                      float, float *, int)
+    void fgd_gemm_f64(int, int, int, int, int, double, const double *, int, const double *, int,
+                      double, double *, int)
 
 
 cdef extern from "fastgd_nn.h" nogil:
@@ -55,15 +60,11 @@ cdef enum:
 cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                       const floating *a, int lda, const floating *b, int ldb, floating beta,
                       floating *c, int ldc) noexcept nogil:
-    """Row-major C (m x n) = alpha op(A) op(B) + beta C, through column-major BLAS."""
-    cdef char ta = b'T' if trans_b else b'N'
-    cdef char tb = b'T' if trans_a else b'N'
-    if m == 0 or n == 0:
-        return
+    """Row-major C (m x n) = alpha op(A) op(B) + beta C."""
     if floating is float:
-        sgemm(&ta, &tb, &n, &m, &k, &alpha, <float *>b, &ldb, <float *>a, &lda, &beta, c, &ldc)
+        fgd_gemm_f32(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     else:
-        dgemm(&ta, &tb, &n, &m, &k, &alpha, <double *>b, &ldb, <double *>a, &lda, &beta, c, &ldc)
+        fgd_gemm_f64(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 
 
 # ----------------------------------------------------------------------------- kernels by dtype

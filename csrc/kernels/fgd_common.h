@@ -9,6 +9,7 @@
     defined(__has_attribute)
 #if __has_attribute(target_clones)
 #define FGD_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
+#define FGD_HAVE_CLONES 1
 #endif
 #endif
 #ifndef FGD_HOT

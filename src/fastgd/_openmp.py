@@ -18,6 +18,10 @@ def load() -> None:
     if ours:
         os.environ["GOMP_SPINCOUNT"] = SPINCOUNT
     try:
+        # loads fastgd's BLAS (libscipy_openblas.so) by its soname before the modules that
+        # link it, wherever the package is installed (the modules' RPATH covers the usual case)
+        import scipy_openblas32  # noqa: F401
+
         from . import _nn, _optim  # noqa: F401  (loading them starts libgomp)
     finally:
         if ours:
