@@ -21,7 +21,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
 from _nn_checks cimport _arr, _blas_int, _check_labels, _dim
-from _nn_kernels cimport (FGD_ACT_IDENTITY, LOSS_CE, act_backward, bias_act, fgd_gather_i64,
+from _nn_kernels cimport (share_blas_settings, FGD_ACT_IDENTITY, LOSS_CE, act_backward, bias_act, fgd_gather_i64,
                           gather_rows, linear_bwd, linear_fwd, loss_kernel, softmax_bwd,
                           softmax_fwd)
 
@@ -33,11 +33,22 @@ from fastgd._nn_ops import (ACTIVATIONS, LOSSES, activation_backward, activation
 
 cnp.import_array()
 
+# products follow the settings of fastgd._optim (thread count, pool of the large ones)
+from . import _optim as _optim_module
+share_blas_settings(_optim_module.shared_capsule())
+
+
+#: train_steps saves its back-up at least this often (in steps): a non-finite loss then
+#: takes at most this many steps again to rebuild the state before the last finite one
+cdef Py_ssize_t CHECKPOINT_EVERY = 32
+TRAIN_CHECKPOINT_EVERY = CHECKPOINT_EVERY
+
 
 cdef extern from "fgd_hook.h" nogil:
     ctypedef struct fgd_hook:
         void (*run)(void *ctx) noexcept nogil
         void *ctx
+        void (*undo)(void *ctx) noexcept nogil
     const char *FGD_HOOK_NAME
 
 
@@ -329,14 +340,23 @@ cdef class Program:
         """Training steps over rows ``idx[start:stop]``, ``batch_size`` rows a batch (the
         last may be shorter), all in C without the GIL.
 
-        Each step: gather the batch, forward, fused loss; if the loss is finite, run the
-        ``backup`` hook (``fastgd._optim.Backup.hook()``, or None: the optimizer's back-up of
-        the parameters and its state, so that a later non-finite loss can undo this step),
-        backward (parameter gradients only), then every hook of ``hooks``
+        Each step: gather the batch, forward, fused loss; if the loss is finite, backward
+        (parameter gradients only), then every hook of ``hooks``
         (``fastgd._optim.BoundUpdate.hook()`` capsules: optimizer updates bound to this
         program's gradients), in order. The mean loss of step k goes to ``losses[k]``. Stops
-        after the first non-finite loss, which is left in ``losses`` with the parameters of
-        that step untouched. Returns the number of steps taken (losses written).
+        after the first non-finite loss, which is left in ``losses``. Returns the number of
+        steps taken (losses written).
+
+        ``backup`` (``fastgd._optim.Backup.hook()``, or None) is the optimizer's back-up of
+        the parameters and its state. When the call returns, it holds the state from before
+        the update of the last step with a finite loss (the last step taken, or the one
+        before a non-finite loss), exactly as if it had been saved before every update. It
+        is saved only at checkpoints (the first step, every ``TRAIN_CHECKPOINT_EVERY`` steps and
+        the last step), which costs a copy of the state every few dozen steps instead of
+        every step: after a non-finite loss, the state of the last checkpoint is put back
+        and the steps since are taken again (training is deterministic: the same bits), up
+        to the start of the last finite step, which is saved. The parameters are then left
+        at that state too, so ``backup.restore()`` finds them already there.
         """
         cdef int kind = LOSSES[loss_kind]
         if batch_size < 1:
@@ -389,23 +409,47 @@ cdef class Program:
                            double *losses) noexcept nogil:
         """train_steps' loop, once its arguments are checked: up to ``nsteps`` steps over
         ``ip[:rows_all]``; the number taken (losses written)."""
-        cdef Py_ssize_t k = 0, a, rows, h
+        cdef Py_ssize_t k = 0, mark = -1, j
         cdef double value
         while k < nsteps:
-            a = k * batch_size
-            rows = min(batch_size, rows_all - a)
-            value = self._step(kind, x, t, ip + a, rows, True, False)
+            value = self._forward_at(kind, x, t, ip, k, rows_all, batch_size)
             losses[k] = value
             k += 1
             if not isfinite(value):
+                if save != NULL and mark >= 0:
+                    # back to the checkpoint, then again up to the last finite step
+                    save.undo(save.ctx)
+                    for j in range(mark, k - 2):
+                        self._forward_at(kind, x, t, ip, j, rows_all, batch_size)
+                        self._update_at(ip, j, rows_all, batch_size, hk, nh)
+                    if mark < k - 2:
+                        save.run(save.ctx)
                 break
-            if save != NULL:
+            if save != NULL and (mark < 0 or k - 1 - mark >= CHECKPOINT_EVERY or k == nsteps):
                 save.run(save.ctx)
-            run_backward(self.ops, self.nops, <const floating *>self.x_ptr,
-                         <floating *>self.lossgrad_ptr, rows, False)
-            for h in range(nh):
-                hk[h].run(hk[h].ctx)
+                mark = k - 1
+            self._update_at(ip, k - 1, rows_all, batch_size, hk, nh)
         return k
+
+    cdef double _forward_at(self, int kind, const floating *x, const void *t,
+                            const int64_t *ip, Py_ssize_t k, Py_ssize_t rows_all,
+                            Py_ssize_t batch_size) noexcept nogil:
+        """Step ``k``'s gather, forward and loss (its gradient kept for `_update_at`)."""
+        cdef Py_ssize_t a = k * batch_size
+        return self._step(kind, x, t, ip + a, min(batch_size, rows_all - a), True, False)
+
+    cdef void _update_at(self, const int64_t *ip, Py_ssize_t k, Py_ssize_t rows_all,
+                         Py_ssize_t batch_size, fgd_hook **hk, Py_ssize_t nh) noexcept nogil:
+        """Step ``k``'s backward (after its `_forward_at`) and updates."""
+        cdef Py_ssize_t h, rows = min(batch_size, rows_all - k * batch_size)
+        if self.typenum == cnp.NPY_FLOAT32:
+            run_backward(self.ops, self.nops, <const float *>self.x_ptr,
+                         <float *>self.lossgrad_ptr, rows, False)
+        else:
+            run_backward(self.ops, self.nops, <const double *>self.x_ptr,
+                         <double *>self.lossgrad_ptr, rows, False)
+        for h in range(nh):
+            hk[h].run(hk[h].ctx)
 
     cdef tuple _check_batch(self, X, y, idx, Py_ssize_t start, Py_ssize_t stop, int kind,
                             Py_ssize_t batch_size, void **xp, void **tp, const int64_t **ip):

@@ -7,13 +7,18 @@ compile time. A caller chooses the dtype once per call, calls a ``floating`` fun
 pointers of that type, and every routine below it is that dtype's without a further branch.
 
 Matrix products go through ``csrc/kernels/fastgd_blas.h`` (row-major, over the OpenBLAS of
-the ``scipy-openblas32`` wheel that the modules link).
+the ``scipy-openblas32`` wheel that the modules link, large ones cut into pieces over
+fastgd's threads).
 """
+from cpython.pycapsule cimport PyCapsule_GetPointer
 from cython cimport floating
 from libc.stdint cimport int64_t
 
 
 cdef extern from "fastgd_blas.h" nogil:
+    ctypedef struct fgd_blas_shared:
+        pass
+    void fgd_blas_use_shared(const fgd_blas_shared *s)
     void fgd_gemm_f32(int, int, int, int, int, float, const float *, int, const float *, int,
                       float, float *, int)
     void fgd_gemm_f64(int, int, int, int, int, double, const double *, int, const double *, int,
@@ -56,6 +61,15 @@ cdef enum:
 
 
 # ----------------------------------------------------------------------------- BLAS
+
+cdef inline int share_blas_settings(object capsule) except -1:
+    """Point this module's products at the settings of ``fastgd._optim`` (the thread count
+    ``fastgd.set_num_threads`` writes, the pool of large products); ``capsule``:
+    ``fastgd._optim.shared_capsule()``."""
+    fgd_blas_use_shared(<const fgd_blas_shared *>PyCapsule_GetPointer(capsule,
+                                                                     "fastgd.blas_shared"))
+    return 0
+
 
 cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                       const floating *a, int lda, const floating *b, int ldb, floating beta,

@@ -10,11 +10,15 @@ cimport numpy as cnp
 from libc.stdint cimport int64_t
 
 from _nn_checks cimport _arr, _blas_int, _check_labels, _dim, _dtype_of
-from _nn_kernels cimport (FGD_ACT_IDENTITY, FGD_ACT_LEAKY_RELU, FGD_ACT_RELU, FGD_ACT_SIGMOID,
+from _nn_kernels cimport (share_blas_settings, FGD_ACT_IDENTITY, FGD_ACT_LEAKY_RELU, FGD_ACT_RELU, FGD_ACT_SIGMOID,
                           FGD_ACT_TANH, LOSS_BCE, LOSS_CE, LOSS_MSE, act_backward, bias_act,
                           linear_bwd, linear_fwd, loss_kernel, softmax_bwd, softmax_fwd)
 
 cnp.import_array()
+
+# products follow the settings of fastgd._optim (thread count, pool of the large ones)
+from . import _optim as _optim_module
+share_blas_settings(_optim_module.shared_capsule())
 
 ACTIVATIONS = {"identity": FGD_ACT_IDENTITY, "relu": FGD_ACT_RELU,
                "leaky_relu": FGD_ACT_LEAKY_RELU, "sigmoid": FGD_ACT_SIGMOID, "tanh": FGD_ACT_TANH}

@@ -34,6 +34,32 @@ cnp.import_array()
 cdef extern from "parallel.h" nogil:
     int fgd_default_threads()
     int fgd_have_openmp()
+    int fgd_pins_workers()
+
+
+cdef extern from "fastgd_blas.h" nogil:
+    double FGD_GEMM_SPLIT
+    int FGD_GEMM_MIN_PIECE
+    int FGD_GEMM_MAX_PIECES
+    int fgd_gemm_pieces(int m, int n, int k, int *along_n, int *width)
+    ctypedef void (*fgd_sgemm64_fn)(int, int, int, int64_t, int64_t, int64_t, float,
+                                    const float *, int64_t, const float *, int64_t, float,
+                                    float *, int64_t)
+    ctypedef void (*fgd_dgemm64_fn)(int, int, int, int64_t, int64_t, int64_t, double,
+                                    const double *, int64_t, const double *, int64_t, double,
+                                    double *, int64_t)
+    ctypedef int (*fgd_local_threads_fn)(int)
+    ctypedef struct fgd_blas_shared:
+        int num_threads
+        fgd_sgemm64_fn sgemm64
+        fgd_dgemm64_fn dgemm64
+        fgd_local_threads_fn set_local_threads
+    void fgd_blas_use_shared(const fgd_blas_shared *s)
+    void fgd_blas_keep_serial()
+    int fgd_blas_get_num_threads()
+    const char *fgd_blas_config()
+    const char *fgd_blas_corename()
+    const char *fgd_cpu_variant()
 
 
 cdef extern from "fastgd_optim.h" nogil:
@@ -72,30 +98,89 @@ cdef extern from "fgd_hook.h" nogil:
     ctypedef struct fgd_hook:
         void (*run)(void *ctx) noexcept nogil
         void *ctx
+        void (*undo)(void *ctx) noexcept nogil
     const char *FGD_HOOK_NAME
 
 
 # ----------------------------------------------------------------------------- threads
 
-cdef int _num_threads = 0  # 0: OpenMP's default (OMP_NUM_THREADS or the core count)
+# The thread count of every kernel and product, and the delegate for large products
+# (fastgd/_blas.py sets it): one struct, which _nn and _nn_ops point their products at.
+cdef fgd_blas_shared _shared
+_shared.num_threads = 0  # 0: OpenMP's default (OMP_NUM_THREADS or the core count)
+_shared.sgemm64 = NULL
+_shared.dgemm64 = NULL
+_shared.set_local_threads = NULL
+fgd_blas_use_shared(&_shared)
+# fastgd's OpenBLAS copy runs single-threaded (csrc/kernels/blas.c)
+fgd_blas_keep_serial()
+
+cdef const char *SHARED_NAME = "fastgd.blas_shared"
+
+#: products of at least this many multiply-adds (m n k) are large: run on several threads
+GEMM_SPLIT = int(FGD_GEMM_SPLIT)
+GEMM_MIN_PIECE = FGD_GEMM_MIN_PIECE
+GEMM_MAX_PIECES = FGD_GEMM_MAX_PIECES
+
+
+def shared_capsule():
+    """The address of the settings every module's products read, for the other modules."""
+    return PyCapsule_New(&_shared, SHARED_NAME, NULL)
+
+
+def set_large_blas(intptr_t sgemm64, intptr_t dgemm64, intptr_t set_local_threads):
+    """Run large products on another OpenBLAS (the addresses of its ILP64 ``cblas_sgemm``,
+    ``cblas_dgemm`` and ``openblas_set_num_threads_local``); all 0: on fastgd's own threads
+    again. Internal: fastgd/_blas.py finds numpy's copy and checks it."""
+    if (sgemm64 == 0) != (dgemm64 == 0) or (sgemm64 == 0) != (set_local_threads == 0):
+        raise ValueError("give all three addresses or none")
+    _shared.sgemm64 = <fgd_sgemm64_fn>sgemm64
+    _shared.dgemm64 = <fgd_dgemm64_fn>dgemm64
+    _shared.set_local_threads = <fgd_local_threads_fn>set_local_threads
+
+
+def large_blas_delegated():
+    """True while large products run on another OpenBLAS (see `set_large_blas`)."""
+    return _shared.sgemm64 != NULL
+
+
+def gemm_pieces(int m, int n, int k):
+    """How a row-major (m x k)(k x n) product is cut: ``(count, "columns" or "rows",
+    width)``; the same for every thread count."""
+    cdef int along_n, width
+    cdef int count = fgd_gemm_pieces(m, n, k, &along_n, &width)
+    return count, "columns" if along_n else "rows", width
 
 
 def set_num_threads(n):
-    """Set the threads the kernels may use (``None`` restores the default)."""
-    global _num_threads
+    """Set the threads of fastgd's kernels and products (``None``: OpenMP's default)."""
     if n is None:
-        _num_threads = 0
+        _shared.num_threads = 0
         return
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n must be an int or None, got {type(n).__name__}")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    _num_threads = min(n, 1 << 16)
+    _shared.num_threads = min(n, 1 << 16)
 
 
 def get_num_threads():
-    """Threads the kernels use for large updates."""
-    return _num_threads if _num_threads > 0 else fgd_default_threads()
+    """Threads the kernels use for large updates and large matrix products."""
+    return _shared.num_threads if _shared.num_threads > 0 else fgd_default_threads()
+
+
+def native_config():
+    """What the native layer runs on this machine: a dict of plain values."""
+    return {
+        "cpu_variant": fgd_cpu_variant().decode(),
+        "openmp": bool(fgd_have_openmp()),
+        "num_threads": get_num_threads(),
+        "blas_config": fgd_blas_config().decode().strip(),
+        "blas_corename": fgd_blas_corename().decode(),
+        "blas_num_threads": fgd_blas_get_num_threads(),
+        "pins_workers": bool(fgd_pins_workers()),
+        "large_products_delegated": _shared.sgemm64 != NULL,
+    }
 
 
 def have_openmp():
@@ -648,7 +733,7 @@ cdef class TensorPlan:
         set_hparams(&self.u, algo, hp)
         self.ready = False
         self.u.increment = increment
-        self.u.nthreads = _num_threads
+        self.u.nthreads = _shared.num_threads
         with nogil:
             run_update(&self.u)
         self.keep.clear()
@@ -761,11 +846,12 @@ cdef class BoundUpdate:
         self.u.steps = plan.steps
         self.u.is_new = plan.is_new
         self.u.increment = True
-        self.u.nthreads = _num_threads
+        self.u.nthreads = _shared.num_threads
         self.plan = plan
         self.grads = tuple(grads[offset:offset + plan.n])
         self.h.run = _run_hook
         self.h.ctx = &self.u
+        self.h.undo = NULL
 
     def run(self):
         """Take one step."""
@@ -804,6 +890,10 @@ cdef void backup_save(void *ctx) noexcept nogil:
             memcpy(d.buf + off, d.ptr[i], d.nbytes[i])
         off += d.nbytes[i]
     d.saved = True
+
+
+cdef void backup_restore_hook(void *ctx) noexcept nogil:
+    backup_restore(<BackupData *>ctx)
 
 
 cdef void backup_restore(BackupData *d) noexcept nogil:
@@ -873,6 +963,7 @@ cdef class Backup:
         self.arrays = tuple(arrays)
         self.h.run = backup_save
         self.h.ctx = &self.d
+        self.h.undo = backup_restore_hook
 
     def covers(self, list arrays):
         """True when this backup is over exactly ``arrays`` (the same objects, in order)."""
@@ -914,7 +1005,8 @@ cdef class Backup:
 
     def hook(self):
         """A PyCapsule (named ``FGD_HOOK_NAME``) holding an ``fgd_hook`` whose ``run(ctx)`` is
-        ``save()``. The capsule keeps this object alive."""
+        ``save()`` and ``undo(ctx)`` puts the copy back (``restore()`` without its check).
+        The capsule keeps this object alive."""
         cap = PyCapsule_New(&self.h, FGD_HOOK_NAME, _release_hook)
         PyCapsule_SetContext(cap, <void *>self)
         Py_INCREF(self)

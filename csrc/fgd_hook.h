@@ -1,12 +1,16 @@
 /* A step that C code can run without Python: fastgd._optim.BoundUpdate.hook() hands one out
  * in a PyCapsule named FGD_HOOK_NAME, and fastgd._nn.Program.train_steps calls it after each
- * backward pass. Binding-level glue, not a kernel: it lives beside the .pyx files. */
+ * backward pass; Backup.hook() hands out a back-up's save and restore the same way.
+ * Binding-level glue, not a kernel: it lives beside the .pyx files. */
 #ifndef FASTGD_HOOK_H
 #define FASTGD_HOOK_H
 
 typedef struct fgd_hook {
     void (*run)(void *ctx);
     void *ctx;
+    /* a back-up's hook (fastgd._optim.Backup.hook()) also puts its copy back: undo(ctx);
+     * NULL for the other hooks */
+    void (*undo)(void *ctx);
 } fgd_hook;
 
 #define FGD_HOOK_NAME "fastgd.step_hook"

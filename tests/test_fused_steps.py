@@ -256,17 +256,75 @@ def test_train_steps_stops_after_a_non_finite_loss():
                                       "cross_entropy", backup.hook(), hooks, losses)
     assert done == 3 and not math.isfinite(losses[2]) and losses[3] == -1.0
     assert backup.saved
+    # the backup holds the state before the second step (the parameters and the optimizer
+    # state, momentum buffers and step counters, of after step 1), and the parameters are
+    # left there too: restore() puts back what is already there
+    assert opt.state[0]["step"] == 1
     after = (snapshot(model), opt.state_dict())
-    assert opt.state[0]["step"] == 2                           # two steps taken
-    # the backup holds the state before the second step: the parameters and the
-    # optimizer state (momentum buffers, step counters) of after step 1
     replay, ropt, rhooks = _program()
     replay.program.train_steps(X, np.array([0, 1, 1, 0]), np.arange(4), 0, 1, 1,
                                 "cross_entropy", None, rhooks, losses)
-    assert backup.restore()
     assert_params_equal(model.parameters(), replay.parameters())
     assert_trees_equal(opt.state_dict(), ropt.state_dict())
-    assert not all(np.array_equal(a, b) for a, b in zip(after[0], snapshot(model)))
+    assert backup.restore()
+    assert_params_equal(model.parameters(), after[0])
+    assert_trees_equal(opt.state_dict(), after[1])
+
+
+@pytest.mark.parametrize("bad_step", [1, 2, 3, 31, 32, 33, 34, 63, 64, 65, 70])
+def test_train_steps_rebuilds_the_last_good_state_from_its_checkpoint(bad_step):
+    """The back-up is saved only every TRAIN_CHECKPOINT_EVERY steps; after a non-finite
+    loss at any step, parameters, optimizer state and back-up are exactly those before the
+    update of the last finite step, as a run of that many clean steps gives them."""
+    from fastgd import _nn
+    every = _nn.TRAIN_CHECKPOINT_EVERY
+    assert every == 32
+    n = 72
+    rng = np.random.default_rng(bad_step)
+    X = rng.standard_normal((n, 2))
+    y = rng.integers(0, 2, n)
+    X[bad_step] = np.nan
+    model, opt, hooks = _program()
+    backup = opt.backup()
+    backup.discard()
+    losses = np.full(n, -1.0)
+    done = model.program.train_steps(X, y, np.arange(n), 0, n, 1, "cross_entropy",
+                                      backup.hook(), hooks, losses)
+    assert done == bad_step + 1 and not math.isfinite(losses[bad_step])
+    clean, copt, chooks = _program()
+    closses = np.full(n, -1.0)
+    if bad_step > 1:
+        clean.program.train_steps(X, y, np.arange(n), 0, bad_step - 1, 1, "cross_entropy",
+                                  None, chooks, closses)
+    # the losses of the steps taken again are the same bits
+    np.testing.assert_array_equal(losses[:bad_step - 1], closses[:bad_step - 1])
+    assert_params_equal(model.parameters(), clean.parameters())
+    assert_trees_equal(opt.state_dict(), copt.state_dict())
+    model.parameters()[0][...] = 123.0
+    assert backup.restore()
+    assert_params_equal(model.parameters(), clean.parameters())
+    assert_trees_equal(opt.state_dict(), copt.state_dict())
+
+
+def test_train_steps_back_up_holds_the_last_step_after_a_clean_call():
+    """After a call with only finite losses, the back-up holds the state before the last
+    step's update (saved at the last step whatever the checkpoint interval), so that a
+    non-finite loss at the first step of the next call can be undone."""
+    n = 40
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((n, 2)), rng.integers(0, 2, n)
+    model, opt, hooks = _program()
+    backup = opt.backup()
+    backup.discard()
+    losses = np.full(n, -1.0)
+    assert model.program.train_steps(X, y, np.arange(n), 0, n, 1, "cross_entropy",
+                                     backup.hook(), hooks, losses) == n
+    clean, copt, chooks = _program()
+    clean.program.train_steps(X, y, np.arange(n), 0, n - 1, 1, "cross_entropy", None, chooks,
+                              np.full(n, -1.0))
+    assert backup.restore()
+    assert_params_equal(model.parameters(), clean.parameters())
+    assert_trees_equal(opt.state_dict(), copt.state_dict())
 
 
 def _misaligned(a):

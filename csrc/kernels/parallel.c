@@ -1,7 +1,15 @@
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE
+#endif
 #include "parallel.h"
 
+#include <stdlib.h>
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+#if defined(__linux__) && defined(_OPENMP)
+#include <sched.h>
+#define FGD_CAN_PIN 1
 #endif
 
 int fgd_have_openmp(void)
@@ -19,6 +27,68 @@ int fgd_default_threads(void)
     return omp_get_max_threads();
 #else
     return 1;
+#endif
+}
+
+#ifdef FGD_CAN_PIN
+/* -1: not decided yet; 0: never pin; 1: pin the workers */
+static int pin_mode = -1;
+static _Thread_local int pinned = 0;
+
+static int decide_pin_mode(void)
+{
+    const char *own = getenv("FASTGD_PIN_WORKERS");
+    if (own && own[0] == '0')
+        return 0;
+    /* the user's own placement wins */
+    if (getenv("OMP_PROC_BIND") || getenv("OMP_PLACES") || getenv("GOMP_CPU_AFFINITY"))
+        return 0;
+    return 1;
+}
+#endif
+
+void fgd_pin_worker(void)
+{
+#ifdef FGD_CAN_PIN
+    if (pinned)
+        return;
+    pinned = 1;
+    int t = omp_get_thread_num();
+    if (t == 0)
+        return;
+    if (pin_mode < 0)
+        pin_mode = decide_pin_mode();  /* the same answer from every thread: a benign race */
+    if (!pin_mode)
+        return;
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0)
+        return;
+    int count = CPU_COUNT(&allowed);
+    if (count < 2)
+        return;
+    int want = t % count, seen = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &allowed))
+            continue;
+        if (seen++ == want) {
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            sched_setaffinity(0, sizeof one, &one);
+            return;
+        }
+    }
+#endif
+}
+
+int fgd_pins_workers(void)
+{
+#ifdef FGD_CAN_PIN
+    if (pin_mode < 0)
+        pin_mode = decide_pin_mode();
+    return pin_mode;
+#else
+    return 0;
 #endif
 }
 
@@ -53,6 +123,7 @@ void fgd_for_ranges(size_t ntensors, const size_t *numel, int nthreads,
     if (nthreads > 1) {
 #pragma omp parallel num_threads(nthreads)
         {
+            fgd_pin_worker();
             size_t nt = (size_t)omp_get_num_threads();
             size_t id = (size_t)omp_get_thread_num();
             /* Slices are whole blocks of 64 elements, so each keeps long aligned-length vector runs. */

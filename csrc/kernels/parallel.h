@@ -19,6 +19,16 @@ void fgd_for_ranges(size_t ntensors, const size_t *numel, int nthreads,
 
 /* Threads used when the caller passes nthreads <= 0; initialised from OpenMP (OMP_NUM_THREADS). */
 int fgd_default_threads(void);
+/* Called by every thread at the start of a parallel region: the first time an OpenMP
+ * worker (thread number t >= 1) calls it, it binds itself to the t-th CPU the process may
+ * use (Linux). The calling (master) thread is never bound. Without it, a worker woken
+ * after sleeping is often placed on the master's CPU (seen on 2-core KVM machines: a
+ * 2-thread update then took 7x the 1-thread time). Not done when FASTGD_PIN_WORKERS=0 or
+ * when the user placed the threads (OMP_PROC_BIND, OMP_PLACES, GOMP_CPU_AFFINITY). */
+void fgd_pin_worker(void);
+/* 1 when workers are bound (see fgd_pin_worker). */
+int fgd_pins_workers(void);
+
 /* 1 when built with OpenMP. */
 int fgd_have_openmp(void);
 

@@ -17,6 +17,7 @@ COMMANDS = {
     "train": ("fastgd.cli.train", "train an MLP (default: the bundled 8x8 digits) and report test accuracy"),
     "demo": ("fastgd.cli.demo", "write the figures of gradient descent's phenomena as PNG files"),
     "check": ("fastgd.cli.check", "check every native kernel against its numpy twin on this machine"),
+    "config": ("fastgd.cli.config", "print the versions, CPU, kernel clone, BLAS and threads in use"),
 }
 
 
