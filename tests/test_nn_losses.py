@@ -300,3 +300,58 @@ def test_large_logits_match_torch(backend):
         tv.backward()
         assert loss(z, target) == pytest.approx(tv.item(), rel=1e-6)
         np.testing.assert_allclose(loss.backward(), tz.grad.numpy(), atol=1e-7)
+
+
+# the native float32 exp (a vectorised polynomial) against float64, over its whole range
+
+def _softmax64(x):
+    """Softmax with float32's own shift (x - max rounded to float32, as the kernel rounds
+    it) and everything after it exact: what is left to compare is the exp and the sum."""
+    z = (x - x.max(axis=1, keepdims=True)).astype(np.float64)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("cols", [1, 2, 3, 10, 16, 17, 100])
+def test_float32_softmax_and_cross_entropy_within_a_few_ulps(cols):
+    from fastgd import _nn
+    rng = np.random.default_rng(cols)
+    rows = 4000 // cols + 3
+    # logits spread so that the shifted values cover [-87, 0] and beyond
+    x = (rng.standard_normal((rows, cols)) * 30).astype(np.float32)
+    y = np.empty_like(x)
+    _nn.softmax_forward(x, y)
+    ref = _softmax64(x)
+    big = ref > 1e-30                      # normal float32 results: relative error
+    eps = np.finfo(np.float32).eps
+    # 2 ulp for the exp, the float32 sum of `cols` terms, the division
+    assert np.all(np.abs(y[big] - ref[big]) <= (4 + cols) * eps * ref[big])
+    assert np.all(np.abs(y[~big] - ref[~big]) <= 1e-30)
+    labels = rng.integers(0, cols, rows)
+    grad = np.empty_like(x)
+    total = _nn.loss("cross_entropy", x, labels, grad)
+    gref = ref.copy()
+    gref[np.arange(rows), labels] -= 1
+    gref /= rows
+    assert np.abs(grad - gref).max() <= (8 + cols) * eps / rows
+    z = (x - x.max(axis=1, keepdims=True)).astype(np.float64)
+    lref = np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(rows), labels])
+    assert abs(total - lref) <= 1e-6 * max(1.0, abs(lref))
+
+
+@pytest.mark.parametrize("value, expected", [(-np.inf, [0.0, 1.0]), (-1e30, [0.0, 1.0]),
+                                             (-103.0, [0.0, 1.0]), (1e30, [1.0, 0.0])])
+def test_float32_softmax_at_the_ends_of_the_range(value, expected):
+    from fastgd import _nn
+    x = np.array([[value, 0.0]], np.float32)
+    y = np.empty_like(x)
+    _nn.softmax_forward(x, y)
+    np.testing.assert_array_equal(y[0], np.array(expected, np.float32))
+
+
+def test_float32_softmax_propagates_nan():
+    from fastgd import _nn
+    x = np.array([[np.nan, 0.0], [0.0, 1.0]], np.float32)
+    y = np.empty_like(x)
+    _nn.softmax_forward(x, y)
+    assert np.isnan(y[0]).all() and np.isfinite(y[1]).all()

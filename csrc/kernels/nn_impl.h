@@ -98,17 +98,23 @@ FGD_HOT void FN(fgd_colsum)(const T *x, size_t rows, size_t cols, T *out)
 
 void FN(fgd_softmax)(const T *x, T *y, size_t rows, size_t cols)
 {
+    /* x - max of its row for every row, one vectorised exp over the block, then the rows
+     * normalised (the sums in T, in column order) */
     for (size_t r = 0; r < rows; r++) {
         const T *xr = x + r * cols;
         T *yr = y + r * cols;
         T m = xr[0];
         for (size_t j = 1; j < cols; j++)
             m = xr[j] > m ? xr[j] : m;
+        for (size_t j = 0; j < cols; j++)
+            yr[j] = xr[j] - m;
+    }
+    FN(exp_block)(y, y, rows * cols);
+    for (size_t r = 0; r < rows; r++) {
+        T *yr = y + r * cols;
         T sum = 0;
-        for (size_t j = 0; j < cols; j++) {
-            yr[j] = EXP(xr[j] - m);
+        for (size_t j = 0; j < cols; j++)
             sum += yr[j];
-        }
         const T inv = (T)1 / sum;
         for (size_t j = 0; j < cols; j++)
             yr[j] *= inv;
@@ -128,33 +134,60 @@ void FN(fgd_softmax_backward)(const T *y, const T *dy, T *dx, size_t rows, size_
     }
 }
 
+/* Rows at a time for the block exp of fgd_cross_entropy without a gradient buffer. */
+#define FGD_CE_BLOCK 64
+
+/* One row's part once its exps are in e: the gradient (when g) and the loss term. */
+static inline double FN(ce_row)(const T *xr, T m, const T *e, size_t cols, int64_t label,
+                                T *g, T sc)
+{
+    double sum = 0;
+    for (size_t j = 0; j < cols; j++)
+        sum += e[j];
+    if (g) {
+        const T inv = (T)(1.0 / sum) * sc;
+        for (size_t j = 0; j < cols; j++)
+            g[j] = e[j] * inv;
+        g[label] -= sc;
+    }
+    /* logsumexp - x[label], the max subtracted first so that it cancels exactly */
+    return log(sum) - ((double)xr[label] - (double)m);
+}
+
 double FN(fgd_cross_entropy)(const T *logits, const int64_t *labels, size_t rows, size_t cols,
                              T *grad, double scale)
 {
     double total = 0;
     const T sc = (T)scale;
-    for (size_t r = 0; r < rows; r++) {
-        const T *xr = logits + r * cols;
-        T m = xr[0];
-        for (size_t j = 1; j < cols; j++)
-            m = xr[j] > m ? xr[j] : m;
-        double sum = 0;
-        if (grad) {
-            T *gr = grad + r * cols;
-            for (size_t j = 0; j < cols; j++) {
-                gr[j] = EXP(xr[j] - m);
-                sum += gr[j];
-            }
-            const T inv = (T)(1.0 / sum) * sc;
-            for (size_t j = 0; j < cols; j++)
-                gr[j] *= inv;
-            gr[labels[r]] -= sc;
-        } else {
-            for (size_t j = 0; j < cols; j++)
-                sum += EXP(xr[j] - m);
+    T e[FGD_CE_BLOCK * 16], mx[FGD_CE_BLOCK];
+    /* the exps of a block of rows at once (into grad, or a local buffer for narrow rows) */
+    size_t block = cols <= 16 ? FGD_CE_BLOCK : 1;
+    for (size_t r0 = 0; r0 < rows; r0 += block) {
+        size_t nr = rows - r0 < block ? rows - r0 : block;
+        T *buf = grad ? grad + r0 * cols : (cols <= 16 ? e : NULL);
+        for (size_t r = 0; r < nr; r++) {
+            const T *xr = logits + (r0 + r) * cols;
+            T m = xr[0];
+            for (size_t j = 1; j < cols; j++)
+                m = xr[j] > m ? xr[j] : m;
+            mx[r] = m;
+            if (buf)
+                for (size_t j = 0; j < cols; j++)
+                    buf[r * cols + j] = xr[j] - m;
         }
-        /* logsumexp - x[label], the max subtracted first so that it cancels exactly */
-        total += log(sum) - ((double)xr[labels[r]] - (double)m);
+        if (buf) {
+            FN(exp_block)(buf, buf, nr * cols);
+            for (size_t r = 0; r < nr; r++)
+                total += FN(ce_row)(logits + (r0 + r) * cols, mx[r], buf + r * cols, cols,
+                                    labels[r0 + r], grad ? buf + r * cols : NULL, sc);
+        } else {
+            /* a wide row without a gradient buffer: its exps one at a time */
+            const T *xr = logits + r0 * cols;
+            double sum = 0;
+            for (size_t j = 0; j < cols; j++)
+                sum += EXP(xr[j] - mx[0]);
+            total += log(sum) - ((double)xr[labels[r0]] - (double)mx[0]);
+        }
     }
     return total;
 }
