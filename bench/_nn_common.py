@@ -34,8 +34,59 @@ MLP_BATCHES = 8
 #: seed of the weights (fastgd.nn.MLP(seed=...)) and of the random data
 SEED = 0
 
-#: goals: fastgd per-step speed-up (competitor time / fastgd time) to reach
-GOALS = {"digits-numpy": 8.0, "digits-torch": 35.0, "linear-numpy": 0.95, "mlp-torch": 1.0}
+#: goals (issue 11): fastgd per-step speed-up (competitor time / fastgd time) to reach;
+#: "digits-products": the most fit's step may take as a multiple of its five products alone;
+#: "products-blas": the most fastgd's five products may take as a multiple of the fastest
+#: BLAS installed running the same five products
+GOALS = {"digits-numpy": 5.0, "digits-torch": 25.0, "digits-jax-scan": 2.5,
+         "digits-products": 1.35, "products-blas": 1.05, "linear-numpy": 1.0,
+         "mlp-torch": 1.25}
+
+
+def digits_products(batch=DIGITS_BATCH, sizes=DIGITS_SIZES, seed=SEED):
+    """The five float32 products of one digits training step, as
+    ``fastgd._nn_ops.products`` specs ``(trans_a, trans_b, A, B, C)``: X W1, A1 W2 (forward),
+    A1^T dZ2, dZ2 W2^T, X^T dZ1 (backward; the first layer's input gradient is not needed)."""
+    rng = np.random.default_rng(seed)
+    f = np.float32
+    i, h, o = sizes
+    X = rng.standard_normal((batch, i)).astype(f)
+    W1 = rng.standard_normal((i, h)).astype(f)
+    W2 = rng.standard_normal((h, o)).astype(f)
+    A1 = rng.standard_normal((batch, h)).astype(f)
+    dZ1 = rng.standard_normal((batch, h)).astype(f)
+    dZ2 = rng.standard_normal((batch, o)).astype(f)
+    out = [np.empty(s, f) for s in ((batch, h), (batch, o), (h, o), (batch, h), (i, h))]
+    return [(False, False, X, W1, out[0]), (False, False, A1, W2, out[1]),
+            (True, False, A1, dZ2, out[2]), (False, True, dZ2, W2, out[3]),
+            (True, False, X, dZ1, out[4])]
+
+
+def installed_sgemms():
+    """{name: (address of cblas_sgemm, ilp64)} of every OpenBLAS in the process: fastgd's
+    (scipy-openblas32), numpy's (numpy.libs) and scipy's (scipy.libs, if scipy is there)."""
+    import ctypes
+    import glob
+    out = {}
+    try:
+        import scipy_openblas32
+        lib = ctypes.CDLL(os.path.join(scipy_openblas32.get_lib_dir(),
+                                       scipy_openblas32.get_library(fullname=True)))
+        out[f"scipy-openblas32 {scipy_openblas32.__version__} (fastgd's, raw cblas)"] = (
+            ctypes.cast(lib.scipy_cblas_sgemm, ctypes.c_void_p).value, False)
+    except (ImportError, OSError, AttributeError):
+        pass
+    site = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))
+    for folder, sym, ilp64, who in (("numpy.libs", "scipy_cblas_sgemm64_", True, "numpy"),
+                                    ("scipy.libs", "scipy_cblas_sgemm", False, "scipy")):
+        for path in sorted(glob.glob(os.path.join(site, folder, "libscipy_openblas*.so*"))):
+            try:
+                lib = ctypes.CDLL(path)
+                addr = ctypes.cast(getattr(lib, sym), ctypes.c_void_p).value
+            except (OSError, AttributeError):
+                continue
+            out[f"{who}'s OpenBLAS ({os.path.basename(path)})"] = (addr, ilp64)
+    return out
 
 
 # ----------------------------------------------------------------------------- data
@@ -169,13 +220,13 @@ class FastgdManual(FastgdFit):
 
 
 class FastgdOptimizerThreads(FastgdFit):
-    """`FastgdFit` whose optimizer kernels run on ``threads`` OpenMP threads during its
-    ``epoch()`` (``fastgd.set_num_threads``, restored afterwards); BLAS is untouched."""
+    """`FastgdFit` on ``threads`` threads during its ``epoch()`` (``fastgd.set_num_threads``,
+    restored afterwards: the optimizer kernels and the products alike)."""
 
     def __init__(self, X, y, batch_size, sizes, threads=1, lr=LR, seed=SEED):
         super().__init__(X, y, batch_size, sizes, "native", lr, seed)
         self.threads = threads
-        self.kind = f"fastgd-native (fit), optimizer on {threads} thread(s)"
+        self.kind = f"fastgd-native (fit), {threads} thread(s)"
 
     def epoch(self, seed, epochs=1):
         before = fastgd.get_num_threads()
@@ -452,17 +503,20 @@ def blas_facts():
         for p in threadpool_info():
             if p.get("user_api") != "blas":
                 continue
-            owner = "scipy (fastgd's sgemm/dgemm)" if "scipy.libs" in p.get("filepath", "") \
-                else "numpy" if "numpy.libs" in p.get("filepath", "") \
-                else "torch" if "torch" in p.get("filepath", "") else "?"
+            path = p.get("filepath", "")
+            owner = "fastgd (scipy-openblas32)" if "scipy_openblas32" in path \
+                else "scipy" if "scipy.libs" in path \
+                else "numpy" if "numpy.libs" in path \
+                else "torch" if "torch" in path else "?"
             facts.append((f"BLAS of {owner}",
                           f"{p.get('internal_api')} {p.get('version')} "
                           f"arch={p.get('architecture')} threads={p.get('num_threads')} "
                           f"threading={p.get('threading_layer')} ({p.get('filepath')})"))
     except ImportError:
         facts.append(("threadpoolctl", "not installed"))
+    facts.append(("fastgd pool of large products", fastgd.get_blas_pool()))
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
-                "OMP_NUM_THREADS"):
+                "OMP_NUM_THREADS", "FASTGD_BLAS_POOL", "FASTGD_PIN_WORKERS"):
         facts.append((var, os.environ.get(var, "not set")))
     return facts
 

@@ -12,15 +12,25 @@ Scenarios (fastgd and torch with 2 threads; BLAS at its default thread count):
    out with ``fastgd.datasets.train_test_split(X, y, 0.25, seed=0)``):
    (a) test accuracy after 30 epochs of ``fastgd.fit`` (goal >= 0.96);
    (b) time per training step through ``fastgd.fit`` (a whole fit of ``--epochs-per-fit``
-       epochs, divided by its number of steps) versus plain numpy (goal: fastgd >= 8x
-       faster) and PyTorch eager (goal: fastgd >= 35x faster), every contender timed as
-       whole epochs over the same shuffled batches; plus the per-call cost of fit's pieces
-       (``program.train_batch``, ``opt.backup().save``, ``opt.step(model.gradients())``).
+       epochs, divided by its number of steps) versus plain numpy (goal: fastgd >= 5x
+       faster), PyTorch eager (goal: >= 25x), JAX with the epoch as one ``jax.jit`` +
+       ``lax.scan`` call (goal: >= 2.5x; and ``jax.jit`` per step, for information; both
+       skipped with a message without jax), every contender timed as whole epochs over the
+       same shuffled batches, and the step's own five products alone (one C loop through
+       fastgd's BLAS layer, ``fastgd._nn_ops.products``): every contender's time is also
+       given as a multiple of theirs (goal: fit's step at most 1.35x); plus the per-call
+       cost of fit's pieces (``program.train_batch``, ``opt.backup().save``,
+       ``opt.step(model.gradients())``).
+   blas: the same five products through fastgd's BLAS layer and through every OpenBLAS in
+       the process (scipy-openblas32's raw CBLAS, numpy's, scipy's), each in the same C
+       loop, one thread (goal: fastgd within 5% of the fastest).
 2. one Linear(784, 512) float32 forward + backward at batch 256: ``fastgd.nn.Linear``
    (native) versus numpy's three matmuls + bias add + bias-gradient sum (goal: fastgd
-   throughput >= 0.95x numpy's); the compiled path (a one-layer Sequential) for reference.
+   throughput >= 1.0x numpy's); the compiled path (a one-layer Sequential) for reference.
 3. one Adam training step of a 784-1024-1024-10 ReLU MLP at batch 256 float32 (random data,
-   8 batches, seed 0): ``fastgd.fit`` versus PyTorch eager (goal: fastgd at least as fast).
+   8 batches, seed 0): ``fastgd.fit`` versus PyTorch eager (goal: fastgd >= 1.25x), here in
+   one process; ``bench/sharing.py`` runs each alone in its own process and right after
+   numpy or torch work.
 
 Then a profile of the digits step: each BLAS product of the step timed through scipy's
 ``scipy.linalg.blas.sgemm`` (Fortran-ordered inputs), numpy's matmul and fastgd's own
@@ -170,6 +180,15 @@ def scenario_digits(torch, args, report):
     }
     if torch is not None:
         trainers["torch eager"] = C.TorchMLP(Xtr, ytr, bs, weights, torch)
+    import _jax_common as J
+    have_jax, jax_note = J.available()
+    if have_jax:
+        trainers["jax lax.scan epoch"] = J.JaxScanEpoch(Xtr, ytr, bs, weights)
+        trainers["jax jit step"] = J.JaxJitStep(Xtr, ytr, bs, weights)
+        print(f"  jax {jax_note}: the epoch as one jax.jit + lax.scan call, and one jax.jit "
+              "call per step")
+    else:
+        print(f"  JAX contenders skipped: {jax_note}")
     native = trainers["fastgd-native (fit)"]
     steps = native.steps_per_epoch
     print(f"  data: {len(Xtr)} training rows, {len(Xte)} test rows; {steps} steps per epoch "
@@ -202,6 +221,12 @@ def scenario_digits(torch, args, report):
     E = args.epochs_per_fit
     seed = [1000]
     calls = {name: (lambda t=t: t.epoch(seed[0], E)) for name, t in trainers.items()}
+    # the step's own five products alone: the same number of steps' worth of them, in one C
+    # loop through fastgd's BLAS layer (the calls the compiled program makes)
+    from fastgd import _nn_ops
+    specs = C.digits_products()
+    PRODUCTS = "the 5 products alone (fastgd BLAS)"
+    calls[PRODUCTS] = lambda: _nn_ops.products(specs, E * steps)
     cost = warm_cost(calls, calls=1)   # 2 fits of E epochs each, on seed 1000
     budget = 2.5 if args.quick else args.budget
     rounds = n_rounds(sum(cost.values()) + len(calls) * args.settle, budget,
@@ -217,8 +242,12 @@ def scenario_digits(torch, args, report):
                        lead=1)
     busy = monitor.stop()
     base = "fastgd-native (fit)"
-    goals = {"numpy": C.GOALS["digits-numpy"], "torch eager": C.GOALS["digits-torch"]}
+    goals = {"numpy": C.GOALS["digits-numpy"], "torch eager": C.GOALS["digits-torch"],
+             "jax lax.scan epoch": C.GOALS["digits-jax-scan"]}
     med, rows, header = time_rows(times, base, "per step", goals)
+    header.append("x the 5 products")
+    for row in rows:
+        row.append(f"{med[row[0]] / med[PRODUCTS]:.2f}x")
     print(f"  (b) time per training step: {rounds} rounds, each contender trains {E} epochs "
           f"({E * steps} steps) per round, untimed, then again, timed whole and divided by "
           f"{E * steps}; "
@@ -229,6 +258,10 @@ def scenario_digits(torch, args, report):
         report.add(f"1b digits step: fastgd.fit vs {k}",
                    "n/a" if ratio is None else f"{ratio:.2f}x", f">= {goal:g}x",
                    verdict(ratio, goal), busy)
+    own = med[base] / med[PRODUCTS]
+    report.add("1c digits step: fastgd.fit / its 5 products alone", f"{own:.2f}x",
+               f"<= {C.GOALS['digits-products']:g}x",
+               "yes" if own <= C.GOALS["digits-products"] else "NO", busy)
     # the pieces of the per-step loop, per call (recorded inside its timed epochs)
     pieces = {k: statistics.median(v) for k, v in manual.pieces.items() if v}
     total = sum(pieces.values())
@@ -244,6 +277,36 @@ def scenario_digits(torch, args, report):
     print(table(prow, ["piece", "median per call", "share of fit's step"]))
     C.print_param_checks(trainers, native,
                          f"after the same {C.DIGITS_EPOCHS + (2 + 2 * rounds) * E} epochs")
+    return med
+
+
+# ----------------------------------------------------------------------------- BLAS
+
+def scenario_blas(torch, args, report):
+    """The digits step's five products through fastgd's BLAS layer and through every OpenBLAS
+    installed (raw CBLAS calls in the same C loop), single-threaded, interleaved."""
+    print("== the digits step's 5 products (batch 32), each BLAS in the same C loop", flush=True)
+    from fastgd import _nn_ops
+    specs = C.digits_products()
+    reps = 200
+    calls = {"fastgd (its BLAS layer)": lambda: _nn_ops.products(specs, reps)}
+    for name, (addr, ilp64) in C.installed_sgemms().items():
+        calls[name] = lambda a=addr, i=ilp64: _nn_ops.products(specs, reps, a, i)
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1, user_api="blas"):
+        warm_cost(calls, calls=3)
+        monitor = _common.CpuMonitor().start()
+        times = interleave(calls, 10 if args.quick else 60, burst=3, per=reps)
+        busy = monitor.stop()
+    med, rows, header = time_rows(times, "fastgd (its BLAS layer)", "per step")
+    print(f"  medians of {reps}-step loops, all BLAS on one thread; other processes used "
+          f"{busy_note(busy)} of the cores")
+    print(table(rows, header))
+    fastest = min(v for k, v in med.items() if k != "fastgd (its BLAS layer)")
+    ratio = med["fastgd (its BLAS layer)"] / fastest
+    report.add("products: fastgd's 5 digits products / the fastest installed BLAS",
+               f"{ratio:.3f}x", f"<= {C.GOALS['products-blas']:g}x",
+               "yes" if ratio <= C.GOALS["products-blas"] else "NO", busy)
     return med
 
 
@@ -308,10 +371,8 @@ def scenario_mlp(torch, args, report):
         "fastgd-native (fit)": C.FastgdFit(X, y, bs, sizes, "native"),
         "fastgd-native train_batch+step": C.FastgdManual(X, y, bs, sizes, snapshot=False),
     }
-    # information: fit with the optimizer on one OpenMP thread. On 2 cores, libgomp's worker
-    # keeps spinning after the 2-thread Adam kernel and slows the next step's 2-thread
-    # OpenBLAS products (two thread pools on two cores)
-    trainers["fastgd-native (fit), optimizer on 1 thread"] = C.FastgdOptimizerThreads(
+    # information: fit on one thread (kernels and products)
+    trainers["fastgd-native (fit), 1 thread"] = C.FastgdOptimizerThreads(
         X, y, bs, sizes, threads=1)
     if torch is not None:
         trainers["torch eager"] = C.TorchMLP(X, y, bs, weights, torch)
@@ -533,7 +594,7 @@ def main(argv=None):
                     help="epochs of one timed fit call in scenario 1 (default 2)")
     ap.add_argument("--no-profile", action="store_true", help="skip the digits-step profile")
     ap.add_argument("--only", metavar="PARTS",
-                    help="comma-separated parts to run: digits, linear, mlp, profile "
+                    help="comma-separated parts to run: digits, blas, linear, mlp, profile "
                          "(default: all)")
     ap.add_argument("--settle", type=float, default=SETTLE, metavar="SECONDS",
                     help=f"pause before each contender's turn (default {SETTLE:g}; see SETTLE)")
@@ -557,7 +618,8 @@ def main(argv=None):
     report = Report()
     whole = _common.CpuMonitor().start()
     start = time.perf_counter()
-    parts = {"digits": scenario_digits, "linear": scenario_linear, "mlp": scenario_mlp,
+    parts = {"digits": scenario_digits, "blas": scenario_blas, "linear": scenario_linear,
+             "mlp": scenario_mlp,
              "profile": lambda torch, args, report: profile_digits(args)}
     chosen = [p.strip() for p in args.only.split(",")] if args.only else list(parts)
     unknown = [p for p in chosen if p not in parts]

@@ -10,7 +10,10 @@ cimport numpy as cnp
 from libc.stdint cimport int64_t
 
 from _nn_checks cimport _arr, _blas_int, _check_labels, _dim, _dtype_of
-from _nn_kernels cimport (share_blas_settings, FGD_ACT_IDENTITY, FGD_ACT_LEAKY_RELU, FGD_ACT_RELU, FGD_ACT_SIGMOID,
+from libc.stdint cimport intptr_t
+from libc.stdlib cimport free, malloc
+
+from _nn_kernels cimport (share_blas_settings, gemm, FGD_ACT_IDENTITY, FGD_ACT_LEAKY_RELU, FGD_ACT_RELU, FGD_ACT_SIGMOID,
                           FGD_ACT_TANH, LOSS_BCE, LOSS_CE, LOSS_MSE, act_backward, bias_act,
                           linear_bwd, linear_fwd, loss_kernel, softmax_bwd, softmax_fwd)
 
@@ -219,3 +222,72 @@ def loss(str kind, pred, target, grad):
         else:
             total = loss_kernel(k, <double *>pp, tp, rows, cols, <double *>gp, scale)
     return total * scale
+
+
+ctypedef void (*sgemm32_fn)(int, int, int, int, int, int, float, const float *, int,
+                            const float *, int, float, float *, int) noexcept nogil
+ctypedef void (*sgemm64_fn)(int, int, int, int64_t, int64_t, int64_t, float, const float *,
+                            int64_t, const float *, int64_t, float, float *, int64_t) noexcept nogil
+
+cdef struct Product:
+    int ta, tb, m, n, k
+    const float *a
+    const float *b
+    float *c
+
+
+def products(list specs, Py_ssize_t repeats, intptr_t cblas_sgemm=0, bint ilp64=False):
+    """Run float32 products ``repeats`` times in C, for timing a BLAS alone.
+
+    ``specs``: ``(trans_a, trans_b, A, B, C)`` tuples, C (m, n) = op(A) op(B) row-major
+    (A, B, C C-contiguous float32; C written). With ``cblas_sgemm`` 0 they go through
+    fastgd's own BLAS layer (as the layers call it); otherwise ``cblas_sgemm`` is the
+    address of another library's CBLAS ``cblas_sgemm`` (64-bit integers when ``ilp64``),
+    called row-major with that library's own thread setting. Everything is checked before
+    the first product."""
+    cdef Py_ssize_t n = len(specs), i, r
+    cdef list keep = []
+    cdef cnp.ndarray A, B, C
+    cdef int m_, n_, k_, ka, kb
+    if repeats < 0:
+        raise ValueError(f"repeats must be >= 0, got {repeats}")
+    cdef Product *p = <Product *>malloc((n if n else 1) * sizeof(Product))
+    if p == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            ta, tb, a, b, c = specs[i]
+            A = _arr(f"specs[{i}] A", a, cnp.NPY_FLOAT32, 2, False)
+            B = _arr(f"specs[{i}] B", b, cnp.NPY_FLOAT32, 2, False)
+            C = _arr(f"specs[{i}] C", c, cnp.NPY_FLOAT32, 2, True)
+            keep += [A, B, C]
+            m_ = _blas_int(_dim(A, 1) if ta else _dim(A, 0), "m")
+            ka = _blas_int(_dim(A, 0) if ta else _dim(A, 1), "k")
+            kb = _blas_int(_dim(B, 1) if tb else _dim(B, 0), "k")
+            n_ = _blas_int(_dim(B, 0) if tb else _dim(B, 1), "n")
+            if ka != kb or _dim(C, 0) != m_ or _dim(C, 1) != n_:
+                raise ValueError(f"specs[{i}]: shapes {a.shape}, {b.shape}, {c.shape} do not "
+                                 "make a product")
+            p[i].ta, p[i].tb, p[i].m, p[i].n, p[i].k = bool(ta), bool(tb), m_, n_, ka
+            p[i].a = <const float *>cnp.PyArray_DATA(A)
+            p[i].b = <const float *>cnp.PyArray_DATA(B)
+            p[i].c = <float *>cnp.PyArray_DATA(C)
+        with nogil:
+            for r in range(repeats):
+                for i in range(n):
+                    _one_product(&p[i], cblas_sgemm, ilp64)
+    finally:
+        free(p)
+
+
+cdef void _one_product(Product *q, intptr_t fn, bint ilp64) noexcept nogil:
+    cdef int lda = q.m if q.ta else q.k
+    cdef int ldb = q.k if q.tb else q.n
+    if fn == 0:
+        gemm[float](q.ta, q.tb, q.m, q.n, q.k, 1, q.a, lda, q.b, ldb, 0, q.c, q.n)
+    elif ilp64:
+        (<sgemm64_fn>fn)(101, 112 if q.ta else 111, 112 if q.tb else 111, q.m, q.n, q.k, 1,
+                         q.a, lda, q.b, ldb, 0, q.c, q.n)
+    else:
+        (<sgemm32_fn>fn)(101, 112 if q.ta else 111, 112 if q.tb else 111, q.m, q.n, q.k, 1,
+                         q.a, lda, q.b, ldb, 0, q.c, q.n)
