@@ -259,3 +259,52 @@ def test_cli_config_text_and_json(capsys):
     assert "BLAS: OpenBLAS" in capsys.readouterr().out
     assert main(["config", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["fastgd"] == fastgd.__version__
+
+
+# ----------------------------------------------------------------------------- products()
+
+def _specs(rng):
+    f = np.float32
+    A, B = rng.standard_normal((7, 5)).astype(f), rng.standard_normal((5, 3)).astype(f)
+    At, Bt = np.ascontiguousarray(A.T), np.ascontiguousarray(B.T)
+    outs = [np.full((7, 3), np.nan, f) for _ in range(4)]
+    return [(False, False, A, B, outs[0]), (True, False, At, B, outs[1]),
+            (False, True, A, Bt, outs[2]), (True, True, At, Bt, outs[3])], A @ B
+
+
+def test_products_computes_every_transposition():
+    from fastgd import _nn_ops
+    specs, want = _specs(np.random.default_rng(0))
+    _nn_ops.products(specs, 3)
+    for *_, out in specs:
+        np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+
+
+def test_products_through_another_openblas_by_address():
+    from fastgd import _nn_ops
+    if not _blas.STATUS["numpy_available"]:
+        pytest.skip("numpy's OpenBLAS is not usable here")
+    specs, want = _specs(np.random.default_rng(1))
+    _nn_ops.products(specs, 1, _blas._ADDRS[0], True)
+    for *_, out in specs:
+        np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("change, error, match", [
+    (lambda s: [(False, False, s[0][2], s[0][2], s[0][4])], ValueError, "do not make a product"),
+    (lambda s: [(False, False, s[0][2].astype(np.float64), s[0][3], s[0][4])], TypeError,
+     "dtype"),
+    (lambda s: [(False, False, s[0][2], s[0][3], np.zeros((7, 3), np.float32)[:, ::-1])],
+     ValueError, "C-contiguous"),
+    (lambda s: [(False, False, s[0][2], s[0][3])], ValueError, "unpack"),
+])
+def test_products_checks_everything_before_the_first_product(change, error, match):
+    from fastgd import _nn_ops
+    specs, _ = _specs(np.random.default_rng(2))
+    first = specs[0][4]
+    bad = [specs[0]] + change(specs)
+    with pytest.raises(error, match=match):
+        _nn_ops.products(bad, 1)
+    assert np.isnan(first).all()      # nothing was computed
+    with pytest.raises(ValueError, match="repeats"):
+        _nn_ops.products(specs, -1)
