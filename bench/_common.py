@@ -39,7 +39,9 @@ OPTIMIZERS = {
 #: contender kinds: fastgd backends and torch implementations
 FASTGD_KINDS = ("fastgd-native", "fastgd-reference")
 TORCH_KINDS = ("torch-fused", "torch-foreach", "torch-single")
-KINDS = FASTGD_KINDS + TORCH_KINDS
+#: not an optimizer: the memory traffic of an Adam step alone (see `build`)
+BOUND = "bandwidth-bound"
+KINDS = FASTGD_KINDS + TORCH_KINDS + (BOUND,)
 _TORCH_MODE = {"torch-fused": dict(fused=True), "torch-foreach": dict(foreach=True),
                "torch-single": dict(foreach=False)}
 
@@ -96,6 +98,16 @@ def build(kind, opt, n_params, numel, dtype, torch=None, seed=SEED):
     """
     cls_name, kwargs = OPTIMIZERS[opt]
     params, grads = make_problem(n_params, numel, dtype, seed)
+    if kind == BOUND:
+        # the memory traffic of an Adam step alone (fastgd._optim.stream_probe), over the
+        # same threads: 4 arrays read, 3 written
+        from fastgd import _optim
+        if n_params != 1 or dtype != "float32":
+            raise NotImplementedError("the bandwidth bound is for one float32 array")
+        p, g = params[0], grads[0]
+        m, v = np.zeros_like(p), np.zeros_like(p)
+        return Contender(kind, functools.partial(_optim.stream_probe, p, g, m, v), params,
+                         None)
     if kind in FASTGD_KINDS:
         backend = kind.split("-", 1)[1]
         o = getattr(fastgd.optim, cls_name)(params, backend=backend, **kwargs)

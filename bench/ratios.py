@@ -5,7 +5,10 @@
 
 The goals (each a ratio from one run, 2 threads for fastgd and torch):
 
-* Adam, one float32 parameter of 20M elements: fastgd >= 1.1x faster than torch fused;
+* Adam, one float32 parameter of 20M elements: fastgd no slower than torch fused, and at
+  least 0.9x the bandwidth bound measured in the same run (``bandwidth-bound``: a plain C
+  loop, ``fastgd._optim.stream_probe``, reading four and writing three arrays of that size
+  over the same threads: ratio bound time / fastgd time >= 0.9);
 * Adam, 1000 float32 parameters of 1000 elements: fastgd >= 10x faster than torch fused;
 * Adam, 1M float32 elements: backend="native" >= 10x faster than backend="reference".
 
@@ -53,10 +56,12 @@ class Scenario:
 
 
 NATIVE, REF, FUSED, FOREACH = "fastgd-native", "fastgd-reference", "torch-fused", "torch-foreach"
+BOUND = _common.BOUND
 
 GOAL_SCENARIOS = [
-    Scenario("Adam 20M float32 (1 param)", "adam", 1, 20 * M, "float32", [NATIVE, FUSED],
-             [(NATIVE, FUSED, 1.1)], goal=True, burst=2),
+    Scenario("Adam 20M float32 (1 param)", "adam", 1, 20 * M, "float32",
+             [NATIVE, FUSED, BOUND], [(NATIVE, FUSED, 1.0), (NATIVE, BOUND, 0.9)], goal=True,
+             burst=2),
     Scenario("Adam 1000x1000 float32", "adam", 1000, 1000, "float32", [NATIVE, FUSED],
              [(NATIVE, FUSED, 10.0)], goal=True),
     Scenario("Adam 1M float32", "adam", 1, M, "float32", [NATIVE, REF],
@@ -128,7 +133,7 @@ def run_scenario(sc, torch, quick, wait_idle=0):
     # every contender took 3 + rounds * burst steps from the same data: compare the results
     if NATIVE in contenders:
         for kind in kinds:
-            if kind != NATIVE:
+            if kind not in (NATIVE, BOUND):
                 d = _common.max_abs_diff(contenders[NATIVE], contenders[kind])
                 notes.append(f"check: max |param({kind}) - param({NATIVE})| = {d:.2e} "
                              f"after {3 + rounds * sc.burst} steps")

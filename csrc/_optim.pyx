@@ -94,6 +94,32 @@ cdef extern from "fastgd_optim.h" nogil:
                       const size_t *, const int64_t *, const fgd_adam_hparams *, double *, int)
 
 
+cdef extern from "fastgd_optim.h" nogil:
+    void fgd_stream_probe_f32(float *p, const float *g, float *m, float *v, size_t n,
+                              int nthreads)
+
+
+def stream_probe(p, g, m, v):
+    """For benchmarks: ``p += g; m += g; v += g`` on four C-contiguous float32 arrays of one
+    size, threaded as the updates are: the memory traffic of an Adam step (four arrays read,
+    three written) without its arithmetic, a bound no update of that size can beat."""
+    arrays = (p, g, m, v)
+    for name, a in zip("pgmv", arrays):
+        if not isinstance(a, np.ndarray) or a.dtype != np.float32 or not a.flags.c_contiguous:
+            raise TypeError(f"{name} must be a C-contiguous float32 numpy.ndarray")
+        if name != "g" and not a.flags.writeable:
+            raise ValueError(f"{name} is read-only")
+        if a.size != p.size:
+            raise ValueError(f"{name} has {a.size} elements, p has {p.size}")
+    cdef float *pp = <float *>cnp.PyArray_DATA(<cnp.ndarray>p)
+    cdef const float *gp = <const float *>cnp.PyArray_DATA(<cnp.ndarray>g)
+    cdef float *mp = <float *>cnp.PyArray_DATA(<cnp.ndarray>m)
+    cdef float *vp = <float *>cnp.PyArray_DATA(<cnp.ndarray>v)
+    cdef size_t n = p.size
+    with nogil:
+        fgd_stream_probe_f32(pp, gp, mp, vp, n, _shared.num_threads)
+
+
 cdef extern from "fgd_hook.h" nogil:
     ctypedef struct fgd_hook:
         void (*run)(void *ctx) noexcept nogil

@@ -60,4 +60,10 @@ FGD_DECLARE(float, f32)
 FGD_DECLARE(double, f64)
 #undef FGD_DECLARE
 
+/* For benchmarks: p += g, m += g, v += g over n float32 elements (the memory traffic of an
+ * Adam step, four arrays read and three written, none of its arithmetic), split over
+ * threads exactly as the updates are. */
+void fgd_stream_probe_f32(float *p, const float *g, float *m, float *v, size_t n,
+                          int nthreads);
+
 #endif
