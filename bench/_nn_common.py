@@ -219,6 +219,25 @@ class FastgdManual(FastgdFit):
         return self.last_loss
 
 
+class FastgdFitFlush(FastgdFit):
+    """`FastgdFit` with ``fastgd.set_flush_denormal(True)`` during its ``epoch()`` (restored
+    afterwards): the updates flush subnormal numbers to zero. On the digits data the Adam
+    moments of the weights of always-zero input pixels decay into the subnormal range, where
+    IEEE arithmetic is slow."""
+
+    def __init__(self, X, y, batch_size, sizes, lr=LR, seed=SEED):
+        super().__init__(X, y, batch_size, sizes, "native", lr, seed)
+        self.kind = "fastgd-native (fit), flush_denormal"
+
+    def epoch(self, seed, epochs=1):
+        before = fastgd.get_flush_denormal()
+        fastgd.set_flush_denormal(True)
+        try:
+            return super().epoch(seed, epochs)
+        finally:
+            fastgd.set_flush_denormal(before)
+
+
 class FastgdOptimizerThreads(FastgdFit):
     """`FastgdFit` on ``threads`` threads during its ``epoch()`` (``fastgd.set_num_threads``,
     restored afterwards: the optimizer kernels and the products alike)."""

@@ -175,6 +175,7 @@ def scenario_digits(torch, args, report):
     trainers = {
         "fastgd-native (fit)": C.FastgdFit(Xtr, ytr, bs, sizes, "native"),
         "fastgd-native per-step loop": C.FastgdManual(Xtr, ytr, bs, sizes),
+        "fastgd-native (fit), flush_denormal": C.FastgdFitFlush(Xtr, ytr, bs, sizes),
         "fastgd-reference (fit)": C.FastgdFit(Xtr, ytr, bs, sizes, "reference"),
         "numpy": C.NumpyMLP(Xtr, ytr, bs, weights),
     }

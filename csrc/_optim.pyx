@@ -35,6 +35,8 @@ cdef extern from "parallel.h" nogil:
     int fgd_default_threads()
     int fgd_have_openmp()
     int fgd_pins_workers()
+    int fgd_set_flush_denormal(int on)
+    int fgd_get_flush_denormal()
 
 
 cdef extern from "fastgd_blas.h" nogil:
@@ -195,6 +197,24 @@ def get_num_threads():
     return _shared.num_threads if _shared.num_threads > 0 else fgd_default_threads()
 
 
+def set_flush_denormal(mode):
+    """Flush subnormal numbers to zero in the optimizer updates (``True``) or not (``False``,
+    the default: IEEE gradual underflow, as numpy and PyTorch compute).
+
+    Returns True where it is supported (x86-64), False elsewhere, as
+    ``torch.set_flush_denormal`` does. Unlike torch's, it applies to fastgd's optimizer
+    kernels only, on every thread that runs them and only while they run: numpy and the
+    rest of the process keep their own setting."""
+    if not isinstance(mode, bool):
+        raise TypeError(f"mode must be a bool, got {type(mode).__name__}")
+    return bool(fgd_set_flush_denormal(mode))
+
+
+def get_flush_denormal():
+    """Whether the optimizer updates flush subnormal numbers to zero."""
+    return bool(fgd_get_flush_denormal())
+
+
 def native_config():
     """What the native layer runs on this machine: a dict of plain values."""
     return {
@@ -205,6 +225,7 @@ def native_config():
         "blas_corename": fgd_blas_corename().decode(),
         "blas_num_threads": fgd_blas_get_num_threads(),
         "pins_workers": bool(fgd_pins_workers()),
+        "flush_denormal": bool(fgd_get_flush_denormal()),
         "large_products_delegated": _shared.sgemm64 != NULL,
     }
 

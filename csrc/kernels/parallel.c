@@ -11,6 +11,47 @@
 #include <sched.h>
 #define FGD_CAN_PIN 1
 #endif
+#if defined(__x86_64__) || defined(_M_X64)
+#include <xmmintrin.h>
+#define FGD_HAVE_MXCSR 1
+#endif
+
+/* See fgd_set_flush_denormal. */
+static int flush_denormal = 0;
+
+int fgd_set_flush_denormal(int on)
+{
+#ifdef FGD_HAVE_MXCSR
+    flush_denormal = on != 0;
+    return 1;
+#else
+    (void)on;
+    return 0;
+#endif
+}
+
+int fgd_get_flush_denormal(void)
+{
+    return flush_denormal;
+}
+
+/* Flush-to-zero and denormals-are-zero on this thread while a kernel runs (when asked),
+ * then the caller's setting back. */
+#ifdef FGD_HAVE_MXCSR
+#define FGD_MXCSR_FTZ_DAZ 0x8040u
+#define FTZ_BEGIN                                                                         \
+    unsigned int saved_csr = 0;                                                           \
+    if (flush_denormal) {                                                                 \
+        saved_csr = _mm_getcsr();                                                         \
+        _mm_setcsr(saved_csr | FGD_MXCSR_FTZ_DAZ);                                        \
+    }
+#define FTZ_END                                                                           \
+    if (flush_denormal)                                                                   \
+        _mm_setcsr(saved_csr);
+#else
+#define FTZ_BEGIN
+#define FTZ_END
+#endif
 
 int fgd_have_openmp(void)
 {
@@ -129,13 +170,17 @@ void fgd_for_ranges(size_t ntensors, const size_t *numel, int nthreads,
             /* Slices are whole blocks of 64 elements, so each keeps long aligned-length vector runs. */
             size_t lo = (total / 64 * id / nt) * 64;
             size_t hi = id + 1 == nt ? total : (total / 64 * (id + 1) / nt) * 64;
+            FTZ_BEGIN
             run_slice(ntensors, numel, lo, hi, fn, ctx);
+            FTZ_END
         }
         return;
     }
 #endif
     (void)nthreads;
+    FTZ_BEGIN
     for (size_t t = 0; t < ntensors; t++)
         if (numel[t])
             fn(ctx, t, 0, numel[t]);
+    FTZ_END
 }

@@ -29,6 +29,14 @@ void fgd_pin_worker(void);
 /* 1 when workers are bound (see fgd_pin_worker). */
 int fgd_pins_workers(void);
 
+/* With on != 0, the element-wise updates run with subnormal inputs and results flushed to
+ * zero (x86-64 MXCSR FTZ and DAZ, set on each thread for the kernel's duration and put
+ * back after it: nothing else in the process is affected). Returns 1 where supported (x86-64),
+ * 0 elsewhere (the setting is then ignored). Off by default (IEEE gradual underflow, as
+ * numpy and PyTorch compute). */
+int fgd_set_flush_denormal(int on);
+int fgd_get_flush_denormal(void);
+
 /* 1 when built with OpenMP. */
 int fgd_have_openmp(void);
 

@@ -7,7 +7,8 @@ from . import _openmp
 
 _openmp.load()
 
-from ._optim import get_num_threads, set_num_threads  # noqa: E402
+from ._optim import get_flush_denormal, get_num_threads, set_flush_denormal  # noqa: E402
+from ._optim import set_num_threads  # noqa: E402
 from . import datasets, descent, functional, functions, linear_model, nn, optim, reference, train
 from . import _blas, selfcheck
 from ._blas import get_blas_pool, set_blas_pool
@@ -25,4 +26,5 @@ __all__ = ["datasets", "descent", "functional", "functions", "linear_model", "nn
            "minimize", "MinimizeResult", "numerical_gradient", "fit", "History",
            "DivergenceError", "gradcheck", "load", "get_num_threads", "set_num_threads",
            "show_config", "config", "set_blas_pool", "get_blas_pool",
+           "set_flush_denormal", "get_flush_denormal",
            "__version__"]

@@ -176,7 +176,8 @@ def show_config(file: IO[str] | None = None) -> None:
         f"CPU: {c['cpu']['model']}, {c['cpu']['cores']} logical cores, "
         f"flags: {' '.join(c['cpu']['flags']) or '(none of ' + ', '.join(CPU_FLAGS) + ')'}",
         f"native kernels: the {n['cpu_variant']} clone; OpenMP "
-        f"{'on' if n['openmp'] else 'off (one thread)'}, {n['num_threads']} threads",
+        f"{'on' if n['openmp'] else 'off (one thread)'}, {n['num_threads']} threads; "
+        f"subnormals {'flushed to zero' if n['flush_denormal'] else 'kept (IEEE)'} in the updates",
         f"BLAS: {n['blas_config']}",
         f"  kernel family {n['blas_corename']}, {n['blas_num_threads']} threads, "
         f"file {c['blas_file']}",
