@@ -309,12 +309,7 @@ cdef class Program:
         cdef Py_ssize_t rows = self.rows
         memcpy(self.lossgrad_ptr, cnp.PyArray_DATA(g), cnp.PyArray_NBYTES(g))
         with nogil:
-            if self.typenum == cnp.NPY_FLOAT32:
-                run_backward(self.ops, self.nops, <const float *>self.x_ptr,
-                             <float *>self.lossgrad_ptr, rows, input_grad)
-            else:
-                run_backward(self.ops, self.nops, <const double *>self.x_ptr,
-                             <double *>self.lossgrad_ptr, rows, input_grad)
+            self._backward(rows, input_grad)
         if not input_grad:
             return None
         cdef cnp.ndarray res = np.empty((rows, self.in_features), self.dt)
@@ -441,15 +436,21 @@ cdef class Program:
     cdef void _update_at(self, const int64_t *ip, Py_ssize_t k, Py_ssize_t rows_all,
                          Py_ssize_t batch_size, fgd_hook **hk, Py_ssize_t nh) noexcept nogil:
         """Step ``k``'s backward (after its `_forward_at`) and updates."""
-        cdef Py_ssize_t h, rows = min(batch_size, rows_all - k * batch_size)
-        if self.typenum == cnp.NPY_FLOAT32:
-            run_backward(self.ops, self.nops, <const float *>self.x_ptr,
-                         <float *>self.lossgrad_ptr, rows, False)
-        else:
-            run_backward(self.ops, self.nops, <const double *>self.x_ptr,
-                         <double *>self.lossgrad_ptr, rows, False)
+        cdef Py_ssize_t h
+        self._backward(min(batch_size, rows_all - k * batch_size), False)
         for h in range(nh):
             hk[h].run(hk[h].ctx)
+
+    cdef void _backward(self, Py_ssize_t rows, bint input_grad) noexcept nogil:
+        """The backward pass of the last forward over ``rows`` rows, from the loss gradient
+        in ``lossgrad`` (the input's gradient too when ``input_grad``), in the dtype of this
+        program."""
+        if self.typenum == cnp.NPY_FLOAT32:
+            run_backward(self.ops, self.nops, <const float *>self.x_ptr,
+                         <float *>self.lossgrad_ptr, rows, input_grad)
+        else:
+            run_backward(self.ops, self.nops, <const double *>self.x_ptr,
+                         <double *>self.lossgrad_ptr, rows, input_grad)
 
     cdef tuple _check_batch(self, X, y, idx, Py_ssize_t start, Py_ssize_t stop, int kind,
                             Py_ssize_t batch_size, void **xp, void **tp, const int64_t **ip):
