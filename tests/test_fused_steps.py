@@ -141,6 +141,46 @@ def test_hyper_parameters_changed_by_a_callback_take_effect(dtype, monkeypatch):
     assert_same_run(fused, with_schedule())
 
 
+def _amsgrad_on(group, epoch):
+    if epoch == 1:
+        group["amsgrad"] = True
+
+
+def _betas(group, epoch):
+    group["betas"] = (0.8, 0.99) if epoch % 2 else (0.9, 0.999)
+
+
+def _weight_decay(group, epoch):
+    group["weight_decay"] = 0.01 * epoch
+
+
+@pytest.mark.parametrize("change", [_amsgrad_on, _betas, _weight_decay, None],
+                         ids=["amsgrad-on", "betas", "weight-decay", "no-change"])
+def test_updates_are_bound_again_exactly_when_a_callback_changed_something(change,
+                                                                           monkeypatch):
+    """The fused loop keeps its bound updates from epoch to epoch unless the
+    hyper-parameters or the optimizer's arrays changed: every change takes effect at the
+    next epoch, as in the per-step loop."""
+    box = []
+
+    def callback(epoch, logs):
+        if change is not None:
+            change(box[0].param_groups[0], epoch)
+
+    def train():
+        X, y = data("cross_entropy", np.float64, np.random.default_rng(5))
+        model = nn.MLP([5, 9, 3], dtype=np.float64, seed=2)
+        opt = optim.Adam(model.parameters(), lr=0.02)
+        box[:] = [opt]
+        h = fastgd.fit(model, X, y, loss="cross_entropy", optimizer=opt, epochs=4,
+                       batch_size=10, seed=0, progress=False, callbacks=[callback])
+        return model, opt, h
+
+    fused = train()
+    per_step(monkeypatch)
+    assert_same_run(fused, train())
+
+
 @dtypes
 def test_fused_divergence_restores_the_last_finite_step(dtype, monkeypatch):
     def diverge():

@@ -14,7 +14,7 @@ from .._typing import Array, ArrayLike, FloatArray, Real
 from ..nn import losses as _losses
 from ..nn.init import SeedLike
 from ..nn.module import Module
-from ..optim.optimizer import Optimizer
+from ..optim.optimizer import Optimizer, _frozen
 from . import _inputs as data
 from .errors import DivergenceError
 from .history import History
@@ -238,6 +238,8 @@ class _Training:
         self.n = len(run.X)
         self.bs = self.n if run.batch_size is None else min(run.batch_size, self.n)
         self.nsteps = -(-self.n // self.bs)
+        # the rows of each step (the last may be short)
+        self.rows = [self.bs] * (self.nsteps - 1) + [self.n - (self.nsteps - 1) * self.bs]
         self.history = History()
         self.best_params: list[FloatArray] | None = None
         self.best_val, self.wait = math.inf, 0
@@ -278,10 +280,11 @@ class _Training:
             c0 = time.perf_counter()
             values = loop.steps(r.X, r.y, order, first, count, bs)
             chunk.took(count, time.perf_counter() - c0)
-            for k, value in enumerate(values, first):
-                if not math.isfinite(value):
-                    raise self.diverged(epoch, k, value)
-                total += value * (min((k + 1) * bs, n) - k * bs)
+            # both loops stop after the first non-finite loss: only the last can be one
+            if values and not math.isfinite(values[-1]):
+                raise self.diverged(epoch, first + len(values) - 1, values[-1])
+            for value, rows in zip(values, self.rows[first:first + len(values)]):
+                total += value * rows
             bar.update(count)
             first += count
         if not _all_finite(self.params):
@@ -537,12 +540,17 @@ class FusedLoop(Loop):
         self.hooks: list[object] = []
         self.save_hook: object | None = None
         self.losses = np.empty(0)
+        self._bound: tuple[Any, ...] | None = None   # what the hooks were bound for
 
     def begin_epoch(self) -> None:
-        # bound again every epoch: a callback may have changed the hyper-parameters
-        self.hooks = [u.hook() for u in self.optimizer.bind(self.grads)]
+        # bound again when a callback changed the hyper-parameters (their snapshot differs)
+        # or the optimizer's arrays (its back-up is then a new one)
+        key = tuple(_frozen(g) for g in self.optimizer.param_groups)
         super().begin_epoch()
-        self.save_hook = self.backup.hook()
+        if self._bound is None or self._bound[0] != key or self._bound[1] is not self.backup:
+            self.hooks = [u.hook() for u in self.optimizer.bind(self.grads)]
+            self.save_hook = self.backup.hook()
+            self._bound = (key, self.backup)
 
     def steps(self, X: Array, y: Array, order: Array, first: int, count: int,
               bs: int) -> list[float]:
@@ -555,9 +563,11 @@ class FusedLoop(Loop):
 
 
 def _all_finite(arrays: Iterable[FloatArray]) -> bool:
-    """Whether every element of every array is finite (a float64 sum first, exact check
-    only if the sum is not finite, so a finite model costs one pass without a temporary)."""
+    """Whether every element of every array is finite (a sum in the array's dtype first,
+    the exact check only if the sum is not finite, which a NaN or infinity always makes it
+    and an overflow of large finite values may: a finite model costs one pass without a
+    temporary)."""
     for a in arrays:
-        if not math.isfinite(a.sum(dtype=np.float64)) and not np.isfinite(a).all():
+        if not math.isfinite(a.sum()) and not np.isfinite(a).all():
             return False
     return True
