@@ -8,7 +8,8 @@ This layer does four things and nothing else:
 2. ``TensorPlan.prepare`` validates a step's gradients against the cached parameters and
    sorts the active tensors into a float32 and a float64 batch (the dtype is chosen here,
    once per tensor, never inside the kernels);
-3. ``sgd``/``adagrad``/``rmsprop``/``adam`` release the GIL and run one kernel per batch;
+3. ``sgd``/``adagrad``/``rmsprop``/``adam``/``adamax`` release the GIL and run one kernel
+   per batch;
 4. ``BoundUpdate`` binds one of them to fixed gradient arrays, validated once, so that C code
    (``fastgd._nn.Program.train_steps``) can take many steps without returning to Python.
 
@@ -77,6 +78,9 @@ cdef extern from "fastgd_optim.h" nogil:
     ctypedef struct fgd_adam_hparams:
         double lr, beta1, beta2, eps, weight_decay
         int amsgrad, maximize, decoupled_weight_decay
+    ctypedef struct fgd_adamax_hparams:
+        double lr, beta1, beta2, eps, weight_decay
+        int maximize
 
     void fgd_sgd_f32(size_t, float **, const float **, float **, const unsigned char *,
                      const size_t *, const fgd_sgd_hparams *, int)
@@ -94,6 +98,11 @@ cdef extern from "fastgd_optim.h" nogil:
                       const size_t *, const int64_t *, const fgd_adam_hparams *, double *, int)
     void fgd_adam_f64(size_t, double **, const double **, double **, double **, double **,
                       const size_t *, const int64_t *, const fgd_adam_hparams *, double *, int)
+    void fgd_adamax_f32(size_t, float **, const float **, float **, float **, const size_t *,
+                        const int64_t *, const fgd_adamax_hparams *, double *, int)
+    void fgd_adamax_f64(size_t, double **, const double **, double **, double **,
+                        const size_t *, const int64_t *, const fgd_adamax_hparams *, double *,
+                        int)
 
 
 cdef extern from "fastgd_optim.h" nogil:
@@ -245,14 +254,17 @@ cdef enum:
     ALGO_ADAGRAD = 1
     ALGO_RMSPROP = 2
     ALGO_ADAM = 3
+    ALGO_ADAMAX = 4
 
-ALGORITHMS = {"sgd": ALGO_SGD, "adagrad": ALGO_ADAGRAD, "rmsprop": ALGO_RMSPROP, "adam": ALGO_ADAM}
+ALGORITHMS = {"sgd": ALGO_SGD, "adagrad": ALGO_ADAGRAD, "rmsprop": ALGO_RMSPROP, "adam": ALGO_ADAM,
+              "adamax": ALGO_ADAMAX}
 
 cdef union HParams:
     fgd_sgd_hparams sgd
     fgd_adagrad_hparams adagrad
     fgd_rmsprop_hparams rmsprop
     fgd_adam_hparams adam
+    fgd_adamax_hparams adamax
 
 
 # Tensors of one dtype in the form the kernels take them: parallel arrays, entry k for the
@@ -367,8 +379,10 @@ cdef void _kernel_f32(Update *u, Batch *t) noexcept nogil:
         fgd_adagrad_f32(t.cnt, p, g, s0, t.numel, t.step, &u.hp.adagrad, u.work, u.nthreads)
     elif u.algo == ALGO_RMSPROP:
         fgd_rmsprop_f32(t.cnt, p, g, s0, s1, s2, t.numel, &u.hp.rmsprop, u.nthreads)
-    else:
+    elif u.algo == ALGO_ADAM:
         fgd_adam_f32(t.cnt, p, g, s0, s1, s2, t.numel, t.step, &u.hp.adam, u.work, u.nthreads)
+    else:
+        fgd_adamax_f32(t.cnt, p, g, s0, s1, t.numel, t.step, &u.hp.adamax, u.work, u.nthreads)
 
 
 cdef void _kernel_f64(Update *u, Batch *t) noexcept nogil:
@@ -384,8 +398,10 @@ cdef void _kernel_f64(Update *u, Batch *t) noexcept nogil:
         fgd_adagrad_f64(t.cnt, p, g, s0, t.numel, t.step, &u.hp.adagrad, u.work, u.nthreads)
     elif u.algo == ALGO_RMSPROP:
         fgd_rmsprop_f64(t.cnt, p, g, s0, s1, s2, t.numel, &u.hp.rmsprop, u.nthreads)
-    else:
+    elif u.algo == ALGO_ADAM:
         fgd_adam_f64(t.cnt, p, g, s0, s1, s2, t.numel, t.step, &u.hp.adam, u.work, u.nthreads)
+    else:
+        fgd_adamax_f64(t.cnt, p, g, s0, s1, t.numel, t.step, &u.hp.adamax, u.work, u.nthreads)
 
 
 cdef void run_update(Update *u) noexcept nogil:
@@ -448,6 +464,11 @@ cdef int set_hparams(Update *u, str algo, dict hp) except -1:
         u.hp.rmsprop.momentum = _take(hp, "momentum")
         u.hp.rmsprop.centered = _take(hp, "centered")
         u.hp.rmsprop.maximize = _take(hp, "maximize")
+    elif u.algo == ALGO_ADAMAX:
+        u.hp.adamax.lr = _take(hp, "lr"); u.hp.adamax.beta1 = _take(hp, "beta1")
+        u.hp.adamax.beta2 = _take(hp, "beta2"); u.hp.adamax.eps = _take(hp, "eps")
+        u.hp.adamax.weight_decay = _take(hp, "weight_decay")
+        u.hp.adamax.maximize = _take(hp, "maximize")
     else:
         u.hp.adam.lr = _take(hp, "lr"); u.hp.adam.beta1 = _take(hp, "beta1")
         u.hp.adam.beta2 = _take(hp, "beta2"); u.hp.adam.eps = _take(hp, "eps")
@@ -845,6 +866,11 @@ def adam(TensorPlan plan, *, bint increment=True, **hp):
     plan.run("adam", hp, increment)
 
 
+def adamax(TensorPlan plan, *, bint increment=True, **hp):
+    """hp: lr, beta1, beta2, eps, weight_decay, maximize."""
+    plan.run("adamax", hp, increment)
+
+
 # ----------------------------------------------------------------------------- bound updates
 
 cdef class BoundUpdate:
@@ -864,7 +890,7 @@ cdef class BoundUpdate:
     offset : int
     need : int
         Bit mask of the state lists the kernel reads (as for ``prepare``).
-    algo : {"sgd", "adagrad", "rmsprop", "adam"}
+    algo : {"sgd", "adagrad", "rmsprop", "adam", "adamax"}
     hp : dict
         The keyword arguments of the function of that name.
     """

@@ -44,6 +44,11 @@ CASES = [
     ("AdamW", dict(lr=0.01)),
     ("AdamW", dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
     ("AdamW", dict(lr=0.01, weight_decay=0.5, betas=(0.4, 0.9), maximize=True)),
+    ("Adamax", dict(lr=0.01)),
+    ("Adamax", dict(lr=0.01, weight_decay=0.1)),
+    # beta1 < 0.5: the lerp of exp_avg takes its "large weight" branch
+    ("Adamax", dict(lr=0.01, betas=(0.3, 0.6), eps=1e-6, maximize=True)),
+    ("Adamax", dict(lr=0.02, betas=(0.8, 0.99), weight_decay=0.05, maximize=True)),
 ]
 
 

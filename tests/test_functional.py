@@ -21,6 +21,8 @@ def state_names(name, kw):
         if kw.get("centered", False):
             out["grad_avg"] = 0.0
         return out
+    if name == "Adamax":
+        return {"exp_avg": 0.0, "exp_inf": 0.0}
     out = {"exp_avg": 0.0, "exp_avg_sq": 0.0}
     if kw.get("amsgrad", False):
         out["max_exp_avg_sq"] = 0.0
@@ -40,6 +42,10 @@ def call(name, kw, param, grad, states, step, backend):
     elif name == "RMSprop":
         F.rmsprop_(param, grad, states["square_avg"], grad_avg=states.get("grad_avg"),
                    momentum_buffer=states.get("momentum_buffer"), backend=backend, **kw)
+    elif name == "Adamax":
+        b1, b2 = kw.pop("betas", (0.9, 0.999))
+        F.adamax_(param, grad, states["exp_avg"], states["exp_inf"], step=step, beta1=b1,
+                  beta2=b2, backend=backend, **kw)
     else:
         b1, b2 = kw.pop("betas", (0.9, 0.999))
         fn = F.adam_ if name == "Adam" else F.adamw_

@@ -36,6 +36,12 @@ typedef struct {
     int amsgrad, maximize, decoupled_weight_decay;
 } fgd_adam_hparams;
 
+/* Adamax: the infinity-norm variant of Adam (torch.optim.Adamax). */
+typedef struct {
+    double lr, beta1, beta2, eps, weight_decay;
+    int maximize;
+} fgd_adamax_hparams;
+
 #define FGD_DECLARE(T, SFX)                                                                   \
     /* momentum_buffer may be NULL when momentum == 0; buffer_is_new[t] != 0 sets            \
      * momentum_buffer[t] = grad (PyTorch's first step) instead of the momentum update. */   \
@@ -54,7 +60,11 @@ typedef struct {
     void fgd_adam_##SFX(size_t ntensors, T *const *param, const T *const *grad,               \
                         T *const *exp_avg, T *const *exp_avg_sq, T *const *max_exp_avg_sq,    \
                         const size_t *numel, const int64_t *step, const fgd_adam_hparams *hp, \
-                        double *work, int nthreads);
+                        double *work, int nthreads);                                       \
+    void fgd_adamax_##SFX(size_t ntensors, T *const *param, const T *const *grad,             \
+                          T *const *exp_avg, T *const *exp_inf, const size_t *numel,          \
+                          const int64_t *step, const fgd_adamax_hparams *hp, double *work,    \
+                          int nthreads);
 
 FGD_DECLARE(float, f32)
 FGD_DECLARE(double, f64)

@@ -266,6 +266,63 @@ void FN(fgd_adam)(size_t ntensors, T *const *param, const T *const *grad, T *con
     fgd_for_ranges(ntensors, numel, nthreads, FN(adam_range), &c);
 }
 
+/* ---------------------------------------------------------------- Adamax */
+typedef struct {
+    T *const *param;
+    const T *const *grad;
+    T *const *exp_avg, *const *exp_inf;
+    const double *clr; /* per tensor: lr / (1 - beta1^step) */
+    T beta2, one_minus_beta1, eps, weight_decay, sign;
+} FN(adamax_ctx);
+
+FGD_HOT static void FN(adamax_range)(const void *vctx, size_t t, size_t b, size_t e)
+{
+    const FN(adamax_ctx) *c = (const FN(adamax_ctx) *)vctx;
+    T *restrict p = c->param[t] + b;
+    const T *restrict g = c->grad[t] + b;
+    T *restrict m = c->exp_avg[t] + b;
+    T *restrict u = c->exp_inf[t] + b;
+    const size_t n = e - b;
+    const T neg_clr = (T)(-c->clr[t]);
+    const T beta2 = c->beta2, w1 = c->one_minus_beta1, eps = c->eps, wd = c->weight_decay;
+    const T sign = c->sign;
+    const int decay = wd != 0, small_w = w1 < (T)0.5;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        T d = sign * g[i];
+        if (decay)
+            d = d + wd * p[i];
+        T mi = LERP(m[i], d, w1, small_w);
+        T ad = d < 0 ? -d : d;
+        /* torch.maximum(exp_inf * beta2, |g| + eps): NaN in either propagates */
+        T ui = NANMAX(u[i] * beta2, ad + eps);
+        m[i] = mi;
+        u[i] = ui;
+        /* addcdiv_(exp_avg, exp_inf, value=-clr): (value * exp_avg) / exp_inf, as torch */
+        p[i] = p[i] + (neg_clr * mi) / ui;
+    }
+}
+
+void FN(fgd_adamax)(size_t ntensors, T *const *param, const T *const *grad, T *const *exp_avg,
+                    T *const *exp_inf, const size_t *numel, const int64_t *step,
+                    const fgd_adamax_hparams *hp, double *work, int nthreads)
+{
+    for (size_t t = 0; t < ntensors; t++)
+        work[t] = (t && step[t] == step[t - 1]) ? work[t - 1]
+                                                : hp->lr / (1.0 - pow(hp->beta1, (double)step[t]));
+    FN(adamax_ctx) c = {param,
+                        grad,
+                        exp_avg,
+                        exp_inf,
+                        work,
+                        (T)hp->beta2,
+                        (T)(1.0 - hp->beta1),
+                        (T)hp->eps,
+                        (T)hp->weight_decay,
+                        hp->maximize ? (T)-1 : (T)1};
+    fgd_for_ranges(ntensors, numel, nthreads, FN(adamax_range), &c);
+}
+
 #undef FN
 #undef LERP
 #undef NANMAX

@@ -12,13 +12,15 @@ from types import MappingProxyType
 
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adamax import Adamax
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
 
 #: every algorithm's class by its spec's name (``"sgd"``, ``"adam"``, ...); the class's
 #: ``spec`` declares it. Read-only.
-ALGORITHMS = MappingProxyType({cls.spec.name: cls for cls in (SGD, Adagrad, RMSprop, Adam, AdamW)})
+ALGORITHMS = MappingProxyType({cls.spec.name: cls for cls in (SGD, Adagrad, RMSprop, Adam, AdamW,
+                                                               Adamax)})
 
 
 def by_name(name: str) -> type[Optimizer]:
@@ -29,4 +31,5 @@ def by_name(name: str) -> type[Optimizer]:
     return ALGORITHMS[name]
 
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "ALGORITHMS", "by_name"]
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "ALGORITHMS",
+           "by_name"]

@@ -7,7 +7,7 @@ from numpy.typing import ArrayLike
 from .._typing import FloatArray, Real
 from .optimizer import Optimizer
 
-__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_"]
+__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adamax_"]
 
 def functional_for(cls: type[Optimizer]) -> Callable[..., None]: ...
 def sgd_(param: FloatArray | Sequence[FloatArray], grad: FloatArray | Sequence[FloatArray],
@@ -40,3 +40,8 @@ def adamw_(param: FloatArray | Sequence[FloatArray], grad: FloatArray | Sequence
            step: int | ArrayLike, lr: Real = ..., beta1: Real = ..., beta2: Real = ...,
            eps: Real = ..., weight_decay: Real = ..., amsgrad: bool = ..., maximize: bool = ...,
            backend: Literal["native", "reference"] = ...) -> None: ...
+def adamax_(param: FloatArray | Sequence[FloatArray], grad: FloatArray | Sequence[FloatArray],
+            exp_avg: FloatArray | Sequence[FloatArray], exp_inf: FloatArray | Sequence[FloatArray],
+            *, step: int | ArrayLike, lr: Real = ..., beta1: Real = ..., beta2: Real = ...,
+            eps: Real = ..., weight_decay: Real = ..., maximize: bool = ...,
+            backend: Literal["native", "reference"] = ...) -> None: ...

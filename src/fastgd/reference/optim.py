@@ -140,3 +140,25 @@ def adam(param: FloatArray, grad: FloatArray, exp_avg: FloatArray, exp_avg_sq: F
     else:
         denom = np.sqrt(exp_avg_sq) * inv_bc2 + t(eps)
     param += t(-step_size) * (exp_avg / denom)
+
+
+def adamax(param: FloatArray, grad: FloatArray, exp_avg: FloatArray, exp_inf: FloatArray, *,
+           step: int, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
+           maximize: bool) -> None:
+    r"""Adamax, Adam with the infinity norm.
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+        u_t = \max(\beta_2 u_{t-1},\ |g_t| + \epsilon),\quad
+        \theta_t = \theta_{t-1} - \frac{\gamma}{1-\beta_1^t}\,\frac{m_t}{u_t}
+
+    with :math:`g_t` negated to maximise and plus :math:`\lambda\theta_{t-1}` (L2 decay).
+    """
+    t = param.dtype.type
+    d = _direction(param, grad, weight_decay, maximize)
+    _lerp_(exp_avg, d, 1 - beta1)
+    exp_inf *= t(beta2)
+    np.maximum(exp_inf, np.abs(d) + t(eps), out=exp_inf)   # NaN in either propagates
+    clr = lr / (1 - beta1**step)
+    # addcdiv_(exp_avg, exp_inf, value=-clr) rounds (value * exp_avg) / exp_inf
+    param += (t(-clr) * exp_avg) / exp_inf
