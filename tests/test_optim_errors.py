@@ -372,3 +372,19 @@ def test_set_num_threads_round_trip(threads):
     assert fastgd.get_num_threads() == 3
     threads(None)
     assert fastgd.get_num_threads() >= 1
+
+
+@pytest.mark.parametrize("kw, error, match", [
+    (dict(lr=-1.0), ValueError, "lr must be >= 0"),
+    (dict(eps=-1e-8), ValueError, "eps must be >= 0"),
+    (dict(betas=(1.0, 0.999)), ValueError, r"betas\[0\] must be < 1"),
+    (dict(betas=(0.9, -0.1)), ValueError, r"betas\[1\] must be >= 0"),
+    (dict(betas=0.9), TypeError, "betas must be a pair"),
+    (dict(weight_decay=-0.1), ValueError, "weight_decay must be >= 0"),
+    (dict(maximize=1), TypeError, "maximize"),
+])
+def test_adamax_refuses_bad_hyper_parameters(kw, error, match):
+    p = np.ones(3)
+    with pytest.raises(error, match=match):
+        make("Adamax", [p], **kw)
+    assert np.array_equal(p, np.ones(3))
