@@ -8,8 +8,8 @@ This layer does four things and nothing else:
 2. ``TensorPlan.prepare`` validates a step's gradients against the cached parameters and
    sorts the active tensors into a float32 and a float64 batch (the dtype is chosen here,
    once per tensor, never inside the kernels);
-3. ``sgd``/``adagrad``/``rmsprop``/``adam``/``adamax`` release the GIL and run one kernel
-   per batch;
+3. ``sgd``/``adagrad``/``rmsprop``/``adam``/``adamax``/``lion`` release the GIL and run one
+   kernel per batch;
 4. ``BoundUpdate`` binds one of them to fixed gradient arrays, validated once, so that C code
    (``fastgd._nn.Program.train_steps``) can take many steps without returning to Python.
 
@@ -81,6 +81,9 @@ cdef extern from "fastgd_optim.h" nogil:
     ctypedef struct fgd_adamax_hparams:
         double lr, beta1, beta2, eps, weight_decay
         int maximize
+    ctypedef struct fgd_lion_hparams:
+        double lr, beta1, beta2, weight_decay
+        int maximize
 
     void fgd_sgd_f32(size_t, float **, const float **, float **, const unsigned char *,
                      const size_t *, const fgd_sgd_hparams *, int)
@@ -103,6 +106,10 @@ cdef extern from "fastgd_optim.h" nogil:
     void fgd_adamax_f64(size_t, double **, const double **, double **, double **,
                         const size_t *, const int64_t *, const fgd_adamax_hparams *, double *,
                         int)
+    void fgd_lion_f32(size_t, float **, const float **, float **, const size_t *,
+                      const fgd_lion_hparams *, int)
+    void fgd_lion_f64(size_t, double **, const double **, double **, const size_t *,
+                      const fgd_lion_hparams *, int)
 
 
 cdef extern from "fastgd_optim.h" nogil:
@@ -255,9 +262,10 @@ cdef enum:
     ALGO_RMSPROP = 2
     ALGO_ADAM = 3
     ALGO_ADAMAX = 4
+    ALGO_LION = 5
 
 ALGORITHMS = {"sgd": ALGO_SGD, "adagrad": ALGO_ADAGRAD, "rmsprop": ALGO_RMSPROP, "adam": ALGO_ADAM,
-              "adamax": ALGO_ADAMAX}
+              "adamax": ALGO_ADAMAX, "lion": ALGO_LION}
 
 cdef union HParams:
     fgd_sgd_hparams sgd
@@ -265,6 +273,7 @@ cdef union HParams:
     fgd_rmsprop_hparams rmsprop
     fgd_adam_hparams adam
     fgd_adamax_hparams adamax
+    fgd_lion_hparams lion
 
 
 # Tensors of one dtype in the form the kernels take them: parallel arrays, entry k for the
@@ -381,8 +390,10 @@ cdef void _kernel_f32(Update *u, Batch *t) noexcept nogil:
         fgd_rmsprop_f32(t.cnt, p, g, s0, s1, s2, t.numel, &u.hp.rmsprop, u.nthreads)
     elif u.algo == ALGO_ADAM:
         fgd_adam_f32(t.cnt, p, g, s0, s1, s2, t.numel, t.step, &u.hp.adam, u.work, u.nthreads)
-    else:
+    elif u.algo == ALGO_ADAMAX:
         fgd_adamax_f32(t.cnt, p, g, s0, s1, t.numel, t.step, &u.hp.adamax, u.work, u.nthreads)
+    else:
+        fgd_lion_f32(t.cnt, p, g, s0, t.numel, &u.hp.lion, u.nthreads)
 
 
 cdef void _kernel_f64(Update *u, Batch *t) noexcept nogil:
@@ -400,8 +411,10 @@ cdef void _kernel_f64(Update *u, Batch *t) noexcept nogil:
         fgd_rmsprop_f64(t.cnt, p, g, s0, s1, s2, t.numel, &u.hp.rmsprop, u.nthreads)
     elif u.algo == ALGO_ADAM:
         fgd_adam_f64(t.cnt, p, g, s0, s1, s2, t.numel, t.step, &u.hp.adam, u.work, u.nthreads)
-    else:
+    elif u.algo == ALGO_ADAMAX:
         fgd_adamax_f64(t.cnt, p, g, s0, s1, t.numel, t.step, &u.hp.adamax, u.work, u.nthreads)
+    else:
+        fgd_lion_f64(t.cnt, p, g, s0, t.numel, &u.hp.lion, u.nthreads)
 
 
 cdef void run_update(Update *u) noexcept nogil:
@@ -464,6 +477,11 @@ cdef int set_hparams(Update *u, str algo, dict hp) except -1:
         u.hp.rmsprop.momentum = _take(hp, "momentum")
         u.hp.rmsprop.centered = _take(hp, "centered")
         u.hp.rmsprop.maximize = _take(hp, "maximize")
+    elif u.algo == ALGO_LION:
+        u.hp.lion.lr = _take(hp, "lr"); u.hp.lion.beta1 = _take(hp, "beta1")
+        u.hp.lion.beta2 = _take(hp, "beta2")
+        u.hp.lion.weight_decay = _take(hp, "weight_decay")
+        u.hp.lion.maximize = _take(hp, "maximize")
     elif u.algo == ALGO_ADAMAX:
         u.hp.adamax.lr = _take(hp, "lr"); u.hp.adamax.beta1 = _take(hp, "beta1")
         u.hp.adamax.beta2 = _take(hp, "beta2"); u.hp.adamax.eps = _take(hp, "eps")
@@ -871,6 +889,11 @@ def adamax(TensorPlan plan, *, bint increment=True, **hp):
     plan.run("adamax", hp, increment)
 
 
+def lion(TensorPlan plan, *, bint increment=True, **hp):
+    """hp: lr, beta1, beta2, weight_decay, maximize."""
+    plan.run("lion", hp, increment)
+
+
 # ----------------------------------------------------------------------------- bound updates
 
 cdef class BoundUpdate:
@@ -890,7 +913,7 @@ cdef class BoundUpdate:
     offset : int
     need : int
         Bit mask of the state lists the kernel reads (as for ``prepare``).
-    algo : {"sgd", "adagrad", "rmsprop", "adam", "adamax"}
+    algo : {"sgd", "adagrad", "rmsprop", "adam", "adamax", "lion"}
     hp : dict
         The keyword arguments of the function of that name.
     """

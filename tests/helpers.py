@@ -49,6 +49,9 @@ CASES = [
     # beta1 < 0.5: the lerp of exp_avg takes its "large weight" branch
     ("Adamax", dict(lr=0.01, betas=(0.3, 0.6), eps=1e-6, maximize=True)),
     ("Adamax", dict(lr=0.02, betas=(0.8, 0.99), weight_decay=0.05, maximize=True)),
+    ("Lion", dict(lr=0.01)),
+    ("Lion", dict(lr=0.01, weight_decay=0.1)),
+    ("Lion", dict(lr=0.02, betas=(0.3, 0.6), weight_decay=0.05, maximize=True)),
 ]
 
 

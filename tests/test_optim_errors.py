@@ -388,3 +388,17 @@ def test_adamax_refuses_bad_hyper_parameters(kw, error, match):
     with pytest.raises(error, match=match):
         make("Adamax", [p], **kw)
     assert np.array_equal(p, np.ones(3))
+
+
+@pytest.mark.parametrize("kw, error, match", [
+    (dict(lr=-1.0), ValueError, "lr must be >= 0"),
+    (dict(betas=(1.0, 0.99)), ValueError, r"betas\[0\] must be < 1"),
+    (dict(betas=(0.9, -0.1)), ValueError, r"betas\[1\] must be >= 0"),
+    (dict(weight_decay=-0.1), ValueError, "weight_decay must be >= 0"),
+    (dict(eps=1e-8), TypeError, "eps"),
+])
+def test_lion_refuses_bad_hyper_parameters(kw, error, match):
+    p = np.ones(3)
+    with pytest.raises(error, match=match):
+        make("Lion", [p], **kw)
+    assert np.array_equal(p, np.ones(3))

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+import fastgd
 from helpers import make
 
 # hand values are exact math in double; float32 results round a few times
@@ -247,3 +248,45 @@ def test_adam_l2_differs_from_adamw(dtype, backend):
     (a,), _ = run("Adam", [1.0], [[0.0]], dtype, backend, lr=0.1, weight_decay=0.5)
     # Adam adds 0.5 * x to the gradient: d = 0.5, the first step moves by lr * sign(d)
     roughly(a, [0.9])
+
+
+# ----------------------------------------------------------------------------- Lion
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("backend", ["native", "reference"])
+@pytest.mark.parametrize("kw", [dict(), dict(weight_decay=0.1), dict(maximize=True),
+                                dict(lr=0.01, betas=(0.8, 0.95), weight_decay=0.02)])
+def test_lion_follows_its_formula(dtype, backend, kw):
+    """u = sign(b1 m + (1 - b1) g), p <- p - lr (u + wd p), m <- b2 m + (1 - b2) g, written
+    out here in numpy step by step (sign(0) = 0), over 30 steps with some zero gradients."""
+    rng = np.random.default_rng(7)
+    p = rng.standard_normal(301).astype(dtype)
+    expected, m = p.copy(), np.zeros_like(p)
+    opt = fastgd.optim.Lion([p], backend=backend, **kw)
+    lr = kw.get("lr", 1e-4)
+    b1, b2 = kw.get("betas", (0.9, 0.99))
+    wd = kw.get("weight_decay", 0.0)
+    for _ in range(30):
+        g = rng.standard_normal(301).astype(dtype)
+        g[::9] = 0
+        opt.step([g])
+        d = -g if kw.get("maximize") else g
+        u = np.sign(b1 * m + (1 - b1) * d)
+        m = b2 * m + (1 - b2) * d
+        expected = expected - lr * (u + wd * expected)
+    np.testing.assert_array_equal(p, expected)
+    np.testing.assert_array_equal(opt.state[0]["exp_avg"], m)
+
+
+def test_lion_moves_each_coordinate_by_lr():
+    p = np.array([1.0, -1.0, 0.0, 5.0])
+    fastgd.optim.Lion([p], lr=0.25).step([np.array([3.0, -1e-9, 0.0, np.nan])])
+    np.testing.assert_array_equal(p[:3], [0.75, -0.75, 0.0])
+    assert np.isnan(p[3])                    # a NaN gradient gives a NaN, never a silent 0
+
+
+def test_lion_defaults_are_optax_s():
+    opt = fastgd.optim.Lion([np.zeros(1)])
+    g = opt.param_groups[0]
+    assert (g["lr"], g["betas"], g["weight_decay"], g["maximize"]) == (1e-4, (0.9, 0.99),
+                                                                        0.0, False)

@@ -42,6 +42,13 @@ typedef struct {
     int maximize;
 } fgd_adamax_hparams;
 
+/* Lion (Chen et al. 2023, as optax.lion): the sign of an interpolated momentum, decoupled
+ * weight decay. */
+typedef struct {
+    double lr, beta1, beta2, weight_decay;
+    int maximize;
+} fgd_lion_hparams;
+
 #define FGD_DECLARE(T, SFX)                                                                   \
     /* momentum_buffer may be NULL when momentum == 0; buffer_is_new[t] != 0 sets            \
      * momentum_buffer[t] = grad (PyTorch's first step) instead of the momentum update. */   \
@@ -64,7 +71,10 @@ typedef struct {
     void fgd_adamax_##SFX(size_t ntensors, T *const *param, const T *const *grad,             \
                           T *const *exp_avg, T *const *exp_inf, const size_t *numel,          \
                           const int64_t *step, const fgd_adamax_hparams *hp, double *work,    \
-                          int nthreads);
+                          int nthreads);                                                      \
+    void fgd_lion_##SFX(size_t ntensors, T *const *param, const T *const *grad,               \
+                        T *const *exp_avg, const size_t *numel, const fgd_lion_hparams *hp,   \
+                        int nthreads);
 
 FGD_DECLARE(float, f32)
 FGD_DECLARE(double, f64)

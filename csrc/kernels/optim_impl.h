@@ -323,6 +323,50 @@ void FN(fgd_adamax)(size_t ntensors, T *const *param, const T *const *grad, T *c
     fgd_for_ranges(ntensors, numel, nthreads, FN(adamax_range), &c);
 }
 
+/* ---------------------------------------------------------------- Lion */
+typedef struct {
+    T *const *param;
+    const T *const *grad;
+    T *const *exp_avg;
+    T lr, beta1, one_minus_beta1, beta2, one_minus_beta2, weight_decay, sign;
+} FN(lion_ctx);
+
+FGD_HOT static void FN(lion_range)(const void *vctx, size_t t, size_t b, size_t e)
+{
+    const FN(lion_ctx) *c = (const FN(lion_ctx) *)vctx;
+    T *restrict p = c->param[t] + b;
+    const T *restrict g = c->grad[t] + b;
+    T *restrict m = c->exp_avg[t] + b;
+    const size_t n = e - b;
+    const T lr = c->lr, b1 = c->beta1, w1 = c->one_minus_beta1, b2 = c->beta2;
+    const T w2 = c->one_minus_beta2, wd = c->weight_decay, sign = c->sign;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        T d = sign * g[i];
+        T ci = b1 * m[i] + w1 * d;
+        /* sign(c): -1, 0 or 1, NaN for NaN (numpy's and jax's sign) */
+        T u = ci > 0 ? (T)1 : (ci < 0 ? (T)-1 : ci);
+        m[i] = b2 * m[i] + w2 * d;
+        p[i] = p[i] - lr * (u + wd * p[i]);
+    }
+}
+
+void FN(fgd_lion)(size_t ntensors, T *const *param, const T *const *grad, T *const *exp_avg,
+                  const size_t *numel, const fgd_lion_hparams *hp, int nthreads)
+{
+    FN(lion_ctx) c = {param,
+                      grad,
+                      exp_avg,
+                      (T)hp->lr,
+                      (T)hp->beta1,
+                      (T)(1.0 - hp->beta1),
+                      (T)hp->beta2,
+                      (T)(1.0 - hp->beta2),
+                      (T)hp->weight_decay,
+                      hp->maximize ? (T)-1 : (T)1};
+    fgd_for_ranges(ntensors, numel, nthreads, FN(lion_range), &c);
+}
+
 #undef FN
 #undef LERP
 #undef NANMAX

@@ -13,6 +13,7 @@ from types import MappingProxyType
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .lion import Lion
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
@@ -20,7 +21,7 @@ from .sgd import SGD
 #: every algorithm's class by its spec's name (``"sgd"``, ``"adam"``, ...); the class's
 #: ``spec`` declares it. Read-only.
 ALGORITHMS = MappingProxyType({cls.spec.name: cls for cls in (SGD, Adagrad, RMSprop, Adam, AdamW,
-                                                               Adamax)})
+                                                               Adamax, Lion)})
 
 
 def by_name(name: str) -> type[Optimizer]:
@@ -31,5 +32,5 @@ def by_name(name: str) -> type[Optimizer]:
     return ALGORITHMS[name]
 
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "ALGORITHMS",
-           "by_name"]
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "Lion",
+           "ALGORITHMS", "by_name"]

@@ -7,7 +7,7 @@ from numpy.typing import ArrayLike
 from .._typing import FloatArray, Real
 from .optimizer import Optimizer
 
-__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adamax_"]
+__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adamax_", "lion_"]
 
 def functional_for(cls: type[Optimizer]) -> Callable[..., None]: ...
 def sgd_(param: FloatArray | Sequence[FloatArray], grad: FloatArray | Sequence[FloatArray],
@@ -45,3 +45,7 @@ def adamax_(param: FloatArray | Sequence[FloatArray], grad: FloatArray | Sequenc
             *, step: int | ArrayLike, lr: Real = ..., beta1: Real = ..., beta2: Real = ...,
             eps: Real = ..., weight_decay: Real = ..., maximize: bool = ...,
             backend: Literal["native", "reference"] = ...) -> None: ...
+def lion_(param: FloatArray | Sequence[FloatArray], grad: FloatArray | Sequence[FloatArray],
+          exp_avg: FloatArray | Sequence[FloatArray], *, lr: Real = ..., beta1: Real = ...,
+          beta2: Real = ..., weight_decay: Real = ..., maximize: bool = ...,
+          backend: Literal["native", "reference"] = ...) -> None: ...

@@ -162,3 +162,22 @@ def adamax(param: FloatArray, grad: FloatArray, exp_avg: FloatArray, exp_inf: Fl
     clr = lr / (1 - beta1**step)
     # addcdiv_(exp_avg, exp_inf, value=-clr) rounds (value * exp_avg) / exp_inf
     param += (t(-clr) * exp_avg) / exp_inf
+
+
+def lion(param: FloatArray, grad: FloatArray, exp_avg: FloatArray, *, lr: float, beta1: float,
+         beta2: float, weight_decay: float, maximize: bool) -> None:
+    r"""Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms"), as
+    ``optax.lion``.
+
+    .. math::
+        u_t = \operatorname{sign}(\beta_1 m_{t-1} + (1-\beta_1) g_t),\quad
+        \theta_t = \theta_{t-1} - \gamma\,(u_t + \lambda\theta_{t-1}),\quad
+        m_t = \beta_2 m_{t-1} + (1-\beta_2) g_t
+
+    with :math:`g_t` negated to maximise; the weight decay is decoupled.
+    """
+    t = param.dtype.type
+    d = -grad if maximize else grad
+    u = np.sign(t(beta1) * exp_avg + t(1 - beta1) * d)
+    exp_avg[...] = t(beta2) * exp_avg + t(1 - beta2) * d
+    param[...] = param - t(lr) * (u + t(weight_decay) * param)
