@@ -8,8 +8,8 @@ This layer does four things and nothing else:
 2. ``TensorPlan.prepare`` validates a step's gradients against the cached parameters and
    sorts the active tensors into a float32 and a float64 batch (the dtype is chosen here,
    once per tensor, never inside the kernels);
-3. ``sgd``/``adagrad``/``rmsprop``/``adam``/``adamax``/``lion`` release the GIL and run one
-   kernel per batch;
+3. ``sgd``/``adagrad``/``rmsprop``/``adam``/``adamax``/``lion``/``adadelta`` release the GIL
+   and run one kernel per batch;
 4. ``BoundUpdate`` binds one of them to fixed gradient arrays, validated once, so that C code
    (``fastgd._nn.Program.train_steps``) can take many steps without returning to Python.
 
@@ -84,6 +84,9 @@ cdef extern from "fastgd_optim.h" nogil:
     ctypedef struct fgd_lion_hparams:
         double lr, beta1, beta2, weight_decay
         int maximize
+    ctypedef struct fgd_adadelta_hparams:
+        double lr, rho, eps, weight_decay
+        int maximize
 
     void fgd_sgd_f32(size_t, float **, const float **, float **, const unsigned char *,
                      const size_t *, const fgd_sgd_hparams *, int)
@@ -110,6 +113,10 @@ cdef extern from "fastgd_optim.h" nogil:
                       const fgd_lion_hparams *, int)
     void fgd_lion_f64(size_t, double **, const double **, double **, const size_t *,
                       const fgd_lion_hparams *, int)
+    void fgd_adadelta_f32(size_t, float **, const float **, float **, float **,
+                          const size_t *, const fgd_adadelta_hparams *, int)
+    void fgd_adadelta_f64(size_t, double **, const double **, double **, double **,
+                          const size_t *, const fgd_adadelta_hparams *, int)
 
 
 cdef extern from "fastgd_optim.h" nogil:
@@ -263,9 +270,10 @@ cdef enum:
     ALGO_ADAM = 3
     ALGO_ADAMAX = 4
     ALGO_LION = 5
+    ALGO_ADADELTA = 6
 
 ALGORITHMS = {"sgd": ALGO_SGD, "adagrad": ALGO_ADAGRAD, "rmsprop": ALGO_RMSPROP, "adam": ALGO_ADAM,
-              "adamax": ALGO_ADAMAX, "lion": ALGO_LION}
+              "adamax": ALGO_ADAMAX, "lion": ALGO_LION, "adadelta": ALGO_ADADELTA}
 
 cdef union HParams:
     fgd_sgd_hparams sgd
@@ -274,6 +282,7 @@ cdef union HParams:
     fgd_adam_hparams adam
     fgd_adamax_hparams adamax
     fgd_lion_hparams lion
+    fgd_adadelta_hparams adadelta
 
 
 # Tensors of one dtype in the form the kernels take them: parallel arrays, entry k for the
@@ -392,8 +401,10 @@ cdef void _kernel_f32(Update *u, Batch *t) noexcept nogil:
         fgd_adam_f32(t.cnt, p, g, s0, s1, s2, t.numel, t.step, &u.hp.adam, u.work, u.nthreads)
     elif u.algo == ALGO_ADAMAX:
         fgd_adamax_f32(t.cnt, p, g, s0, s1, t.numel, t.step, &u.hp.adamax, u.work, u.nthreads)
-    else:
+    elif u.algo == ALGO_LION:
         fgd_lion_f32(t.cnt, p, g, s0, t.numel, &u.hp.lion, u.nthreads)
+    else:
+        fgd_adadelta_f32(t.cnt, p, g, s0, s1, t.numel, &u.hp.adadelta, u.nthreads)
 
 
 cdef void _kernel_f64(Update *u, Batch *t) noexcept nogil:
@@ -413,8 +424,10 @@ cdef void _kernel_f64(Update *u, Batch *t) noexcept nogil:
         fgd_adam_f64(t.cnt, p, g, s0, s1, s2, t.numel, t.step, &u.hp.adam, u.work, u.nthreads)
     elif u.algo == ALGO_ADAMAX:
         fgd_adamax_f64(t.cnt, p, g, s0, s1, t.numel, t.step, &u.hp.adamax, u.work, u.nthreads)
-    else:
+    elif u.algo == ALGO_LION:
         fgd_lion_f64(t.cnt, p, g, s0, t.numel, &u.hp.lion, u.nthreads)
+    else:
+        fgd_adadelta_f64(t.cnt, p, g, s0, s1, t.numel, &u.hp.adadelta, u.nthreads)
 
 
 cdef void run_update(Update *u) noexcept nogil:
@@ -477,6 +490,11 @@ cdef int set_hparams(Update *u, str algo, dict hp) except -1:
         u.hp.rmsprop.momentum = _take(hp, "momentum")
         u.hp.rmsprop.centered = _take(hp, "centered")
         u.hp.rmsprop.maximize = _take(hp, "maximize")
+    elif u.algo == ALGO_ADADELTA:
+        u.hp.adadelta.lr = _take(hp, "lr"); u.hp.adadelta.rho = _take(hp, "rho")
+        u.hp.adadelta.eps = _take(hp, "eps")
+        u.hp.adadelta.weight_decay = _take(hp, "weight_decay")
+        u.hp.adadelta.maximize = _take(hp, "maximize")
     elif u.algo == ALGO_LION:
         u.hp.lion.lr = _take(hp, "lr"); u.hp.lion.beta1 = _take(hp, "beta1")
         u.hp.lion.beta2 = _take(hp, "beta2")
@@ -894,6 +912,11 @@ def lion(TensorPlan plan, *, bint increment=True, **hp):
     plan.run("lion", hp, increment)
 
 
+def adadelta(TensorPlan plan, *, bint increment=True, **hp):
+    """hp: lr, rho, eps, weight_decay, maximize."""
+    plan.run("adadelta", hp, increment)
+
+
 # ----------------------------------------------------------------------------- bound updates
 
 cdef class BoundUpdate:
@@ -913,7 +936,7 @@ cdef class BoundUpdate:
     offset : int
     need : int
         Bit mask of the state lists the kernel reads (as for ``prepare``).
-    algo : {"sgd", "adagrad", "rmsprop", "adam", "adamax", "lion"}
+    algo : {"sgd", "adagrad", "rmsprop", "adam", "adamax", "lion", "adadelta"}
     hp : dict
         The keyword arguments of the function of that name.
     """

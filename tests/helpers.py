@@ -52,6 +52,9 @@ CASES = [
     ("Lion", dict(lr=0.01)),
     ("Lion", dict(lr=0.01, weight_decay=0.1)),
     ("Lion", dict(lr=0.02, betas=(0.3, 0.6), weight_decay=0.05, maximize=True)),
+    ("Adadelta", dict(lr=1.0)),
+    ("Adadelta", dict(lr=0.5, rho=0.95, eps=1e-4, weight_decay=0.1)),
+    ("Adadelta", dict(lr=1.0, rho=0.3, maximize=True)),
 ]
 
 

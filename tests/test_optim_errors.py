@@ -402,3 +402,22 @@ def test_lion_refuses_bad_hyper_parameters(kw, error, match):
     with pytest.raises(error, match=match):
         make("Lion", [p], **kw)
     assert np.array_equal(p, np.ones(3))
+
+
+@pytest.mark.parametrize("kw, error, match", [
+    (dict(lr=-1.0), ValueError, "lr must be >= 0"),
+    (dict(rho=1.5), ValueError, "rho must be <= 1"),
+    (dict(rho=-0.1), ValueError, "rho must be >= 0"),
+    (dict(eps=-1e-6), ValueError, "eps must be >= 0"),
+    (dict(weight_decay=-0.1), ValueError, "weight_decay must be >= 0"),
+])
+def test_adadelta_refuses_bad_hyper_parameters(kw, error, match):
+    p = np.ones(3)
+    with pytest.raises(error, match=match):
+        make("Adadelta", [p], **kw)
+    assert np.array_equal(p, np.ones(3))
+
+
+def test_adadelta_accepts_rho_at_both_ends():
+    for rho in (0.0, 1.0):
+        make("Adadelta", [np.ones(2)], rho=rho).step([np.ones(2)])

@@ -49,6 +49,12 @@ typedef struct {
     int maximize;
 } fgd_lion_hparams;
 
+/* Adadelta (torch.optim.Adadelta). */
+typedef struct {
+    double lr, rho, eps, weight_decay;
+    int maximize;
+} fgd_adadelta_hparams;
+
 #define FGD_DECLARE(T, SFX)                                                                   \
     /* momentum_buffer may be NULL when momentum == 0; buffer_is_new[t] != 0 sets            \
      * momentum_buffer[t] = grad (PyTorch's first step) instead of the momentum update. */   \
@@ -74,7 +80,10 @@ typedef struct {
                           int nthreads);                                                      \
     void fgd_lion_##SFX(size_t ntensors, T *const *param, const T *const *grad,               \
                         T *const *exp_avg, const size_t *numel, const fgd_lion_hparams *hp,   \
-                        int nthreads);
+                        int nthreads);                                                        \
+    void fgd_adadelta_##SFX(size_t ntensors, T *const *param, const T *const *grad,           \
+                            T *const *square_avg, T *const *acc_delta, const size_t *numel,   \
+                            const fgd_adadelta_hparams *hp, int nthreads);
 
 FGD_DECLARE(float, f32)
 FGD_DECLARE(double, f64)

@@ -367,6 +367,56 @@ void FN(fgd_lion)(size_t ntensors, T *const *param, const T *const *grad, T *con
     fgd_for_ranges(ntensors, numel, nthreads, FN(lion_range), &c);
 }
 
+/* ---------------------------------------------------------------- Adadelta */
+typedef struct {
+    T *const *param;
+    const T *const *grad;
+    T *const *square_avg, *const *acc_delta;
+    T lr, rho, one_minus_rho, eps, weight_decay, sign;
+} FN(adadelta_ctx);
+
+FGD_HOT static void FN(adadelta_range)(const void *vctx, size_t t, size_t b, size_t e)
+{
+    const FN(adadelta_ctx) *c = (const FN(adadelta_ctx) *)vctx;
+    T *restrict p = c->param[t] + b;
+    const T *restrict g = c->grad[t] + b;
+    T *restrict sq = c->square_avg[t] + b;
+    T *restrict acc = c->acc_delta[t] + b;
+    const size_t n = e - b;
+    const T neg_lr = -c->lr, rho = c->rho, omr = c->one_minus_rho, eps = c->eps;
+    const T wd = c->weight_decay, sign = c->sign;
+    const int decay = wd != 0;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        T d = sign * g[i];
+        if (decay)
+            d = d + wd * p[i];
+        T si = sq[i] * rho + (omr * d) * d;
+        T std = SQRT(si + eps);
+        T delta = (SQRT(acc[i] + eps) / std) * d;
+        sq[i] = si;
+        acc[i] = acc[i] * rho + (omr * delta) * delta;
+        p[i] = p[i] + neg_lr * delta;
+    }
+}
+
+void FN(fgd_adadelta)(size_t ntensors, T *const *param, const T *const *grad,
+                      T *const *square_avg, T *const *acc_delta, const size_t *numel,
+                      const fgd_adadelta_hparams *hp, int nthreads)
+{
+    FN(adadelta_ctx) c = {param,
+                          grad,
+                          square_avg,
+                          acc_delta,
+                          (T)hp->lr,
+                          (T)hp->rho,
+                          (T)(1.0 - hp->rho),
+                          (T)hp->eps,
+                          (T)hp->weight_decay,
+                          hp->maximize ? (T)-1 : (T)1};
+    fgd_for_ranges(ntensors, numel, nthreads, FN(adadelta_range), &c);
+}
+
 #undef FN
 #undef LERP
 #undef NANMAX

@@ -10,6 +10,7 @@ Each algorithm is declared once, by the spec of its class (``Adam.spec``, see
 """
 from types import MappingProxyType
 
+from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
@@ -21,7 +22,7 @@ from .sgd import SGD
 #: every algorithm's class by its spec's name (``"sgd"``, ``"adam"``, ...); the class's
 #: ``spec`` declares it. Read-only.
 ALGORITHMS = MappingProxyType({cls.spec.name: cls for cls in (SGD, Adagrad, RMSprop, Adam, AdamW,
-                                                               Adamax, Lion)})
+                                                               Adamax, Lion, Adadelta)})
 
 
 def by_name(name: str) -> type[Optimizer]:
@@ -33,4 +34,4 @@ def by_name(name: str) -> type[Optimizer]:
 
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "Lion",
-           "ALGORITHMS", "by_name"]
+           "Adadelta", "ALGORITHMS", "by_name"]

@@ -42,6 +42,11 @@ def unit_interval(value: Any, label: str) -> float:
     return _checks.real(value, label, low=0, high=1, high_open=True)
 
 
+def closed_unit_interval(value: Any, label: str) -> float:
+    """A real number in [0, 1], as a float."""
+    return _checks.real(value, label, low=0, high=1)
+
+
 real = _checks.real  # a finite real number, as a float
 flag = _checks.flag  # a bool (Python's or numpy's), as a bool
 

@@ -7,7 +7,7 @@ from numpy.typing import ArrayLike
 from .._typing import FloatArray, Real
 from .optimizer import Optimizer
 
-__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adamax_", "lion_"]
+__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adamax_", "lion_", "adadelta_"]
 
 def functional_for(cls: type[Optimizer]) -> Callable[..., None]: ...
 def sgd_(param: FloatArray | Sequence[FloatArray], grad: FloatArray | Sequence[FloatArray],
@@ -49,3 +49,8 @@ def lion_(param: FloatArray | Sequence[FloatArray], grad: FloatArray | Sequence[
           exp_avg: FloatArray | Sequence[FloatArray], *, lr: Real = ..., beta1: Real = ...,
           beta2: Real = ..., weight_decay: Real = ..., maximize: bool = ...,
           backend: Literal["native", "reference"] = ...) -> None: ...
+def adadelta_(param: FloatArray | Sequence[FloatArray], grad: FloatArray | Sequence[FloatArray],
+              square_avg: FloatArray | Sequence[FloatArray],
+              acc_delta: FloatArray | Sequence[FloatArray], *, lr: Real = ..., rho: Real = ...,
+              eps: Real = ..., weight_decay: Real = ..., maximize: bool = ...,
+              backend: Literal["native", "reference"] = ...) -> None: ...

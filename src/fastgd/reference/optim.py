@@ -181,3 +181,26 @@ def lion(param: FloatArray, grad: FloatArray, exp_avg: FloatArray, *, lr: float,
     u = np.sign(t(beta1) * exp_avg + t(1 - beta1) * d)
     exp_avg[...] = t(beta2) * exp_avg + t(1 - beta2) * d
     param[...] = param - t(lr) * (u + t(weight_decay) * param)
+
+
+def adadelta(param: FloatArray, grad: FloatArray, square_avg: FloatArray, acc_delta: FloatArray,
+             *, lr: float, rho: float, eps: float, weight_decay: float, maximize: bool) -> None:
+    r"""Adadelta (Zeiler 2012).
+
+    .. math::
+        v_t = \rho v_{t-1} + (1-\rho) g_t^2,\quad
+        \Delta_t = \frac{\sqrt{u_{t-1} + \epsilon}}{\sqrt{v_t + \epsilon}}\, g_t,\quad
+        u_t = \rho u_{t-1} + (1-\rho) \Delta_t^2,\quad
+        \theta_t = \theta_{t-1} - \gamma \Delta_t
+
+    with :math:`g_t` negated to maximise and plus :math:`\lambda\theta_{t-1}` (L2 decay).
+    """
+    t = param.dtype.type
+    d = _direction(param, grad, weight_decay, maximize)
+    square_avg *= t(rho)
+    square_avg += t(1 - rho) * d * d
+    std = np.sqrt(square_avg + t(eps))
+    delta = np.sqrt(acc_delta + t(eps)) / std * d
+    acc_delta *= t(rho)
+    acc_delta += t(1 - rho) * delta * delta
+    param += t(-lr) * delta
