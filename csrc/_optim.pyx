@@ -8,8 +8,8 @@ This layer does four things and nothing else:
 2. ``TensorPlan.prepare`` validates a step's gradients against the cached parameters and
    sorts the active tensors into a float32 and a float64 batch (the dtype is chosen here,
    once per tensor, never inside the kernels);
-3. ``sgd``/``adagrad``/``rmsprop``/``adam``/``adamax``/``lion``/``adadelta`` release the GIL
-   and run one kernel per batch;
+3. ``sgd``/``adagrad``/``rmsprop``/``adam``/``adamax``/``lion``/``adadelta``/``radam``
+   release the GIL and run one kernel per batch;
 4. ``BoundUpdate`` binds one of them to fixed gradient arrays, validated once, so that C code
    (``fastgd._nn.Program.train_steps``) can take many steps without returning to Python.
 
@@ -87,6 +87,9 @@ cdef extern from "fastgd_optim.h" nogil:
     ctypedef struct fgd_adadelta_hparams:
         double lr, rho, eps, weight_decay
         int maximize
+    ctypedef struct fgd_radam_hparams:
+        double lr, beta1, beta2, eps, weight_decay
+        int maximize, decoupled_weight_decay
 
     void fgd_sgd_f32(size_t, float **, const float **, float **, const unsigned char *,
                      const size_t *, const fgd_sgd_hparams *, int)
@@ -117,6 +120,10 @@ cdef extern from "fastgd_optim.h" nogil:
                           const size_t *, const fgd_adadelta_hparams *, int)
     void fgd_adadelta_f64(size_t, double **, const double **, double **, double **,
                           const size_t *, const fgd_adadelta_hparams *, int)
+    void fgd_radam_f32(size_t, float **, const float **, float **, float **, const size_t *,
+                       const int64_t *, const fgd_radam_hparams *, double *, int)
+    void fgd_radam_f64(size_t, double **, const double **, double **, double **,
+                       const size_t *, const int64_t *, const fgd_radam_hparams *, double *, int)
 
 
 cdef extern from "fastgd_optim.h" nogil:
@@ -271,9 +278,11 @@ cdef enum:
     ALGO_ADAMAX = 4
     ALGO_LION = 5
     ALGO_ADADELTA = 6
+    ALGO_RADAM = 7
 
 ALGORITHMS = {"sgd": ALGO_SGD, "adagrad": ALGO_ADAGRAD, "rmsprop": ALGO_RMSPROP, "adam": ALGO_ADAM,
-              "adamax": ALGO_ADAMAX, "lion": ALGO_LION, "adadelta": ALGO_ADADELTA}
+              "adamax": ALGO_ADAMAX, "lion": ALGO_LION, "adadelta": ALGO_ADADELTA,
+              "radam": ALGO_RADAM}
 
 cdef union HParams:
     fgd_sgd_hparams sgd
@@ -283,6 +292,7 @@ cdef union HParams:
     fgd_adamax_hparams adamax
     fgd_lion_hparams lion
     fgd_adadelta_hparams adadelta
+    fgd_radam_hparams radam
 
 
 # Tensors of one dtype in the form the kernels take them: parallel arrays, entry k for the
@@ -361,7 +371,7 @@ cdef struct Update:
     Batch batch[2]          # batch[0]: the float32 tensors, batch[1]: the float64 ones
     int64_t *steps          # the plan's per-tensor step counters, by plan index
     unsigned char *is_new   # the plan's per-tensor "buffer is new" flags, by plan index
-    double *work            # 2 * (tensors in the plan) doubles of kernel workspace
+    double *work            # 3 * (tensors in the plan) doubles of kernel workspace
 
 
 cdef int update_alloc(Update *u, size_t cap) except -1:
@@ -370,7 +380,7 @@ cdef int update_alloc(Update *u, size_t cap) except -1:
     try:
         batch_alloc(&u.batch[0], cap)
         batch_alloc(&u.batch[1], cap)
-        u.work = <double *>_zeros(2 * cap, sizeof(double))
+        u.work = <double *>_zeros(3 * cap, sizeof(double))
     except MemoryError:
         update_free(u)
         raise
@@ -403,8 +413,10 @@ cdef void _kernel_f32(Update *u, Batch *t) noexcept nogil:
         fgd_adamax_f32(t.cnt, p, g, s0, s1, t.numel, t.step, &u.hp.adamax, u.work, u.nthreads)
     elif u.algo == ALGO_LION:
         fgd_lion_f32(t.cnt, p, g, s0, t.numel, &u.hp.lion, u.nthreads)
-    else:
+    elif u.algo == ALGO_ADADELTA:
         fgd_adadelta_f32(t.cnt, p, g, s0, s1, t.numel, &u.hp.adadelta, u.nthreads)
+    else:
+        fgd_radam_f32(t.cnt, p, g, s0, s1, t.numel, t.step, &u.hp.radam, u.work, u.nthreads)
 
 
 cdef void _kernel_f64(Update *u, Batch *t) noexcept nogil:
@@ -426,8 +438,10 @@ cdef void _kernel_f64(Update *u, Batch *t) noexcept nogil:
         fgd_adamax_f64(t.cnt, p, g, s0, s1, t.numel, t.step, &u.hp.adamax, u.work, u.nthreads)
     elif u.algo == ALGO_LION:
         fgd_lion_f64(t.cnt, p, g, s0, t.numel, &u.hp.lion, u.nthreads)
-    else:
+    elif u.algo == ALGO_ADADELTA:
         fgd_adadelta_f64(t.cnt, p, g, s0, s1, t.numel, &u.hp.adadelta, u.nthreads)
+    else:
+        fgd_radam_f64(t.cnt, p, g, s0, s1, t.numel, t.step, &u.hp.radam, u.work, u.nthreads)
 
 
 cdef void run_update(Update *u) noexcept nogil:
@@ -490,6 +504,12 @@ cdef int set_hparams(Update *u, str algo, dict hp) except -1:
         u.hp.rmsprop.momentum = _take(hp, "momentum")
         u.hp.rmsprop.centered = _take(hp, "centered")
         u.hp.rmsprop.maximize = _take(hp, "maximize")
+    elif u.algo == ALGO_RADAM:
+        u.hp.radam.lr = _take(hp, "lr"); u.hp.radam.beta1 = _take(hp, "beta1")
+        u.hp.radam.beta2 = _take(hp, "beta2"); u.hp.radam.eps = _take(hp, "eps")
+        u.hp.radam.weight_decay = _take(hp, "weight_decay")
+        u.hp.radam.maximize = _take(hp, "maximize")
+        u.hp.radam.decoupled_weight_decay = _take(hp, "decoupled_weight_decay")
     elif u.algo == ALGO_ADADELTA:
         u.hp.adadelta.lr = _take(hp, "lr"); u.hp.adadelta.rho = _take(hp, "rho")
         u.hp.adadelta.eps = _take(hp, "eps")
@@ -917,6 +937,11 @@ def adadelta(TensorPlan plan, *, bint increment=True, **hp):
     plan.run("adadelta", hp, increment)
 
 
+def radam(TensorPlan plan, *, bint increment=True, **hp):
+    """hp: lr, beta1, beta2, eps, weight_decay, maximize, decoupled_weight_decay."""
+    plan.run("radam", hp, increment)
+
+
 # ----------------------------------------------------------------------------- bound updates
 
 cdef class BoundUpdate:
@@ -936,7 +961,7 @@ cdef class BoundUpdate:
     offset : int
     need : int
         Bit mask of the state lists the kernel reads (as for ``prepare``).
-    algo : {"sgd", "adagrad", "rmsprop", "adam", "adamax", "lion", "adadelta"}
+    algo : {"sgd", "adagrad", "rmsprop", "adam", "adamax", "lion", "adadelta", "radam"}
     hp : dict
         The keyword arguments of the function of that name.
     """

@@ -55,6 +55,13 @@ CASES = [
     ("Adadelta", dict(lr=1.0)),
     ("Adadelta", dict(lr=0.5, rho=0.95, eps=1e-4, weight_decay=0.1)),
     ("Adadelta", dict(lr=1.0, rho=0.3, maximize=True)),
+    ("RAdam", dict(lr=0.01)),
+    ("RAdam", dict(lr=0.01, weight_decay=0.1)),
+    ("RAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    # rho_inf = 4: never rectified, every step the SGD-with-momentum branch
+    ("RAdam", dict(lr=0.01, betas=(0.3, 0.6), eps=1e-6)),
+    # rho_t crosses 5 at step 6 of the 50 (betas (0.9, 0.9): rho_inf = 19)
+    ("RAdam", dict(lr=0.01, betas=(0.9, 0.9))),
 ]
 
 

@@ -27,6 +27,8 @@ def state_names(name, kw):
         return {"exp_avg": 0.0}
     if name == "Adadelta":
         return {"square_avg": 0.0, "acc_delta": 0.0}
+    if name == "RAdam":
+        return {"exp_avg": 0.0, "exp_avg_sq": 0.0}
     out = {"exp_avg": 0.0, "exp_avg_sq": 0.0}
     if kw.get("amsgrad", False):
         out["max_exp_avg_sq"] = 0.0
@@ -46,6 +48,10 @@ def call(name, kw, param, grad, states, step, backend):
     elif name == "RMSprop":
         F.rmsprop_(param, grad, states["square_avg"], grad_avg=states.get("grad_avg"),
                    momentum_buffer=states.get("momentum_buffer"), backend=backend, **kw)
+    elif name == "RAdam":
+        b1, b2 = kw.pop("betas", (0.9, 0.999))
+        F.radam_(param, grad, states["exp_avg"], states["exp_avg_sq"], step=step, beta1=b1,
+                 beta2=b2, backend=backend, **kw)
     elif name == "Adadelta":
         F.adadelta_(param, grad, states["square_avg"], states["acc_delta"], backend=backend,
                     **kw)

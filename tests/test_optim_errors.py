@@ -421,3 +421,17 @@ def test_adadelta_refuses_bad_hyper_parameters(kw, error, match):
 def test_adadelta_accepts_rho_at_both_ends():
     for rho in (0.0, 1.0):
         make("Adadelta", [np.ones(2)], rho=rho).step([np.ones(2)])
+
+
+@pytest.mark.parametrize("kw, error, match", [
+    (dict(lr=-1.0), ValueError, "lr must be >= 0"),
+    (dict(betas=(1.0, 0.999)), ValueError, r"betas\[0\] must be < 1"),
+    (dict(eps=-1e-8), ValueError, "eps must be >= 0"),
+    (dict(weight_decay=-0.1), ValueError, "weight_decay must be >= 0"),
+    (dict(decoupled_weight_decay="yes"), TypeError, "decoupled_weight_decay"),
+])
+def test_radam_refuses_bad_hyper_parameters(kw, error, match):
+    p = np.ones(3)
+    with pytest.raises(error, match=match):
+        make("RAdam", [p], **kw)
+    assert np.array_equal(p, np.ones(3))

@@ -13,7 +13,8 @@ from fastgd.optim import functional as F
 from fastgd.optim._spec import Hyper, Spec, State, flag, is_true, nonnegative
 from helpers import assert_trees_equal
 
-NAMES = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "lion", "adadelta"]
+NAMES = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "lion", "adadelta",
+         "radam"]
 HEADER = pathlib.Path(__file__).resolve().parents[1] / "csrc" / "kernels" / "fastgd_optim.h"
 
 
@@ -28,7 +29,7 @@ def test_registry_names_every_class():
         assert cls.state_names == cls.spec.state_names
         assert cls._lazy_buffer == cls.spec.lazy_state      # serialization reads it
     assert [c.__name__ for c in optim.ALGORITHMS.values()] == [
-        "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "Lion", "Adadelta"]
+        "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "Lion", "Adadelta", "RAdam"]
 
 
 @pytest.mark.parametrize("name", ["nadam", "Adam", "", 3, None])

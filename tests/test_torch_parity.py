@@ -78,6 +78,7 @@ def test_trajectory_matches_torch(case, dtype, backend, rng):
     ("AdamW", dict(lr=0.05, weight_decay=0.1)),
     ("Adamax", dict()),
     ("Adadelta", dict()),
+    ("RAdam", dict()),
 ])
 def test_defaults_match_torch(name, kw):
     """Same default hyper-parameters as torch.optim (the ones not given above)."""
@@ -95,7 +96,8 @@ def test_defaults_match_torch(name, kw):
                                      ("Adam", dict(lr=0.1, amsgrad=True)),
                                      ("RMSprop", dict(lr=0.1, centered=True)),
                                      ("Adamax", dict(lr=0.1)),
-                                     ("Adadelta", dict(lr=1.0))])
+                                     ("Adadelta", dict(lr=1.0)),
+                                     ("RAdam", dict(lr=0.1, betas=(0.9, 0.9)))])
 def test_non_finite_gradients_match_torch(name, kw, backend):
     g1 = np.array([np.nan, np.inf, -np.inf, 1.0, 0.0])
     g2 = np.array([1.0, -np.inf, 1.0, np.nan, 0.0])

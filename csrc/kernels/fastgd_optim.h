@@ -8,7 +8,8 @@
  * torch.optim documentation; src/fastgd/reference/ states each one in numpy.
  *
  * nthreads <= 0 means the default thread count. Kernels with step-dependent factors take a
- * caller-owned workspace `work` of 2 * ntensors doubles, so no kernel allocates or fails.
+ * caller-owned workspace `work` of 3 * ntensors doubles (RAdam; the others use 2 * ntensors),
+ * so no kernel allocates or fails.
  */
 #ifndef FASTGD_OPTIM_H
 #define FASTGD_OPTIM_H
@@ -55,6 +56,13 @@ typedef struct {
     int maximize;
 } fgd_adadelta_hparams;
 
+/* RAdam (torch.optim.RAdam); decoupled_weight_decay = 1: param *= 1 - lr * weight_decay
+ * first, as AdamW. */
+typedef struct {
+    double lr, beta1, beta2, eps, weight_decay;
+    int maximize, decoupled_weight_decay;
+} fgd_radam_hparams;
+
 #define FGD_DECLARE(T, SFX)                                                                   \
     /* momentum_buffer may be NULL when momentum == 0; buffer_is_new[t] != 0 sets            \
      * momentum_buffer[t] = grad (PyTorch's first step) instead of the momentum update. */   \
@@ -83,7 +91,11 @@ typedef struct {
                         int nthreads);                                                        \
     void fgd_adadelta_##SFX(size_t ntensors, T *const *param, const T *const *grad,           \
                             T *const *square_avg, T *const *acc_delta, const size_t *numel,   \
-                            const fgd_adadelta_hparams *hp, int nthreads);
+                            const fgd_adadelta_hparams *hp, int nthreads);                    \
+    void fgd_radam_##SFX(size_t ntensors, T *const *param, const T *const *grad,              \
+                         T *const *exp_avg, T *const *exp_avg_sq, const size_t *numel,        \
+                         const int64_t *step, const fgd_radam_hparams *hp, double *work,      \
+                         int nthreads);
 
 FGD_DECLARE(float, f32)
 FGD_DECLARE(double, f64)

@@ -417,6 +417,90 @@ void FN(fgd_adadelta)(size_t ntensors, T *const *param, const T *const *grad,
     fgd_for_ranges(ntensors, numel, nthreads, FN(adadelta_range), &c);
 }
 
+/* ---------------------------------------------------------------- RAdam */
+typedef struct {
+    T *const *param;
+    const T *const *grad;
+    T *const *exp_avg, *const *exp_avg_sq;
+    /* per tensor: 1 - beta1^step, sqrt(1 - beta2^step), the rectification (0: SGD step) */
+    const double *factors;
+    T lr, beta2, one_minus_beta1, one_minus_beta2, eps, weight_decay, decay_factor, sign;
+    int l2, decoupled;
+} FN(radam_ctx);
+
+FGD_HOT static void FN(radam_range)(const void *vctx, size_t t, size_t b, size_t e)
+{
+    const FN(radam_ctx) *c = (const FN(radam_ctx) *)vctx;
+    T *restrict p = c->param[t] + b;
+    const T *restrict g = c->grad[t] + b;
+    T *restrict m = c->exp_avg[t] + b;
+    T *restrict v = c->exp_avg_sq[t] + b;
+    const size_t n = e - b;
+    const T bc1 = (T)c->factors[3 * t], bc2_sqrt = (T)c->factors[3 * t + 1];
+    const T rect = (T)c->factors[3 * t + 2];
+    const int adaptive = c->factors[3 * t + 2] > 0;
+    const T lr = c->lr, beta2 = c->beta2, w1 = c->one_minus_beta1, omb2 = c->one_minus_beta2;
+    const T eps = c->eps, wd = c->weight_decay, keep = c->decay_factor, sign = c->sign;
+    const int l2 = c->l2, decoupled = c->decoupled, small_w = w1 < (T)0.5;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        T d = sign * g[i];
+        T pi = p[i];
+        if (decoupled)
+            pi = pi * keep;
+        if (l2)
+            d = d + wd * pi;
+        T mi = LERP(m[i], d, w1, small_w);
+        T vi = v[i] * beta2 + (omb2 * d) * d;
+        m[i] = mi;
+        v[i] = vi;
+        /* torch: (exp_avg / bc1) * lr [* (sqrt(bc2) / (sqrt(v) + eps)) * rect], subtracted */
+        T step_i = (mi / bc1) * lr;
+        if (adaptive)
+            step_i = (step_i * (bc2_sqrt / (SQRT(vi) + eps))) * rect;
+        p[i] = pi - step_i;
+    }
+}
+
+void FN(fgd_radam)(size_t ntensors, T *const *param, const T *const *grad, T *const *exp_avg,
+                   T *const *exp_avg_sq, const size_t *numel, const int64_t *step,
+                   const fgd_radam_hparams *hp, double *work, int nthreads)
+{
+    const double rho_inf = 2.0 / (1.0 - hp->beta2) - 1.0;
+    for (size_t t = 0; t < ntensors; t++) {
+        if (t && step[t] == step[t - 1]) {
+            for (int k = 0; k < 3; k++)
+                work[3 * t + k] = work[3 * t - 3 + k];
+            continue;
+        }
+        const double s = (double)step[t];
+        const double bc1 = 1.0 - pow(hp->beta1, s), bc2 = 1.0 - pow(hp->beta2, s);
+        const double rho_t = rho_inf - 2.0 * s * pow(hp->beta2, s) / bc2;
+        work[3 * t] = bc1;
+        work[3 * t + 1] = sqrt(bc2);
+        work[3 * t + 2] = rho_t > 5.0 ? sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf /
+                                             ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+                                      : 0.0;
+    }
+    const int has_wd = hp->weight_decay != 0;
+    FN(radam_ctx) c = {param,
+                       grad,
+                       exp_avg,
+                       exp_avg_sq,
+                       work,
+                       (T)hp->lr,
+                       (T)hp->beta2,
+                       (T)(1.0 - hp->beta1),
+                       (T)(1.0 - hp->beta2),
+                       (T)hp->eps,
+                       (T)hp->weight_decay,
+                       (T)(1.0 - hp->lr * hp->weight_decay),
+                       hp->maximize ? (T)-1 : (T)1,
+                       has_wd && !hp->decoupled_weight_decay,
+                       has_wd && hp->decoupled_weight_decay};
+    fgd_for_ranges(ntensors, numel, nthreads, FN(radam_range), &c);
+}
+
 #undef FN
 #undef LERP
 #undef NANMAX

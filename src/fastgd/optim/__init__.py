@@ -16,13 +16,14 @@ from .adam import Adam, AdamW
 from .adamax import Adamax
 from .lion import Lion
 from .optimizer import Optimizer
+from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
 
 #: every algorithm's class by its spec's name (``"sgd"``, ``"adam"``, ...); the class's
 #: ``spec`` declares it. Read-only.
 ALGORITHMS = MappingProxyType({cls.spec.name: cls for cls in (SGD, Adagrad, RMSprop, Adam, AdamW,
-                                                               Adamax, Lion, Adadelta)})
+                                                               Adamax, Lion, Adadelta, RAdam)})
 
 
 def by_name(name: str) -> type[Optimizer]:
@@ -34,4 +35,4 @@ def by_name(name: str) -> type[Optimizer]:
 
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "Lion",
-           "Adadelta", "ALGORITHMS", "by_name"]
+           "Adadelta", "RAdam", "ALGORITHMS", "by_name"]

@@ -11,9 +11,9 @@ number of this update, 1 for the first (an int for all tensors, or one per tenso
 There is one function per algorithm of `fastgd.optim.ALGORITHMS`, made from its spec:
 ``<name>_(param, grad, <its state arrays, in the kernel's order>, *, [step,] <the kernel's
 hyper-parameters>, [init_<buffer>=False,] backend="native")``: ``sgd_``, ``adagrad_``,
-``rmsprop_``, ``adam_``, ``adamw_``, ``adamax_``, ``lion_``, ``adadelta_``. The hyper-parameters are those
-of the optimizer class as its kernel takes them (``beta1, beta2`` for ``betas``; no
-``initial_accumulator_value``: the caller fills ``state_sum``).
+``rmsprop_``, ``adam_``, ``adamw_``, ``adamax_``, ``lion_``, ``adadelta_``, ``radam_``. The
+hyper-parameters are those of the optimizer class as its kernel takes them (``beta1, beta2``
+for ``betas``; no ``initial_accumulator_value``: the caller fills ``state_sum``).
 
 >>> import numpy as np
 >>> from fastgd.functional import adam_

@@ -7,7 +7,7 @@ from numpy.typing import ArrayLike
 from .._typing import FloatArray, Real
 from .optimizer import Optimizer
 
-__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adamax_", "lion_", "adadelta_"]
+__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adamax_", "lion_", "adadelta_", "radam_"]
 
 def functional_for(cls: type[Optimizer]) -> Callable[..., None]: ...
 def sgd_(param: FloatArray | Sequence[FloatArray], grad: FloatArray | Sequence[FloatArray],
@@ -54,3 +54,9 @@ def adadelta_(param: FloatArray | Sequence[FloatArray], grad: FloatArray | Seque
               acc_delta: FloatArray | Sequence[FloatArray], *, lr: Real = ..., rho: Real = ...,
               eps: Real = ..., weight_decay: Real = ..., maximize: bool = ...,
               backend: Literal["native", "reference"] = ...) -> None: ...
+def radam_(param: FloatArray | Sequence[FloatArray], grad: FloatArray | Sequence[FloatArray],
+           exp_avg: FloatArray | Sequence[FloatArray],
+           exp_avg_sq: FloatArray | Sequence[FloatArray], *, step: int | ArrayLike, lr: Real = ...,
+           beta1: Real = ..., beta2: Real = ..., eps: Real = ..., weight_decay: Real = ...,
+           decoupled_weight_decay: bool = ..., maximize: bool = ...,
+           backend: Literal["native", "reference"] = ...) -> None: ...

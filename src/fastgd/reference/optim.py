@@ -204,3 +204,39 @@ def adadelta(param: FloatArray, grad: FloatArray, square_avg: FloatArray, acc_de
     acc_delta *= t(rho)
     acc_delta += t(1 - rho) * delta * delta
     param += t(-lr) * delta
+
+
+def radam(param: FloatArray, grad: FloatArray, exp_avg: FloatArray, exp_avg_sq: FloatArray, *,
+          step: int, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
+          maximize: bool, decoupled_weight_decay: bool) -> None:
+    r"""RAdam (Liu et al. 2020), Adam with the variance of its adaptive step rectified.
+
+    .. math::
+        \rho_\infty = \frac{2}{1-\beta_2} - 1,\quad
+        \rho_t = \rho_\infty - \frac{2 t \beta_2^t}{1-\beta_2^t},\quad
+        \theta_t = \theta_{t-1} - \gamma\,\frac{m_t}{1-\beta_1^t}\,
+            \begin{cases} r_t\,\frac{\sqrt{1-\beta_2^t}}{\sqrt{v_t}+\epsilon} & \rho_t > 5\\
+            1 & \text{otherwise}\end{cases},\quad
+        r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\rho_t}}
+
+    with :math:`m_t, v_t` Adam's moments; decoupled decay shrinks :math:`\theta` first.
+    """
+    t = param.dtype.type
+    if decoupled_weight_decay:
+        if weight_decay != 0:
+            param *= t(1 - lr * weight_decay)
+        d = _direction(param, grad, 0, maximize)
+    else:
+        d = _direction(param, grad, weight_decay, maximize)
+    _lerp_(exp_avg, d, 1 - beta1)
+    exp_avg_sq *= t(beta2)
+    exp_avg_sq += t(1 - beta2) * d * d
+    bc1 = 1 - beta1**step
+    bc2 = 1 - beta2**step
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * step * beta2**step / bc2
+    update = (exp_avg / t(bc1)) * t(lr)
+    if rho_t > 5.0:
+        rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+        update = (update * (t(bc2**0.5) / (np.sqrt(exp_avg_sq) + t(eps)))) * t(rect)
+    param -= update
