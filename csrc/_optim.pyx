@@ -902,44 +902,18 @@ def check_disjoint(arrays, names):
 # plan's state lists are in the order of the optimizer's spec (``<Class>.spec.state_names``),
 # which is the order of the C kernel's state arguments.
 
-def sgd(TensorPlan plan, *, bint increment=True, **hp):
-    """hp: lr, momentum, dampening, weight_decay, nesterov, maximize."""
-    plan.run("sgd", hp, increment)
+def _kernel_function(str algo):
+    def kernel(TensorPlan plan, *, bint increment=True, **hp):
+        plan.run(algo, hp, increment)
+    kernel.__name__ = kernel.__qualname__ = algo
+    kernel.__doc__ = (f"One {algo} step over the batches of the plan's last prepare(); hp: the "
+                      f"kernel arguments of its spec (fastgd.optim.by_name({algo!r}).spec).")
+    return kernel
 
 
-def adagrad(TensorPlan plan, *, bint increment=True, **hp):
-    """hp: lr, lr_decay, weight_decay, eps, maximize."""
-    plan.run("adagrad", hp, increment)
-
-
-def rmsprop(TensorPlan plan, *, bint increment=True, **hp):
-    """hp: lr, alpha, eps, weight_decay, momentum, centered, maximize."""
-    plan.run("rmsprop", hp, increment)
-
-
-def adam(TensorPlan plan, *, bint increment=True, **hp):
-    """hp: lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay."""
-    plan.run("adam", hp, increment)
-
-
-def adamax(TensorPlan plan, *, bint increment=True, **hp):
-    """hp: lr, beta1, beta2, eps, weight_decay, maximize."""
-    plan.run("adamax", hp, increment)
-
-
-def lion(TensorPlan plan, *, bint increment=True, **hp):
-    """hp: lr, beta1, beta2, weight_decay, maximize."""
-    plan.run("lion", hp, increment)
-
-
-def adadelta(TensorPlan plan, *, bint increment=True, **hp):
-    """hp: lr, rho, eps, weight_decay, maximize."""
-    plan.run("adadelta", hp, increment)
-
-
-def radam(TensorPlan plan, *, bint increment=True, **hp):
-    """hp: lr, beta1, beta2, eps, weight_decay, maximize, decoupled_weight_decay."""
-    plan.run("radam", hp, increment)
+# one function per algorithm, named as ALGORITHMS names it: sgd(plan, **hp), adam(plan, **hp), ...
+for _algo in ALGORITHMS:
+    globals()[_algo] = _kernel_function(_algo)
 
 
 # ----------------------------------------------------------------------------- bound updates

@@ -34,6 +34,23 @@ def _direction(param: FloatArray, grad: FloatArray, weight_decay: float,
     return d
 
 
+def _adam_moments_(param: FloatArray, grad: FloatArray, exp_avg: FloatArray,
+                   exp_avg_sq: FloatArray, lr: float, beta1: float, beta2: float,
+                   weight_decay: float, maximize: bool, decoupled_weight_decay: bool) -> None:
+    """Adam's first half, shared by Adam and RAdam: the weight decay (L2 into the gradient,
+    or decoupled: ``param *= 1 - lr * weight_decay``), then both moments."""
+    t = param.dtype.type
+    if decoupled_weight_decay:
+        if weight_decay != 0:
+            param *= t(1 - lr * weight_decay)
+        d = _direction(param, grad, 0, maximize)
+    else:
+        d = _direction(param, grad, weight_decay, maximize)
+    _lerp_(exp_avg, d, 1 - beta1)
+    exp_avg_sq *= t(beta2)
+    exp_avg_sq += t(1 - beta2) * d * d
+
+
 def sgd(param: FloatArray, grad: FloatArray, momentum_buffer: MaybeState, *, lr: float,
         momentum: float, dampening: float, weight_decay: float, nesterov: bool, maximize: bool,
         buffer_is_new: bool) -> None:
@@ -121,15 +138,8 @@ def adam(param: FloatArray, grad: FloatArray, exp_avg: FloatArray, exp_avg_sq: F
     :math:`\lambda\theta` to the gradient; AMSGrad uses :math:`\max_{s\le t} v_s` for :math:`v_t`.
     """
     t = param.dtype.type
-    if decoupled_weight_decay:
-        if weight_decay != 0:
-            param *= t(1 - lr * weight_decay)
-        d = _direction(param, grad, 0, maximize)
-    else:
-        d = _direction(param, grad, weight_decay, maximize)
-    _lerp_(exp_avg, d, 1 - beta1)
-    exp_avg_sq *= t(beta2)
-    exp_avg_sq += t(1 - beta2) * d * d
+    _adam_moments_(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_decay, maximize,
+                   decoupled_weight_decay)
     step_size = lr / (1 - beta1**step)
     bias_correction2_sqrt = (1 - beta2**step) ** 0.5
     # multiplied by the reciprocal, as the kernel does (PyTorch divides: ~1 ulp apart)
@@ -222,15 +232,8 @@ def radam(param: FloatArray, grad: FloatArray, exp_avg: FloatArray, exp_avg_sq: 
     with :math:`m_t, v_t` Adam's moments; decoupled decay shrinks :math:`\theta` first.
     """
     t = param.dtype.type
-    if decoupled_weight_decay:
-        if weight_decay != 0:
-            param *= t(1 - lr * weight_decay)
-        d = _direction(param, grad, 0, maximize)
-    else:
-        d = _direction(param, grad, weight_decay, maximize)
-    _lerp_(exp_avg, d, 1 - beta1)
-    exp_avg_sq *= t(beta2)
-    exp_avg_sq += t(1 - beta2) * d * d
+    _adam_moments_(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_decay, maximize,
+                   decoupled_weight_decay)
     bc1 = 1 - beta1**step
     bc2 = 1 - beta2**step
     rho_inf = 2 / (1 - beta2) - 1
