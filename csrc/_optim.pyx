@@ -127,8 +127,104 @@ cdef extern from "fastgd_optim.h" nogil:
 
 
 cdef extern from "fastgd_optim.h" nogil:
+    size_t fgd_norm_blocks(size_t ntensors, const size_t *numel)
+    double fgd_norm_f32(size_t, const float **, const size_t *, double, double *, int)
+    double fgd_norm_f64(size_t, const double **, const size_t *, double, double *, int)
+    void fgd_scale_f32(size_t, float **, const size_t *, double, int)
+    void fgd_scale_f64(size_t, double **, const size_t *, double, int)
     void fgd_stream_probe_f32(float *p, const float *g, float *m, float *v, size_t n,
                               int nthreads)
+
+
+cdef tuple _flat_list(list arrays, str name, bint writeable):
+    """(dtype, pointers, sizes) of a list of float32/float64 contiguous arrays of one dtype,
+    checked; the caller frees the two C arrays."""
+    cdef Py_ssize_t n = len(arrays), i
+    cdef cnp.ndarray a
+    dtype = None
+    for i in range(n):
+        if not isinstance(arrays[i], np.ndarray):
+            raise TypeError(f"{name}[{i}] must be a numpy.ndarray, got {type(arrays[i]).__name__}")
+        a = <cnp.ndarray>arrays[i]
+        if a.dtype != np.float32 and a.dtype != np.float64:
+            raise TypeError(f"{name}[{i}] must have dtype float32 or float64, got {a.dtype}")
+        if dtype is None:
+            dtype = a.dtype
+        elif a.dtype != dtype:
+            raise TypeError(f"{name}[{i}] has dtype {a.dtype}, {name}[0] has {dtype}")
+        if not (cnp.PyArray_IS_C_CONTIGUOUS(a) or cnp.PyArray_IS_F_CONTIGUOUS(a)):
+            raise ValueError(f"{name}[{i}] is not contiguous")
+        if not cnp.PyArray_ISALIGNED(a):
+            raise ValueError(f"{name}[{i}] is not aligned to its elements")
+        if writeable and not cnp.PyArray_ISWRITEABLE(a):
+            raise ValueError(f"{name}[{i}] is read-only")
+    return dtype, n
+
+
+def norm(list arrays, double norm_type):
+    """The ``norm_type``-norm (> 0, or inf) of every element of ``arrays`` (contiguous,
+    all float32 or all float64) as one vector, accumulated in double, the same bits for any
+    thread count; NaN propagates. 0.0 for no arrays."""
+    dtype, count = _flat_list(arrays, "arrays", False)
+    cdef size_t n = count
+    if not (norm_type > 0):
+        raise ValueError(f"norm_type must be > 0 or inf, got {norm_type}")
+    if n == 0:
+        return 0.0
+    cdef void **ptr = <void **>malloc(n * sizeof(void *))
+    cdef size_t *numel = <size_t *>malloc(n * sizeof(size_t))
+    cdef double *partial = NULL
+    cdef double out = 0
+    cdef size_t i
+    cdef bint f32 = dtype == np.float32
+    try:
+        if ptr == NULL or numel == NULL:
+            raise MemoryError()
+        for i in range(n):
+            ptr[i] = cnp.PyArray_DATA(<cnp.ndarray>arrays[i])
+            numel[i] = <size_t>cnp.PyArray_SIZE(<cnp.ndarray>arrays[i])
+        partial = <double *>malloc((fgd_norm_blocks(n, numel) + 1) * sizeof(double))
+        if partial == NULL:
+            raise MemoryError()
+        with nogil:
+            if f32:
+                out = fgd_norm_f32(n, <const float **>ptr, numel, norm_type, partial,
+                                   _shared.num_threads)
+            else:
+                out = fgd_norm_f64(n, <const double **>ptr, numel, norm_type, partial,
+                                   _shared.num_threads)
+    finally:
+        free(ptr)
+        free(numel)
+        free(partial)
+    return out
+
+
+def scale_(list arrays, double factor):
+    """Multiply every element of ``arrays`` (contiguous, writeable, one float dtype) by
+    ``factor`` (rounded to their dtype first) in place."""
+    dtype, count = _flat_list(arrays, "arrays", True)
+    cdef size_t n = count
+    if n == 0:
+        return
+    cdef void **ptr = <void **>malloc(n * sizeof(void *))
+    cdef size_t *numel = <size_t *>malloc(n * sizeof(size_t))
+    cdef size_t i
+    cdef bint f32 = dtype == np.float32
+    try:
+        if ptr == NULL or numel == NULL:
+            raise MemoryError()
+        for i in range(n):
+            ptr[i] = cnp.PyArray_DATA(<cnp.ndarray>arrays[i])
+            numel[i] = <size_t>cnp.PyArray_SIZE(<cnp.ndarray>arrays[i])
+        with nogil:
+            if f32:
+                fgd_scale_f32(n, <float **>ptr, numel, factor, _shared.num_threads)
+            else:
+                fgd_scale_f64(n, <double **>ptr, numel, factor, _shared.num_threads)
+    finally:
+        free(ptr)
+        free(numel)
 
 
 def stream_probe(p, g, m, v):

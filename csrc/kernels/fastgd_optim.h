@@ -101,6 +101,21 @@ FGD_DECLARE(float, f32)
 FGD_DECLARE(double, f64)
 #undef FGD_DECLARE
 
+/* Gradient clipping (fastgd.nn.utils): the p-norm (norm_type > 0, or infinite: the largest
+ * magnitude; NaN propagates) of all elements of a list of arrays, accumulated in double over
+ * fixed blocks (the same bits for any thread count); `partial` is a caller-owned workspace
+ * of fgd_norm_blocks(ntensors, numel) doubles. fgd_scale multiplies every element by
+ * (T)factor in place. */
+size_t fgd_norm_blocks(size_t ntensors, const size_t *numel);
+double fgd_norm_f32(size_t ntensors, const float *const *x, const size_t *numel,
+                    double norm_type, double *partial, int nthreads);
+double fgd_norm_f64(size_t ntensors, const double *const *x, const size_t *numel,
+                    double norm_type, double *partial, int nthreads);
+void fgd_scale_f32(size_t ntensors, float *const *x, const size_t *numel, double factor,
+                   int nthreads);
+void fgd_scale_f64(size_t ntensors, double *const *x, const size_t *numel, double factor,
+                   int nthreads);
+
 /* For benchmarks: p += g, m += g, v += g over n float32 elements (the memory traffic of an
  * Adam step, four arrays read and three written, none of its arithmetic), split over
  * threads exactly as the updates are. */

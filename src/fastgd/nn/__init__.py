@@ -9,6 +9,7 @@ from .linear import Linear
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .module import Module
 from .sequential import MLP, Sequential
+from . import utils
 
-__all__ = ["Module", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Identity",
+__all__ = ["utils", "Module", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Identity",
            "MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss", "Sequential", "MLP"]
