@@ -13,6 +13,7 @@ from types import MappingProxyType
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from . import lr_scheduler
 from .adamax import Adamax
 from .lion import Lion
 from .optimizer import Optimizer
@@ -35,4 +36,4 @@ def by_name(name: str) -> type[Optimizer]:
 
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "Lion",
-           "Adadelta", "RAdam", "ALGORITHMS", "by_name"]
+           "Adadelta", "RAdam", "ALGORITHMS", "by_name", "lr_scheduler"]

@@ -96,7 +96,7 @@ class Optimizer:
             raise TypeError(f"{where} must be a dict, got {type(param_group).__name__}")
         if "params" not in param_group:
             raise ValueError(f"{where} has no 'params' entry")
-        unknown = sorted(set(param_group) - set(self.defaults) - {"params"})
+        unknown = sorted(set(param_group) - set(self.defaults) - _NOT_HYPER)
         if unknown:
             raise ValueError(f"{where} has unknown hyper-parameter {unknown[0]!r}; expected "
                              f"some of {sorted(self.defaults)}")
@@ -180,7 +180,7 @@ class Optimizer:
         if slot.checked is not None and slot.checked[0] == key:
             return slot.checked[1], slot.checked[2]
         where = f"param_groups[{gi}]"
-        unknown = sorted(set(group) - set(self.defaults) - {"params"})
+        unknown = sorted(set(group) - set(self.defaults) - _NOT_HYPER)
         if unknown:
             raise ValueError(f"{where} has unknown hyper-parameter {unknown[0]!r}")
         for k in self.defaults:
@@ -313,9 +313,11 @@ class Optimizer:
             if list(sg["params"]) != list(range(start, start + n)):
                 raise ValueError(f"{where}['params'] must be the indices {start}..{start + n - 1} "
                                  f"for this optimizer's {n} parameters")
-            unknown = sorted(set(sg) - set(self.defaults) - {"params"})
+            unknown = sorted(set(sg) - set(self.defaults) - _NOT_HYPER)
             if unknown:
                 raise ValueError(f"{where} has unknown hyper-parameter {unknown[0]!r}")
+            if "initial_lr" in sg:
+                _checks.real(sg["initial_lr"], f"{where}['initial_lr']", low=0)
             merged = {**group, **{k: v for k, v in sg.items() if k != "params"}}
             merged["params"] = group["params"]
             self.spec.kernel_args(merged, where)
@@ -450,6 +452,11 @@ class Optimizer:
     # ------------------------------------------------------------------ the native step
     def _native(self, plan: TensorPlan, hp: dict[str, Any]) -> None:
         getattr(_optim, self.spec.kernel)(plan, **hp)
+
+
+#: the keys of a parameter group that are not hyper-parameters: its arrays, and the
+#: learning rate a schedule started from (fastgd.optim.lr_scheduler sets it, as torch's do)
+_NOT_HYPER = frozenset({"params", "initial_lr"})
 
 
 def _frozen(group: dict[str, Any]) -> tuple:
