@@ -172,3 +172,69 @@ def test_optimizer_accepts_the_schedules_initial_lr():
     with pytest.raises(TypeError, match="initial_lr"):
         opt.load_state_dict(bad)
     assert math.isclose(opt.param_groups[0]["initial_lr"], 0.1)
+
+
+@pytest.mark.parametrize("kw", [dict(T_0=4), dict(T_0=3, T_mult=2, eta_min=0.001)])
+def test_cosine_warm_restarts_matches_torch(kw):
+    ours, params, theirs, tp, s, ts = _pair("CosineAnnealingWarmRestarts", kw)
+    for _ in range(STEPS):
+        _step(ours, params, theirs, tp)
+        s.step()
+        ts.step()
+        assert s.get_last_lr() == pytest.approx(ts.get_last_lr(), rel=1e-12, abs=1e-15)
+    for epoch in (0.5, 7.25, 2, 40):          # fractional epochs, as torch allows here
+        s.step(epoch)
+        ts.step(epoch)
+        assert s.get_last_lr() == pytest.approx(ts.get_last_lr(), rel=1e-12, abs=1e-15)
+    with pytest.raises(ValueError, match="epoch must be >= 0"):
+        s.step(-1)
+
+
+def _build(lib, opt, which):
+    if which == "sequential":
+        a = lib.LinearLR(opt, start_factor=0.25, total_iters=3)
+        b = lib.ExponentialLR(opt, gamma=0.8)
+        c = lib.StepLR(opt, step_size=2, gamma=0.5)
+        return lib.SequentialLR(opt, [a, b, c], milestones=[3, 8])
+    a = lib.ExponentialLR(opt, gamma=0.9)
+    b = lib.ConstantLR(opt, factor=0.5, total_iters=4)
+    return lib.ChainedScheduler([a, b])
+
+
+@pytest.mark.parametrize("which", ["sequential", "chained"])
+def test_composite_schedules_match_torch(which):
+    params = [np.zeros(3), np.zeros(2)]
+    ours = fastgd.optim.SGD([{"params": [params[0]]}, {"params": [params[1]], "lr": 0.05}],
+                            lr=0.1)
+    tp = [torch.zeros(3, requires_grad=True), torch.zeros(2, requires_grad=True)]
+    theirs = torch.optim.SGD([{"params": [tp[0]]}, {"params": [tp[1]], "lr": 0.05}], lr=0.1)
+    s, ts = _build(S, ours, which), _build(T, theirs, which)
+    assert s.get_last_lr() == pytest.approx(ts.get_last_lr(), rel=1e-12)
+    for k in range(STEPS):
+        _step(ours, params, theirs, tp)
+        s.step()
+        ts.step()
+        assert s.get_last_lr() == pytest.approx(ts.get_last_lr(), rel=1e-12, abs=1e-15), k
+        if k == 12:
+            saved = s.state_dict()
+            assert len(saved["_schedulers"]) == len(ts.state_dict()["_schedulers"])
+    s.load_state_dict(saved)                   # back to step 13's schedule state
+    assert s.last_epoch == saved["last_epoch"] if "last_epoch" in saved else True
+
+
+def test_composite_schedules_check_their_parts():
+    opt = fastgd.optim.SGD([np.zeros(1)], lr=0.1)
+    other = fastgd.optim.SGD([np.zeros(1)], lr=0.1)
+    a, b = S.StepLR(opt, 2), S.StepLR(other, 2)
+    with pytest.raises(ValueError, match="same optimizer"):
+        S.SequentialLR(opt, [a, b], milestones=[3])
+    with pytest.raises(ValueError, match="one milestone fewer"):
+        S.SequentialLR(opt, [a, S.StepLR(opt, 3)], milestones=[3, 4])
+    with pytest.raises(TypeError, match=r"schedulers\[1\]"):
+        S.ChainedScheduler([a, "x"])
+    with pytest.raises(ValueError, match="at least one"):
+        S.SequentialLR(opt, [], milestones=[])
+    with pytest.raises(ValueError, match="T_0"):
+        S.CosineAnnealingWarmRestarts(opt, T_0=0)
+    with pytest.raises(ValueError, match="T_mult"):
+        S.CosineAnnealingWarmRestarts(opt, T_0=2, T_mult=0)

@@ -31,7 +31,8 @@ from .. import _checks
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR",
-           "ConstantLR", "LinearLR", "ExponentialLR", "PolynomialLR", "CosineAnnealingLR"]
+           "ConstantLR", "LinearLR", "ExponentialLR", "PolynomialLR", "CosineAnnealingLR",
+           "CosineAnnealingWarmRestarts", "SequentialLR", "ChainedScheduler"]
 
 _EPOCH_DEPRECATION = ("The epoch parameter in `scheduler.step()` is deprecated (as in "
                       "PyTorch): call `scheduler.step()` without it.")
@@ -88,16 +89,22 @@ class LRScheduler:
         return list(self._last_lr)
 
     def step(self, epoch: int | None = None) -> None:
-        """Advance the schedule by one (after ``optimizer.step``)."""
+        """Advance the schedule by one (after ``optimizer.step``); ``epoch`` (deprecated, as
+        in torch) jumps to that epoch through the closed form where there is one."""
         self._step_count += 1
+        if epoch is not None:
+            warnings.warn(_EPOCH_DEPRECATION, UserWarning, stacklevel=2)
+            epoch = _checks.integer(epoch, "epoch", low=0)
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch: int | None = None) -> None:
         self._get_lr_called_within_step = True
         try:
             if epoch is None:
                 self.last_epoch += 1
                 values = self.get_lr()
             else:
-                warnings.warn(_EPOCH_DEPRECATION, UserWarning, stacklevel=2)
-                self.last_epoch = _checks.integer(epoch, "epoch", low=0)
+                self.last_epoch = epoch
                 closed = getattr(self, "_get_closed_form_lr", None)
                 values = closed() if closed is not None else self.get_lr()
         finally:
@@ -442,3 +449,217 @@ class CosineAnnealingLR(LRScheduler):
         return [self.eta_min + (base - self.eta_min)
                 * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
                 for base in self.base_lrs]
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    r"""Cosine annealing with warm restarts (SGDR), as
+    ``torch.optim.lr_scheduler.CosineAnnealingWarmRestarts``:
+
+    .. math:: \eta_t = \eta_{min} + (\eta_{base} - \eta_{min})
+              \frac{1 + \cos(\pi T_{cur} / T_i)}{2}
+
+    where :math:`T_{cur}` counts the steps since the last restart and the period
+    :math:`T_i` starts at ``T_0`` and is multiplied by ``T_mult`` at each restart.
+
+    Parameters
+    ----------
+    optimizer : fastgd.optim.Optimizer
+    T_0 : int
+        >= 1.
+    T_mult : int, default 1
+        >= 1.
+    eta_min : float, default 0.0
+    last_epoch : int, default -1
+    """
+
+    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
+                 last_epoch: int = -1) -> None:
+        self.T_0 = _checks.integer(T_0, "T_0", low=1)
+        self.T_i = self.T_0
+        self.T_mult = _checks.integer(T_mult, "T_mult", low=1)
+        self.eta_min = _checks.real(eta_min, "eta_min")
+        self.T_cur: float = last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        self._warn_outside_step()
+        return [self.eta_min + (base - self.eta_min)
+                * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2 for base in self.base_lrs]
+
+    def step(self, epoch: float | None = None) -> None:
+        """One step, or (as torch allows here, fractional epochs included) to ``epoch``."""
+        self._step_count += 1
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur = self.T_cur + 1
+            if self.T_cur >= self.T_i:
+                self.T_cur = self.T_cur % self.T_i
+                self.T_i = self.T_i * self.T_mult
+        else:
+            if isinstance(epoch, bool) or not isinstance(epoch, (int, float)):
+                raise TypeError(f"epoch must be a number, got {type(epoch).__name__}")
+            if epoch < 0:
+                raise ValueError(f"epoch must be >= 0, got {epoch}")
+            if epoch >= self.T_0:
+                if self.T_mult == 1:
+                    self.T_cur = epoch % self.T_0
+                else:
+                    n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+                    self.T_cur = epoch - self.T_0 * (self.T_mult ** n - 1) / (self.T_mult - 1)
+                    self.T_i = self.T_0 * self.T_mult ** n
+            else:
+                self.T_i = self.T_0
+                self.T_cur = epoch
+        self.last_epoch = math.floor(epoch)
+        self._get_lr_called_within_step = True
+        try:
+            values = self.get_lr()
+        finally:
+            self._get_lr_called_within_step = False
+        for group, lr in zip(self.optimizer.param_groups, values):
+            group["lr"] = lr
+        self._last_lr = self._lrs()
+
+
+def _check_children(kind: str, schedulers: Any, optimizer: Optimizer) -> list[LRScheduler]:
+    if isinstance(schedulers, (str, bytes)) or not hasattr(schedulers, "__iter__"):
+        raise TypeError(f"{kind}: schedulers must be a sequence of schedulers")
+    out = list(schedulers)
+    if not out:
+        raise ValueError(f"{kind} expects at least one scheduler")
+    for i, s in enumerate(out):
+        if not isinstance(s, LRScheduler):
+            raise TypeError(f"{kind}: schedulers[{i}] is not a fastgd.optim.lr_scheduler "
+                            f"scheduler, got {type(s).__name__}")
+        if s.optimizer is not optimizer:
+            raise ValueError(f"{kind} expects every scheduler on the same optimizer; "
+                             f"schedulers[{i}] has another one")
+    return out
+
+
+class _Composite(LRScheduler):
+    """state_dict and load_state_dict of the schedules made of others."""
+
+    _schedulers: list[LRScheduler]
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
+        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
+        state = dict(state_dict)
+        children = state.pop("_schedulers")
+        self.__dict__.update(state)
+        for s, saved in zip(self._schedulers, children):
+            s.load_state_dict(saved)
+
+
+class SequentialLR(_Composite):
+    """The schedulers one after the other, switching at ``milestones``, as
+    ``torch.optim.lr_scheduler.SequentialLR``.
+
+    Parameters
+    ----------
+    optimizer : fastgd.optim.Optimizer
+    schedulers : sequence of schedulers
+        Built on ``optimizer``.
+    milestones : sequence of int
+        One fewer than the schedulers, in increasing order.
+    last_epoch : int, default -1
+
+    Examples
+    --------
+    >>> import numpy as np, fastgd
+    >>> opt = fastgd.optim.SGD([np.zeros(1)], lr=1.0)
+    >>> warm = LinearLR(opt, start_factor=0.5, total_iters=2)
+    >>> decay = ExponentialLR(opt, gamma=0.5)
+    >>> s = SequentialLR(opt, [warm, decay], milestones=[2])
+    >>> lrs = [s.get_last_lr()[0]]
+    >>> for _ in range(4):
+    ...     s.step(); lrs.append(s.get_last_lr()[0])
+    >>> lrs
+    [0.5, 0.75, 1.0, 0.5, 0.25]
+    """
+
+    def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler],
+                 milestones: Sequence[int], last_epoch: int = -1) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a fastgd.optim optimizer, got "
+                            f"{type(optimizer).__name__}")
+        children = _check_children("SequentialLR", schedulers, optimizer)
+        if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
+            raise TypeError("milestones must be a sequence of ints")
+        ms = [_checks.integer(m, f"milestones[{i}]", low=0) for i, m in enumerate(milestones)]
+        if len(ms) != len(children) - 1:
+            raise ValueError(f"SequentialLR expects one milestone fewer than schedulers, got "
+                             f"{len(children)} schedulers and {len(ms)} milestones")
+        if any(b < a for a, b in zip(ms, ms[1:])):
+            raise ValueError(f"milestones must be in increasing order, got {ms}")
+        last_epoch = _checks.integer(last_epoch, "last_epoch", low=-1)
+        self._schedulers = children
+        self._milestones = ms
+        self.last_epoch = last_epoch + 1
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        self._undo(self)
+        idx = bisect_right(ms, 0)
+        children[idx]._initial_step()
+        self._last_lr = children[idx].get_last_lr()
+
+    def _undo(self, sched: LRScheduler) -> None:
+        """Take back the first step of every scheduler inside (their constructors took one)."""
+        inner = getattr(sched, "_schedulers", None)
+        if inner is not None:
+            for s in inner:
+                self._undo(s)
+        else:
+            sched.last_epoch -= 1
+
+    def step(self, epoch: int | None = None) -> None:
+        if epoch is not None:
+            raise TypeError("SequentialLR.step() takes no epoch")
+        self.last_epoch += 1
+        idx = bisect_right(self._milestones, self.last_epoch)
+        scheduler = self._schedulers[idx]
+        if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
+            scheduler._update_lr(0)
+        else:
+            scheduler.step()
+        self._last_lr = scheduler.get_last_lr()
+
+
+class ChainedScheduler(_Composite):
+    """Every scheduler stepped in turn at each step (their factors multiply), as
+    ``torch.optim.lr_scheduler.ChainedScheduler``.
+
+    Parameters
+    ----------
+    schedulers : sequence of schedulers
+        All on one optimizer.
+    optimizer : fastgd.optim.Optimizer, optional
+        Their optimizer (default: the first scheduler's).
+    """
+
+    def __init__(self, schedulers: Sequence[LRScheduler],
+                 optimizer: Optimizer | None = None) -> None:
+        first = list(schedulers)[:1] if hasattr(schedulers, "__iter__") else []
+        if optimizer is None and first and isinstance(first[0], LRScheduler):
+            optimizer = first[0].optimizer
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError("ChainedScheduler needs schedulers on a fastgd.optim optimizer")
+        self._schedulers = _check_children("ChainedScheduler", schedulers, optimizer)
+        self.optimizer = optimizer
+        self._last_lr = self._lrs()
+
+    def step(self, epoch: int | None = None) -> None:
+        if epoch is not None:
+            raise TypeError("ChainedScheduler.step() takes no epoch")
+        for s in self._schedulers:
+            s.step()
+        self._last_lr = self._lrs()
