@@ -238,3 +238,42 @@ def test_composite_schedules_check_their_parts():
         S.CosineAnnealingWarmRestarts(opt, T_0=0)
     with pytest.raises(ValueError, match="T_mult"):
         S.CosineAnnealingWarmRestarts(opt, T_0=2, T_mult=0)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(mode="max", factor=0.5, patience=2, cooldown=1),
+                                dict(threshold_mode="abs", threshold=0.05, patience=1,
+                                     min_lr=[0.02, 0.04]),
+                                dict(patience=0, factor=0.3, eps=0.01)])
+def test_reduce_on_plateau_matches_torch(kw):
+    ours, params, theirs, tp = _pair("StepLR", dict(step_size=1000))[:4]
+    s, ts = S.ReduceLROnPlateau(ours, **kw), T.ReduceLROnPlateau(theirs, **kw)
+    metrics = np.random.default_rng(4).normal(1.0, 0.05, 60)
+    metrics[:10] = np.linspace(1.5, 1.0, 10)
+    for m in metrics:
+        _step(ours, params, theirs, tp)
+        s.step(float(m))
+        ts.step(float(m))
+        assert s.get_last_lr() == pytest.approx(ts.get_last_lr(), rel=1e-15)
+        assert (s.num_bad_epochs, s.cooldown_counter, s.best) == (
+            ts.num_bad_epochs, ts.cooldown_counter, ts.best)
+    assert s.get_last_lr() != [0.1, 0.05]      # it did reduce
+    state = s.state_dict()
+    s2 = S.ReduceLROnPlateau(ours, **kw)
+    s2.load_state_dict(state)
+    assert (s2.best, s2.num_bad_epochs, s2.last_epoch) == (s.best, s.num_bad_epochs,
+                                                           s.last_epoch)
+
+
+@pytest.mark.parametrize("kw, error, match", [
+    (dict(factor=1.0), ValueError, "factor"),
+    (dict(mode="lowest"), ValueError, "mode must be one of"),
+    (dict(threshold_mode="pct"), ValueError, "threshold_mode"),
+    (dict(patience=-1), ValueError, "patience"),
+    (dict(min_lr=[0.1]), ValueError, "expected 2 min_lrs"),
+])
+def test_reduce_on_plateau_refuses_bad_arguments(kw, error, match):
+    opt = fastgd.optim.SGD([{"params": [np.zeros(1)]}, {"params": [np.zeros(1)]}], lr=0.1)
+    with pytest.raises(error, match=match):
+        S.ReduceLROnPlateau(opt, **kw)
+    with pytest.raises(TypeError, match="metrics"):
+        S.ReduceLROnPlateau(opt).step("low")

@@ -27,12 +27,15 @@ from bisect import bisect_right
 from collections import Counter
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from .. import _checks
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR",
            "ConstantLR", "LinearLR", "ExponentialLR", "PolynomialLR", "CosineAnnealingLR",
-           "CosineAnnealingWarmRestarts", "SequentialLR", "ChainedScheduler"]
+           "CosineAnnealingWarmRestarts", "SequentialLR", "ChainedScheduler",
+           "ReduceLROnPlateau"]
 
 _EPOCH_DEPRECATION = ("The epoch parameter in `scheduler.step()` is deprecated (as in "
                       "PyTorch): call `scheduler.step()` without it.")
@@ -663,3 +666,118 @@ class ChainedScheduler(_Composite):
         for s in self._schedulers:
             s.step()
         self._last_lr = self._lrs()
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Multiply the learning rates by ``factor`` once a metric has stopped improving for
+    ``patience`` steps, as ``torch.optim.lr_scheduler.ReduceLROnPlateau``; ``step(metric)``.
+
+    Parameters
+    ----------
+    optimizer : fastgd.optim.Optimizer
+    mode : {"min", "max"}, default "min"
+    factor : float, default 0.1
+        In [0, 1).
+    patience : int, default 10
+    threshold : float, default 1e-4
+    threshold_mode : {"rel", "abs"}, default "rel"
+        "Better" is below ``best * (1 - threshold)`` ("rel", mode "min") or
+        ``best - threshold`` ("abs"); mirrored for mode "max".
+    cooldown : int, default 0
+        Steps to wait after a reduction before counting bad steps again.
+    min_lr : float or list of float, default 0
+        A floor, for all groups or one per group.
+    eps : float, default 1e-8
+        A reduction smaller than this is not made.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgd
+    >>> opt = fastgd.optim.SGD([np.zeros(1)], lr=1.0)
+    >>> s = ReduceLROnPlateau(opt, patience=1, factor=0.5)
+    >>> for loss in [1.0, 0.9, 0.9, 0.9, 0.9]:
+    ...     s.step(loss)
+    >>> s.get_last_lr()
+    [0.5]
+    """
+
+    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1,
+                 patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
+                 cooldown: int = 0, min_lr: float | Sequence[float] = 0,
+                 eps: float = 1e-8) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a fastgd.optim optimizer, got "
+                            f"{type(optimizer).__name__}")
+        self.factor = _checks.real(factor, "factor", low=0, high=1, high_open=True)
+        n = len(optimizer.param_groups)
+        if isinstance(min_lr, (list, tuple)):
+            if len(min_lr) != n:
+                raise ValueError(f"expected {n} min_lrs, got {len(min_lr)}")
+            self.default_min_lr: float | None = None
+            self.min_lrs = [_checks.real(v, f"min_lr[{i}]", low=0) for i, v in enumerate(min_lr)]
+        else:
+            self.default_min_lr = _checks.real(min_lr, "min_lr", low=0)
+            self.min_lrs = [self.default_min_lr] * n
+        self.patience = _checks.integer(patience, "patience", low=0)
+        self.cooldown = _checks.integer(cooldown, "cooldown", low=0)
+        self.eps = _checks.real(eps, "eps", low=0)
+        self.threshold = _checks.real(threshold, "threshold", low=0)
+        self.mode = _checks.choice(mode, "mode", ("min", "max"))
+        self.threshold_mode = _checks.choice(threshold_mode, "threshold_mode", ("rel", "abs"))
+        self.optimizer = optimizer
+        self.last_epoch = 0
+        self._last_lr = self._lrs()
+        self.mode_worse = math.inf if self.mode == "min" else -math.inf
+        self.best = self.mode_worse
+        self.cooldown_counter = 0
+        self.num_bad_epochs = 0
+
+    def _is_better(self, a: float, best: float) -> bool:
+        if self.mode == "min":
+            return a < (best * (1.0 - self.threshold) if self.threshold_mode == "rel"
+                        else best - self.threshold)
+        return a > (best * (self.threshold + 1.0) if self.threshold_mode == "rel"
+                    else best + self.threshold)
+
+    def step(self, metrics: Any, epoch: int | None = None) -> None:  # type: ignore[override]
+        """One step with this step's value of the monitored metric (a real number)."""
+        if isinstance(metrics, bool) or not isinstance(metrics, (int, float, np.number)):
+            raise TypeError(f"metrics must be a real number, got {type(metrics).__name__}")
+        current = float(metrics)
+        if epoch is None:
+            epoch = self.last_epoch + 1
+        else:
+            warnings.warn(_EPOCH_DEPRECATION, UserWarning, stacklevel=2)
+            epoch = _checks.integer(epoch, "epoch", low=0)
+        self.last_epoch = epoch
+        if self._is_better(current, self.best):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            self._reduce_lr()
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = self._lrs()
+
+    def _reduce_lr(self) -> None:
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.min_lrs):
+            if self.default_min_lr is None:
+                raise ValueError(f"the optimizer has {len(groups)} parameter groups but min_lr "
+                                 f"gave {len(self.min_lrs)}: set min_lrs for every group")
+            self.min_lrs = [self.default_min_lr] * len(groups)
+        for i, group in enumerate(groups):
+            old = float(group["lr"])
+            new = max(old * self.factor, self.min_lrs[i])
+            if old - new > self.eps:
+                group["lr"] = new
+
+    @property
+    def in_cooldown(self) -> bool:
+        """Whether reductions are paused (``cooldown`` steps after the last one)."""
+        return self.cooldown_counter > 0
