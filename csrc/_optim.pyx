@@ -161,6 +161,18 @@ cdef tuple _flat_list(list arrays, str name, bint writeable):
     return dtype, n
 
 
+cdef int _fill_pointers(list arrays, void **ptr, size_t *numel) except -1:
+    """The data pointers and sizes of ``arrays`` (checked by `_flat_list`) into ``ptr`` and
+    ``numel``, which the caller allocated (NULL: MemoryError) and frees."""
+    cdef Py_ssize_t i
+    if ptr == NULL or numel == NULL:
+        raise MemoryError()
+    for i in range(len(arrays)):
+        ptr[i] = cnp.PyArray_DATA(<cnp.ndarray>arrays[i])
+        numel[i] = <size_t>cnp.PyArray_SIZE(<cnp.ndarray>arrays[i])
+    return 0
+
+
 def norm(list arrays, double norm_type):
     """The ``norm_type``-norm (> 0, or inf) of every element of ``arrays`` (contiguous,
     all float32 or all float64) as one vector, accumulated in double, the same bits for any
@@ -175,14 +187,9 @@ def norm(list arrays, double norm_type):
     cdef size_t *numel = <size_t *>malloc(n * sizeof(size_t))
     cdef double *partial = NULL
     cdef double out = 0
-    cdef size_t i
     cdef bint f32 = dtype == np.float32
     try:
-        if ptr == NULL or numel == NULL:
-            raise MemoryError()
-        for i in range(n):
-            ptr[i] = cnp.PyArray_DATA(<cnp.ndarray>arrays[i])
-            numel[i] = <size_t>cnp.PyArray_SIZE(<cnp.ndarray>arrays[i])
+        _fill_pointers(arrays, ptr, numel)
         partial = <double *>malloc((fgd_norm_blocks(n, numel) + 1) * sizeof(double))
         if partial == NULL:
             raise MemoryError()
@@ -209,14 +216,9 @@ def scale_(list arrays, double factor):
         return
     cdef void **ptr = <void **>malloc(n * sizeof(void *))
     cdef size_t *numel = <size_t *>malloc(n * sizeof(size_t))
-    cdef size_t i
     cdef bint f32 = dtype == np.float32
     try:
-        if ptr == NULL or numel == NULL:
-            raise MemoryError()
-        for i in range(n):
-            ptr[i] = cnp.PyArray_DATA(<cnp.ndarray>arrays[i])
-            numel[i] = <size_t>cnp.PyArray_SIZE(<cnp.ndarray>arrays[i])
+        _fill_pointers(arrays, ptr, numel)
         with nogil:
             if f32:
                 fgd_scale_f32(n, <float **>ptr, numel, factor, _shared.num_threads)
