@@ -24,6 +24,7 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from libc.stdint cimport int64_t, intptr_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
+from libc.math cimport INFINITY, pow
 from cpython.pycapsule cimport PyCapsule_GetContext, PyCapsule_New, PyCapsule_SetContext
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 
@@ -1012,6 +1013,126 @@ def _kernel_function(str algo):
 # one function per algorithm, named as ALGORITHMS names it: sgd(plan, **hp), adam(plan, **hp), ...
 for _algo in ALGORITHMS:
     globals()[_algo] = _kernel_function(_algo)
+
+
+# ----------------------------------------------------------------------------- clipping
+
+cdef struct ClipData:
+    size_t n[2]             # float32 arrays, float64 arrays
+    void **ptr[2]
+    size_t *numel[2]
+    double *partial
+    double max_norm, norm_type
+    int nthreads
+
+
+cdef double _combine(double a, double b, double p) noexcept nogil:
+    """The norm of two groups' norms, as fastgd.nn.utils.get_total_norm combines them."""
+    if p == INFINITY:
+        if a != a or b != b:
+            return a if a != a else b
+        return a if a >= b else b
+    return pow(pow(a, p) + pow(b, p), 1.0 / p)
+
+
+cdef void clip_run(void *ctx) noexcept nogil:
+    cdef ClipData *d = <ClipData *>ctx
+    cdef double total = 0, t32 = 0, t64 = 0
+    cdef float c32
+    cdef double c64
+    if d.n[0]:
+        t32 = fgd_norm_f32(d.n[0], <const float **>d.ptr[0], d.numel[0], d.norm_type,
+                           d.partial, d.nthreads)
+    if d.n[1]:
+        t64 = fgd_norm_f64(d.n[1], <const double **>d.ptr[1], d.numel[1], d.norm_type,
+                           d.partial, d.nthreads)
+    if d.n[0] and d.n[1]:
+        total = _combine(t32, t64, d.norm_type)
+    else:
+        total = t32 if d.n[0] else t64
+    # fastgd.nn.utils.clip_grads_with_norm_: the factor in each dtype, clamped at 1
+    if d.n[0]:
+        c32 = <float>d.max_norm / (<float>total + <float>1e-6)
+        if not (c32 != c32 or c32 < 1):
+            c32 = 1
+        fgd_scale_f32(d.n[0], <float **>d.ptr[0], d.numel[0], c32, d.nthreads)
+    if d.n[1]:
+        c64 = d.max_norm / (total + 1e-6)
+        if not (c64 != c64 or c64 < 1):
+            c64 = 1
+        fgd_scale_f64(d.n[1], <double **>d.ptr[1], d.numel[1], c64, d.nthreads)
+
+
+cdef class GradClipper:
+    """``fastgd.nn.utils.clip_grad_norm_(grads, max_norm, norm_type)`` bound to fixed
+    gradient arrays, checked once: ``run()`` from Python, ``hook()`` for C loops
+    (`fastgd._nn.Program.train_steps` runs it between the backward pass and the update).
+    It computes exactly what ``clip_grad_norm_`` computes (the same native norm and scaling).
+
+    Parameters
+    ----------
+    grads : list of ndarray
+        Contiguous, aligned, writeable float32/float64 arrays (kept alive).
+    max_norm : float
+    norm_type : float
+        > 0, or inf.
+    """
+    cdef ClipData d
+    cdef fgd_hook h
+    cdef tuple arrays
+
+    def __cinit__(self):
+        self.d.ptr[0] = self.d.ptr[1] = NULL
+        self.d.numel[0] = self.d.numel[1] = NULL
+        self.d.partial = NULL
+
+    def __dealloc__(self):
+        for k in range(2):
+            free(self.d.ptr[k])
+            free(self.d.numel[k])
+        free(self.d.partial)
+
+    def __init__(self, list grads, double max_norm, double norm_type=2.0):
+        if not (norm_type > 0):
+            raise ValueError(f"norm_type must be > 0 or inf, got {norm_type}")
+        groups = ([g for g in grads if isinstance(g, np.ndarray) and g.dtype == np.float32],
+                  [g for g in grads if isinstance(g, np.ndarray) and g.dtype == np.float64])
+        if len(groups[0]) + len(groups[1]) != len(grads):
+            _flat_list(list(grads), "grads", True)   # names the offending array
+        cdef size_t most = 1, k
+        for k in range(2):
+            _flat_list(groups[k], "grads", True)
+            free(self.d.ptr[k])
+            free(self.d.numel[k])
+            self.d.n[k] = len(groups[k])
+            self.d.ptr[k] = <void **>malloc((self.d.n[k] + 1) * sizeof(void *))
+            self.d.numel[k] = <size_t *>malloc((self.d.n[k] + 1) * sizeof(size_t))
+            _fill_pointers(groups[k], self.d.ptr[k], self.d.numel[k])
+            most = max(most, fgd_norm_blocks(self.d.n[k], self.d.numel[k]) + 1)
+        free(self.d.partial)
+        self.d.partial = <double *>malloc(most * sizeof(double))
+        if self.d.partial == NULL:
+            raise MemoryError()
+        self.d.max_norm = max_norm
+        self.d.norm_type = norm_type
+        self.d.nthreads = _shared.num_threads
+        self.arrays = tuple(grads)
+        self.h.run = clip_run
+        self.h.ctx = &self.d
+        self.h.undo = NULL
+
+    def run(self):
+        """Clip the gradients once."""
+        with nogil:
+            clip_run(&self.d)
+
+    def hook(self):
+        """A PyCapsule (named ``FGD_HOOK_NAME``) whose ``run(ctx)`` is `run`; it keeps this
+        object alive."""
+        cap = PyCapsule_New(&self.h, FGD_HOOK_NAME, _release_hook)
+        PyCapsule_SetContext(cap, <void *>self)
+        Py_INCREF(self)
+        return cap
 
 
 # ----------------------------------------------------------------------------- bound updates

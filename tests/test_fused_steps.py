@@ -33,8 +33,8 @@ def per_step(monkeypatch):
     """Make fit take the per-step loop (train_batch, then optimizer.step from Python)."""
     real = fit_module.loop_for
 
-    def loop_for(*args, fused=True):
-        inner = real(*args, fused=False)
+    def loop_for(*args, fused=True, clip=None):
+        inner = real(*args, fused=False, clip=clip)
         assert isinstance(inner, fit_module.StepLoop)
         return inner
 
@@ -391,3 +391,57 @@ def test_train_steps_reads_misaligned_inputs_like_aligned_ones(dtype):
         results.append((done, losses[:done].tolist(), prog.train_batch(*args, 0, n, "mse"),
                         prog.loss_batch(*args, 0, n, "mse")))
     assert results[0] == results[1]
+
+
+@dtypes
+@pytest.mark.parametrize("name, kw", [("Adam", dict(lr=0.05)), ("SGD", dict(lr=0.5))])
+@pytest.mark.parametrize("clip", [0.05, 1e6])
+def test_clip_grad_norm_in_the_fused_loop_equals_the_per_step_loop_and_by_hand(
+        dtype, name, kw, clip, monkeypatch):
+    """fit(clip_grad_norm=c) clips between the backward pass and the update: the fused C
+    loop, the per-step loop and a hand-written loop with fastgd.nn.utils.clip_grad_norm_
+    take the same steps, bit for bit."""
+    from fastgd.nn.utils import clip_grad_norm_
+
+    def train(fused, limit=clip):
+        rng = np.random.default_rng(2)
+        X, y = data("cross_entropy", dtype, rng)
+        model = nn.MLP([X.shape[1], 9, 3], dtype=dtype, seed=1)
+        opt = getattr(optim, name)(model.parameters(), **kw)
+        fastgd.fit(model, X, y, loss="cross_entropy", optimizer=opt, epochs=2,
+                   batch_size=10, seed=0, progress=False, clip_grad_norm=limit,
+                   fused=fused)
+        return model, opt, X, y
+
+    fused = train(True)
+    stepped = train(False)
+    assert_params_equal(fused[0].parameters(), stepped[0].parameters())
+    # by hand: the same batches (fit's seed-0 permutation), clip, step
+    _, _, X, y = fused
+    model = nn.MLP([X.shape[1], 9, 3], dtype=dtype, seed=1)
+    opt = getattr(optim, name)(model.parameters(), **kw)
+    rng = np.random.default_rng(0)
+    prog, grads = model.program, model.gradients()
+    for _ in range(2):
+        order = rng.permutation(len(X)).astype(np.int64)
+        for start in range(0, len(X), 10):
+            prog.train_batch(X, y, order, start, min(start + 10, len(X)), "cross_entropy")
+            clip_grad_norm_(grads, clip)
+            opt.step(grads)
+    assert_params_equal(fused[0].parameters(), model.parameters())
+    # a small limit changes the run; a huge one leaves it as without clipping
+    unclipped = train(True, limit=None)[0].parameters()
+    same = all(np.array_equal(a, b) for a, b in zip(fused[0].parameters(), unclipped))
+    assert same == (clip > 1)
+
+
+def test_clip_grad_norm_argument_is_checked():
+    X, y = np.zeros((4, 2)), np.array([0, 1, 1, 0])
+    model = nn.MLP([2, 3, 2], dtype=np.float64, seed=0)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    before = [p.copy() for p in model.parameters()]
+    for bad, err in (("1", TypeError), (-1.0, ValueError), (math.inf, ValueError)):
+        with pytest.raises(err, match="clip_grad_norm"):
+            fastgd.fit(model, X, y, loss="cross_entropy", optimizer=opt, clip_grad_norm=bad,
+                       progress=False)
+    assert_params_equal(model.parameters(), before)

@@ -54,6 +54,14 @@
 FGD_NORM_BLOCK_FN(float, f32)
 FGD_NORM_BLOCK_FN(double, f64)
 
+#define FGD_SCALE_SERIAL(T, SFX)                                                              \
+    FGD_HOT static void scale_serial_##SFX(T *restrict x, size_t n, T f)                      \
+    {                                                                                         \
+        _Pragma("omp simd") for (size_t i = 0; i < n; i++) x[i] = x[i] * f;                   \
+    }
+FGD_SCALE_SERIAL(float, f32)
+FGD_SCALE_SERIAL(double, f64)
+
 #define FGD_NORM_FN(T, SFX)                                                                   \
     double fgd_norm_##SFX(size_t ntensors, const T *const *x, const size_t *numel,           \
                           double norm_type, double *partial, int nthreads)                    \
@@ -76,11 +84,20 @@ FGD_NORM_BLOCK_FN(double, f64)
             const T *xt = x[t];                                                               \
             size_t nt = numel[t];                                                             \
             double *out = partial + b0;                                                       \
-            FGD_OMP_FOR                                                                       \
-            for (long long b = 0; b < nb; b++) {                                              \
-                size_t lo = (size_t)b * FGD_NORM_BLOCK;                                       \
-                size_t len = nt - lo < FGD_NORM_BLOCK ? nt - lo : FGD_NORM_BLOCK;             \
-                out[b] = block_##SFX(xt + lo, len, norm_type);                                \
+            if (nthreads > 1) {                                                               \
+                FGD_OMP_FOR                                                                   \
+                for (long long b = 0; b < nb; b++) {                                          \
+                    size_t lo = (size_t)b * FGD_NORM_BLOCK;                                   \
+                    size_t len = nt - lo < FGD_NORM_BLOCK ? nt - lo : FGD_NORM_BLOCK;         \
+                    out[b] = block_##SFX(xt + lo, len, norm_type);                            \
+                }                                                                             \
+            } else {                                                                          \
+                /* no parallel region at all below the threshold: its cost is microseconds */ \
+                for (long long b = 0; b < nb; b++) {                                          \
+                    size_t lo = (size_t)b * FGD_NORM_BLOCK;                                   \
+                    size_t len = nt - lo < FGD_NORM_BLOCK ? nt - lo : FGD_NORM_BLOCK;         \
+                    out[b] = block_##SFX(xt + lo, len, norm_type);                            \
+                }                                                                             \
             }                                                                                 \
             b0 += (size_t)nb;                                                                 \
         }                                                                                     \
@@ -108,11 +125,15 @@ FGD_NORM_BLOCK_FN(double, f64)
             nthreads = 1;                                                                     \
         (void)nthreads;                                                                       \
         for (size_t t = 0; t < ntensors; t++) {                                               \
-            T *xt = x[t];                                                                     \
+            T *restrict xt = x[t];                                                            \
             long long n = (long long)numel[t];                                                \
-            FGD_OMP_FOR_SIMD                                                                  \
-            for (long long i = 0; i < n; i++)                                                 \
-                xt[i] = xt[i] * f;                                                            \
+            if (nthreads > 1) {                                                               \
+                FGD_OMP_FOR_SIMD                                                              \
+                for (long long i = 0; i < n; i++)                                             \
+                    xt[i] = xt[i] * f;                                                        \
+            } else {                                                                          \
+                scale_serial_##SFX(xt, (size_t)n, f);                                         \
+            }                                                                                 \
         }                                                                                     \
     }
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, Optional,
 
 import numpy as np
 
-from .. import _checks
+from .. import _checks, _optim
 from .._typing import Array, ArrayLike, FloatArray, Real
 from ..nn import losses as _losses
 from ..nn.init import SeedLike
@@ -36,8 +36,8 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
         validation_data: tuple[ArrayLike, ArrayLike] | list[ArrayLike] | None = None,
         validation_split: Real = 0.0, early_stopping: int | None = None,
         callbacks: Iterable[Callback] = (), accept_if_improves: bool = False,
-        nonfinite_limit: int = 3, fused: bool | None = None,
-        progress: bool | None = None) -> History:
+        nonfinite_limit: int = 3, clip_grad_norm: Real | None = None,
+        fused: bool | None = None, progress: bool | None = None) -> History:
     r"""Train ``model`` on ``(X, y)`` by gradient descent.
 
     Each step takes a batch :math:`B`, computes the mean loss
@@ -81,6 +81,11 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
     nonfinite_limit : int, default 3
         With ``accept_if_improves``, how many consecutive non-finite trial steps end
         training with `DivergenceError` (the state is then that of the last accepted step).
+    clip_grad_norm : float, optional
+        Clip the gradients' total 2-norm to this value before every update, as
+        ``fastgd.nn.utils.clip_grad_norm_(model.gradients(), clip_grad_norm)`` (and
+        ``torch.nn.utils.clip_grad_norm_``) would; inside the fused epoch loop it runs in C
+        between the backward pass and the update.
     fused : bool, optional
         The loop: None (default) takes the fused epoch loop (see Notes) whenever it takes
         exactly the steps of the per-step loop; False always steps from Python (for
@@ -129,7 +134,7 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
     # every check first: nothing is touched before the arguments are known to be good
     run = _checked(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed,
                    validation_data, validation_split, early_stopping, callbacks,
-                   accept_if_improves, nonfinite_limit, fused, progress)
+                   accept_if_improves, nonfinite_limit, clip_grad_norm, fused, progress)
     return _Training(model, optimizer, run).run()
 
 
@@ -150,14 +155,15 @@ class _Run(NamedTuple):
     nonfinite_limit: int
     fused: Optional[bool]
     progress: bool
+    clip_grad_norm: Optional[float]
 
 
 def _checked(model: Module, X: ArrayLike, y: ArrayLike, loss: str | _losses._Loss,
              optimizer: Optimizer, epochs: int, batch_size: int | None, shuffle: bool,
              seed: SeedLike, validation_data: Any, validation_split: Real,
              early_stopping: int | None, callbacks: Iterable[Callback],
-             accept_if_improves: bool, nonfinite_limit: int, fused: bool | None,
-             progress: bool | None) -> _Run:
+             accept_if_improves: bool, nonfinite_limit: int, clip_grad_norm: Real | None,
+             fused: bool | None, progress: bool | None) -> _Run:
     """Every argument of `fit`, checked (named in the error) before anything is touched."""
     if not isinstance(model, Module):
         raise TypeError(f"model must be a fastgd.nn module, got {type(model).__name__}")
@@ -173,6 +179,8 @@ def _checked(model: Module, X: ArrayLike, y: ArrayLike, loss: str | _losses._Los
         raise ValueError("optimizer must be built on model.parameters(), in that order")
     epochs = _checks.integer(epochs, "epochs", low=0)
     nonfinite_limit = _checks.integer(nonfinite_limit, "nonfinite_limit", low=1)
+    clip = None if clip_grad_norm is None else _checks.real(clip_grad_norm, "clip_grad_norm",
+                                                            low=0)
     if batch_size is not None:
         batch_size = _checks.integer(batch_size, "batch_size", low=1)
     if early_stopping is not None:
@@ -199,7 +207,7 @@ def _checked(model: Module, X: ArrayLike, y: ArrayLike, loss: str | _losses._Los
     if early_stopping is not None and Xv is None:
         raise ValueError("early_stopping needs validation_data or validation_split")
     return _Run(loss, X, y, Xv, yv, epochs, batch_size, shuffle, seed, early_stopping,
-                callbacks, accept_if_improves, nonfinite_limit, fused, progress)
+                callbacks, accept_if_improves, nonfinite_limit, fused, progress, clip)
 
 
 def _checked_data(model: Any, params: list[FloatArray], loss: _losses._Loss, X: ArrayLike,
@@ -234,7 +242,8 @@ class _Training:
         backup = optimizer.backup()    # parameters and optimizer state, before each step
         backup.discard()               # never restore what an earlier call saved
         self.loop = loop_for(model, run.loss, optimizer, backup, run.accept_if_improves,
-                             run.nonfinite_limit, fused=run.fused is not False)
+                             run.nonfinite_limit, fused=run.fused is not False,
+                             clip=run.clip_grad_norm)
         self.n = len(run.X)
         self.bs = self.n if run.batch_size is None else min(run.batch_size, self.n)
         self.nsteps = -(-self.n // self.bs)
@@ -389,13 +398,14 @@ def _evaluate(model: Module, loss: _losses._Loss, Xv: Array, yv: Array) -> dict[
 
 
 def loop_for(model: Module, loss: _losses._Loss, optimizer: Optimizer, backup: Backup,
-             accept_if_improves: bool, nonfinite_limit: int | None, fused: bool = True) -> Loop:
+             accept_if_improves: bool, nonfinite_limit: int | None, fused: bool = True,
+             clip: float | None = None) -> Loop:
     """The loop that takes fit's steps: `FusedLoop` when ``fused`` and it takes exactly the
     steps of the per-step loop, else `StepLoop` (over the compiled program when there is
     one, layer by layer otherwise)."""
     if fused and not FusedLoop.refusal(model, loss, optimizer, accept_if_improves):
         # refusal() found a compiled program: the model is a native Sequential
-        return FusedLoop(cast("Sequential", model), loss, optimizer, backup)
+        return FusedLoop(cast("Sequential", model), loss, optimizer, backup, clip)
     program, grads = getattr(model, "program", None), model.gradients()
     if program is not None and loss.backend == "native":
         kind = loss.kind
@@ -413,7 +423,7 @@ def loop_for(model: Module, loss: _losses._Loss, optimizer: Optimizer, backup: B
             idx = order[start:stop]
             return type(loss)(backend=loss.backend).forward(model.predict(X[idx]), y[idx])
     return StepLoop(optimizer, grads, backup, train, measure if accept_if_improves else None,
-                    nonfinite_limit)
+                    nonfinite_limit, clip)
 
 
 class Loop:
@@ -457,9 +467,11 @@ class StepLoop(Loop):
     step's value, so that the caller raises."""
 
     def __init__(self, optimizer: Optimizer, grads: list[FloatArray], backup: Backup,
-                 train: _BatchLoss, measure: _BatchLoss | None, limit: int | None = None) -> None:
+                 train: _BatchLoss, measure: _BatchLoss | None, limit: int | None = None,
+                 clip: float | None = None) -> None:
         super().__init__(optimizer, backup)
         self.grads = grads
+        self.clipper = None if clip is None else _optim.GradClipper(list(grads), clip)
         self.train, self.measure, self.limit = train, measure, limit
         self.nonfinite = self.rejected = self.streak = 0
 
@@ -479,6 +491,8 @@ class StepLoop(Loop):
             if not math.isfinite(value):
                 break
             save()
+            if self.clipper is not None:
+                self.clipper.run()
             step(self.grads)
             if self.measure is None:
                 continue
@@ -532,7 +546,7 @@ class FusedLoop(Loop):
         return ""
 
     def __init__(self, model: Sequential, loss: _losses._Loss, optimizer: Optimizer,
-                 backup: Backup) -> None:
+                 backup: Backup, clip: float | None = None) -> None:
         super().__init__(optimizer, backup)
         # a model refusal() accepts has its program
         self.program = cast("_nn.Program", model.program)
@@ -541,6 +555,9 @@ class FusedLoop(Loop):
         self.save_hook: object | None = None
         self.losses = np.empty(0)
         self._bound: tuple[Any, ...] | None = None   # what the hooks were bound for
+        # gradient clipping, in C between the backward pass and the updates
+        self.clip_hooks = ([] if clip is None
+                           else [_optim.GradClipper(list(self.grads), clip).hook()])
 
     def begin_epoch(self) -> None:
         # bound again when a callback changed the hyper-parameters (their snapshot differs)
@@ -548,7 +565,7 @@ class FusedLoop(Loop):
         key = tuple(_frozen(g) for g in self.optimizer.param_groups)
         super().begin_epoch()
         if self._bound is None or self._bound[0] != key or self._bound[1] is not self.backup:
-            self.hooks = [u.hook() for u in self.optimizer.bind(self.grads)]
+            self.hooks = self.clip_hooks + [u.hook() for u in self.optimizer.bind(self.grads)]
             self.save_hook = self.backup.hook()
             self._bound = (key, self.backup)
 
