@@ -1129,10 +1129,7 @@ cdef class GradClipper:
     def hook(self):
         """A PyCapsule (named ``FGD_HOOK_NAME``) whose ``run(ctx)`` is `run`; it keeps this
         object alive."""
-        cap = PyCapsule_New(&self.h, FGD_HOOK_NAME, _release_hook)
-        PyCapsule_SetContext(cap, <void *>self)
-        Py_INCREF(self)
-        return cap
+        return _hook_capsule(self, &self.h)
 
 
 # ----------------------------------------------------------------------------- bound updates
@@ -1198,10 +1195,16 @@ cdef class BoundUpdate:
     def hook(self):
         """A PyCapsule (named ``FGD_HOOK_NAME``) holding an ``fgd_hook`` whose ``run(ctx)``
         takes one step. The capsule keeps this object alive."""
-        cap = PyCapsule_New(&self.h, FGD_HOOK_NAME, _release_hook)
-        PyCapsule_SetContext(cap, <void *>self)
-        Py_INCREF(self)
-        return cap
+        return _hook_capsule(self, &self.h)
+
+
+cdef object _hook_capsule(object owner, fgd_hook *h):
+    """A PyCapsule (named ``FGD_HOOK_NAME``) holding ``h``, which ``owner`` holds; the
+    capsule keeps ``owner`` alive until it is released."""
+    cap = PyCapsule_New(h, FGD_HOOK_NAME, _release_hook)
+    PyCapsule_SetContext(cap, <void *>owner)
+    Py_INCREF(owner)
+    return cap
 
 
 cdef void _release_hook(object capsule) noexcept:
@@ -1344,7 +1347,4 @@ cdef class Backup:
         """A PyCapsule (named ``FGD_HOOK_NAME``) holding an ``fgd_hook`` whose ``run(ctx)`` is
         ``save()`` and ``undo(ctx)`` puts the copy back (``restore()`` without its check).
         The capsule keeps this object alive."""
-        cap = PyCapsule_New(&self.h, FGD_HOOK_NAME, _release_hook)
-        PyCapsule_SetContext(cap, <void *>self)
-        Py_INCREF(self)
-        return cap
+        return _hook_capsule(self, &self.h)

@@ -97,9 +97,7 @@ void fgd_pin_worker(void)
     int t = omp_get_thread_num();
     if (t == 0)
         return;
-    if (pin_mode < 0)
-        pin_mode = decide_pin_mode();  /* the same answer from every thread: a benign race */
-    if (!pin_mode)
+    if (!fgd_pins_workers())
         return;
     cpu_set_t allowed;
     if (sched_getaffinity(0, sizeof allowed, &allowed) != 0)
@@ -125,9 +123,14 @@ void fgd_pin_worker(void)
 int fgd_pins_workers(void)
 {
 #ifdef FGD_CAN_PIN
-    if (pin_mode < 0)
-        pin_mode = decide_pin_mode();
-    return pin_mode;
+    /* decided once; threads that decide at the same time store the same answer (atomic
+     * accesses: no data race) */
+    int mode = __atomic_load_n(&pin_mode, __ATOMIC_RELAXED);
+    if (mode < 0) {
+        mode = decide_pin_mode();
+        __atomic_store_n(&pin_mode, mode, __ATOMIC_RELAXED);
+    }
+    return mode;
 #else
     return 0;
 #endif

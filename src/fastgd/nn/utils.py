@@ -129,16 +129,16 @@ def clip_grads_with_norm_(grads: Sequence[FloatArray | None] | FloatArray, max_n
     total = _number(total_norm, "total_norm")
     for i, g in enumerate(arrays):
         _checks.parameter(g, f"grads[{i}]")
+    _scale_by_norm(arrays, max_norm, total)
+
+
+def _scale_by_norm(arrays: list[FloatArray], max_norm: float, total: float) -> None:
+    """clip_grads_with_norm_ once its arguments are checked."""
     for dtype in {g.dtype for g in arrays}:
         t = dtype.type
         coef = t(max_norm) / (t(total) + t(1e-6))
         coef = coef if coef != coef or coef < 1 else t(1.0)   # torch.clamp(max=1): NaN stays
-        group = [g for g in arrays if g.dtype == dtype]
-        if all(g.flags.c_contiguous or g.flags.f_contiguous for g in group):
-            _optim.scale_(group, float(coef))
-        else:  # pragma: no cover - parameter() requires contiguity
-            for g in group:
-                g *= coef
+        _optim.scale_([g for g in arrays if g.dtype == dtype], float(coef))
 
 
 def clip_grad_norm_(grads: Sequence[FloatArray | None] | FloatArray, max_norm: Real,
@@ -181,7 +181,7 @@ def clip_grad_norm_(grads: Sequence[FloatArray | None] | FloatArray, max_norm: R
         _checks.parameter(g, f"grads[{i}]")
     max_norm = _number(max_norm, "max_norm")
     total = get_total_norm(arrays, norm_type, error_if_nonfinite)
-    clip_grads_with_norm_(arrays, max_norm, total)
+    _scale_by_norm(arrays, max_norm, total)
     return total
 
 
