@@ -91,6 +91,9 @@ cdef extern from "fastgd_optim.h" nogil:
     ctypedef struct fgd_radam_hparams:
         double lr, beta1, beta2, eps, weight_decay
         int maximize, decoupled_weight_decay
+    ctypedef struct fgd_nadam_hparams:
+        double lr, beta1, beta2, eps, weight_decay, momentum_decay
+        int maximize, decoupled_weight_decay
 
     void fgd_sgd_f32(size_t, float **, const float **, float **, const unsigned char *,
                      const size_t *, const fgd_sgd_hparams *, int)
@@ -125,6 +128,10 @@ cdef extern from "fastgd_optim.h" nogil:
                        const int64_t *, const fgd_radam_hparams *, double *, int)
     void fgd_radam_f64(size_t, double **, const double **, double **, double **,
                        const size_t *, const int64_t *, const fgd_radam_hparams *, double *, int)
+    void fgd_nadam_f32(size_t, float **, const float **, float **, float **, double *,
+                       const size_t *, const int64_t *, const fgd_nadam_hparams *, double *, int)
+    void fgd_nadam_f64(size_t, double **, const double **, double **, double **, double *,
+                       const size_t *, const int64_t *, const fgd_nadam_hparams *, double *, int)
 
 
 cdef extern from "fastgd_optim.h" nogil:
@@ -378,10 +385,11 @@ cdef enum:
     ALGO_LION = 5
     ALGO_ADADELTA = 6
     ALGO_RADAM = 7
+    ALGO_NADAM = 8
 
 ALGORITHMS = {"sgd": ALGO_SGD, "adagrad": ALGO_ADAGRAD, "rmsprop": ALGO_RMSPROP, "adam": ALGO_ADAM,
               "adamax": ALGO_ADAMAX, "lion": ALGO_LION, "adadelta": ALGO_ADADELTA,
-              "radam": ALGO_RADAM}
+              "radam": ALGO_RADAM, "nadam": ALGO_NADAM}
 
 cdef union HParams:
     fgd_sgd_hparams sgd
@@ -392,6 +400,7 @@ cdef union HParams:
     fgd_lion_hparams lion
     fgd_adadelta_hparams adadelta
     fgd_radam_hparams radam
+    fgd_nadam_hparams nadam
 
 
 # Tensors of one dtype in the form the kernels take them: parallel arrays, entry k for the
@@ -405,6 +414,7 @@ cdef struct Batch:
     size_t *numel           # elements per tensor
     int64_t *step           # step numbers of this call
     unsigned char *new      # "momentum buffer not yet initialised" flags of this call
+    double *scal            # per-tensor scalar state of this call (NAdam's mu_product)
     Py_ssize_t *idx         # each tensor's index in its plan (for the counters below)
 
 
@@ -430,6 +440,7 @@ cdef int batch_alloc(Batch *b, size_t cap) except -1:
         b.numel = <size_t *>_zeros(m, sizeof(size_t))
         b.step = <int64_t *>_zeros(m, sizeof(int64_t))
         b.new = <unsigned char *>_zeros(m, sizeof(unsigned char))
+        b.scal = <double *>_zeros(m, sizeof(double))
         b.idx = <Py_ssize_t *>_zeros(m, sizeof(Py_ssize_t))
     except MemoryError:
         batch_free(b)
@@ -442,6 +453,7 @@ cdef void batch_free(Batch *b) noexcept:
     free(b.numel)
     free(b.step)
     free(b.new)
+    free(b.scal)
     free(b.idx)
     memset(b, 0, sizeof(Batch))
 
@@ -457,6 +469,7 @@ cdef void batch_copy(Batch *dst, const Batch *src, size_t cap) noexcept:
     memcpy(dst.numel, src.numel, cap * sizeof(size_t))
     memcpy(dst.step, src.step, cap * sizeof(int64_t))
     memcpy(dst.new, src.new, cap * sizeof(unsigned char))
+    memcpy(dst.scal, src.scal, cap * sizeof(double))
     memcpy(dst.idx, src.idx, cap * sizeof(Py_ssize_t))
 
 
@@ -470,6 +483,7 @@ cdef struct Update:
     Batch batch[2]          # batch[0]: the float32 tensors, batch[1]: the float64 ones
     int64_t *steps          # the plan's per-tensor step counters, by plan index
     unsigned char *is_new   # the plan's per-tensor "buffer is new" flags, by plan index
+    double *scalars         # the plan's per-tensor scalar state, by plan index (or NULL)
     double *work            # 3 * (tensors in the plan) doubles of kernel workspace
 
 
@@ -514,8 +528,11 @@ cdef void _kernel_f32(Update *u, Batch *t) noexcept nogil:
         fgd_lion_f32(t.cnt, p, g, s0, t.numel, &u.hp.lion, u.nthreads)
     elif u.algo == ALGO_ADADELTA:
         fgd_adadelta_f32(t.cnt, p, g, s0, s1, t.numel, &u.hp.adadelta, u.nthreads)
-    else:
+    elif u.algo == ALGO_RADAM:
         fgd_radam_f32(t.cnt, p, g, s0, s1, t.numel, t.step, &u.hp.radam, u.work, u.nthreads)
+    else:
+        fgd_nadam_f32(t.cnt, p, g, s0, s1, t.scal, t.numel, t.step, &u.hp.nadam, u.work,
+                      u.nthreads)
 
 
 cdef void _kernel_f64(Update *u, Batch *t) noexcept nogil:
@@ -539,8 +556,11 @@ cdef void _kernel_f64(Update *u, Batch *t) noexcept nogil:
         fgd_lion_f64(t.cnt, p, g, s0, t.numel, &u.hp.lion, u.nthreads)
     elif u.algo == ALGO_ADADELTA:
         fgd_adadelta_f64(t.cnt, p, g, s0, s1, t.numel, &u.hp.adadelta, u.nthreads)
-    else:
+    elif u.algo == ALGO_RADAM:
         fgd_radam_f64(t.cnt, p, g, s0, s1, t.numel, t.step, &u.hp.radam, u.work, u.nthreads)
+    else:
+        fgd_nadam_f64(t.cnt, p, g, s0, s1, t.scal, t.numel, t.step, &u.hp.nadam, u.work,
+                      u.nthreads)
 
 
 cdef void run_update(Update *u) noexcept nogil:
@@ -557,10 +577,17 @@ cdef void run_update(Update *u) noexcept nogil:
                 u.steps[i] += 1
             t.step[k] = u.steps[i]
             t.new[k] = u.is_new[i]
+            if u.scalars != NULL:
+                t.scal[k] = u.scalars[i]
     if u.batch[0].cnt:
         _kernel_f32(u, &u.batch[0])
     if u.batch[1].cnt:
         _kernel_f64(u, &u.batch[1])
+    if u.scalars != NULL:
+        for b in range(2):
+            t = &u.batch[b]
+            for k in range(t.cnt):
+                u.scalars[t.idx[k]] = t.scal[k]
     if u.clear_new:
         for b in range(2):
             t = &u.batch[b]
@@ -609,6 +636,15 @@ cdef int set_hparams(Update *u, str algo, dict hp) except -1:
         u.hp.radam.weight_decay = _take(hp, "weight_decay")
         u.hp.radam.maximize = _take(hp, "maximize")
         u.hp.radam.decoupled_weight_decay = _take(hp, "decoupled_weight_decay")
+    elif u.algo == ALGO_NADAM:
+        if u.scalars == NULL:
+            raise ValueError("nadam needs the plan's scalar state (mu_product)")
+        u.hp.nadam.lr = _take(hp, "lr"); u.hp.nadam.beta1 = _take(hp, "beta1")
+        u.hp.nadam.beta2 = _take(hp, "beta2"); u.hp.nadam.eps = _take(hp, "eps")
+        u.hp.nadam.weight_decay = _take(hp, "weight_decay")
+        u.hp.nadam.momentum_decay = _take(hp, "momentum_decay")
+        u.hp.nadam.maximize = _take(hp, "maximize")
+        u.hp.nadam.decoupled_weight_decay = _take(hp, "decoupled_weight_decay")
     elif u.algo == ALGO_ADADELTA:
         u.hp.adadelta.lr = _take(hp, "lr"); u.hp.adadelta.rho = _take(hp, "rho")
         u.hp.adadelta.eps = _take(hp, "eps")
@@ -739,14 +775,18 @@ cdef class TensorPlan:
         Per-parameter "momentum buffer not yet initialised" flags (SGD).
     param_name, state_names : str
         Names used in error messages.
+    scalars : ndarray of float64, shape (len(params),), optional
+        Per-parameter scalar state, read and replaced in place by each kernel call (NAdam's
+        ``mu_product``); None for the kernels that keep none.
     """
     cdef readonly Py_ssize_t n
     cdef readonly int nstates
     cdef tuple params
     cdef tuple states
-    cdef object steps_arr, new_arr
+    cdef object steps_arr, new_arr, scalars_arr
     cdef int64_t *steps
     cdef unsigned char *is_new
+    cdef double *scalars
     cdef str param_name
     cdef tuple state_names
     # per-tensor cached facts: entry i of ``tensors`` (p, s[j], numel) is tensor i
@@ -830,7 +870,7 @@ cdef class TensorPlan:
         return "the optimizer's step counters"
 
     def __init__(self, list params, list states, cnp.ndarray steps, cnp.ndarray is_new,
-                 str param_name="params", tuple state_names=()):
+                 str param_name="params", tuple state_names=(), scalars=None):
         cdef Py_ssize_t n = len(params)
         if len(states) > MAX_STATES:
             raise ValueError("at most 4 state lists")
@@ -843,6 +883,11 @@ cdef class TensorPlan:
                            if states[k] is not None for i in range(n)])
         _check_counter(steps, np.int64, n, "steps", "int64")
         _check_counter(is_new, np.uint8, n, "is_new", "uint8")
+        if scalars is not None:
+            if not isinstance(scalars, np.ndarray):
+                raise TypeError(f"scalars must be a numpy.ndarray or None, got "
+                                f"{type(scalars).__name__}")
+            _check_counter(<cnp.ndarray>scalars, np.float64, n, "scalars", "float64")
         # everything is checked: from here on nothing can fail but an allocation
         self.n = n
         self.nstates = len(states)
@@ -854,8 +899,11 @@ cdef class TensorPlan:
         self.new_arr = is_new
         self.steps = <int64_t *>cnp.PyArray_DATA(steps)
         self.is_new = <unsigned char *>cnp.PyArray_DATA(is_new)
+        self.scalars_arr = scalars
+        self.scalars = (NULL if scalars is None
+                        else <double *>cnp.PyArray_DATA(<cnp.ndarray>scalars))
         self._point_at(params, states)
-        self._set_spans(params + [steps, is_new]
+        self._set_spans(params + [steps, is_new] + ([] if scalars is None else [scalars])
                         + [a for lst in states if lst is not None for a in lst])
         self.keep = []
         self.ready = False
@@ -868,6 +916,7 @@ cdef class TensorPlan:
         update_alloc(&self.u, n)
         self.u.steps = self.steps
         self.u.is_new = self.is_new
+        self.u.scalars = self.scalars
         batch_alloc(&self.tensors, n)
         self.typenum = <int *>_zeros(n, sizeof(int))
         self.tensors.cnt = n
@@ -1167,6 +1216,7 @@ cdef class BoundUpdate:
                  dict hp):
         update_free(&self.u)
         update_alloc(&self.u, plan.n)
+        self.u.scalars = plan.scalars
         set_hparams(&self.u, algo, dict(hp))
         plan.prepare(grads, offset, need)
         plan.ready = False

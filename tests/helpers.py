@@ -62,6 +62,12 @@ CASES = [
     ("RAdam", dict(lr=0.01, betas=(0.3, 0.6), eps=1e-6)),
     # rho_t crosses 5 at step 6 of the 50 (betas (0.9, 0.9): rho_inf = 19)
     ("RAdam", dict(lr=0.01, betas=(0.9, 0.9))),
+    ("NAdam", dict(lr=0.01)),
+    ("NAdam", dict(lr=0.01, weight_decay=0.1)),
+    ("NAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    # beta1 < 0.5: the lerp of exp_avg takes its "large weight" branch; a fast momentum decay
+    ("NAdam", dict(lr=0.01, betas=(0.3, 0.6), eps=1e-6, momentum_decay=0.1)),
+    ("NAdam", dict(lr=0.02, momentum_decay=0.0, maximize=True)),
 ]
 
 
@@ -118,8 +124,8 @@ def assert_state_close(opt_a, opt_b, tol):
         assert set(sa[i]) == set(sb[i]), i
         assert sa[i]["step"] == sb[i]["step"], i
         for k, v in sa[i].items():
-            if k == "step" or v is None:
-                assert v == sb[i][k]
+            if k == "step" or v is None or isinstance(v, float):   # float: a scalar state
+                assert v == sb[i][k], (i, k)
                 continue
             assert v.dtype == sb[i][k].dtype
             np.testing.assert_allclose(v, sb[i][k], **tol, err_msg=f"state[{i}][{k!r}]")

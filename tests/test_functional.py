@@ -27,7 +27,7 @@ def state_names(name, kw):
         return {"exp_avg": 0.0}
     if name == "Adadelta":
         return {"square_avg": 0.0, "acc_delta": 0.0}
-    if name == "RAdam":
+    if name in ("RAdam", "NAdam"):
         return {"exp_avg": 0.0, "exp_avg_sq": 0.0}
     out = {"exp_avg": 0.0, "exp_avg_sq": 0.0}
     if kw.get("amsgrad", False):
@@ -52,6 +52,17 @@ def call(name, kw, param, grad, states, step, backend):
         b1, b2 = kw.pop("betas", (0.9, 0.999))
         F.radam_(param, grad, states["exp_avg"], states["exp_avg_sq"], step=step, beta1=b1,
                  beta2=b2, backend=backend, **kw)
+    elif name == "NAdam":
+        b1, b2 = kw.pop("betas", (0.9, 0.999))
+        # the tests keep mu_product as one 0-d array per parameter, like the other states;
+        # the list form takes them as one float64 vector
+        mu = states["mu_product"]
+        vec = mu if isinstance(mu, np.ndarray) else np.array([float(m) for m in mu])
+        F.nadam_(param, grad, states["exp_avg"], states["exp_avg_sq"], vec, step=step,
+                 beta1=b1, beta2=b2, backend=backend, **kw)
+        if not isinstance(mu, np.ndarray):
+            for m, v in zip(mu, vec):
+                m[...] = v
     elif name == "Adadelta":
         F.adadelta_(param, grad, states["square_avg"], states["acc_delta"], backend=backend,
                     **kw)
@@ -70,7 +81,10 @@ def call(name, kw, param, grad, states, step, backend):
 
 
 def new_states(name, kw, params):
-    return {k: [np.full_like(p, v) for p in params] for k, v in state_names(name, kw).items()}
+    out = {k: [np.full_like(p, v) for p in params] for k, v in state_names(name, kw).items()}
+    if name == "NAdam":
+        out["mu_product"] = [np.ones(()) for _ in params]
+    return out
 
 
 SHAPES = [(), (1,), (0,), (17,), (4, 5), (70001,)]
@@ -101,7 +115,7 @@ def test_functional_matches_optimizer_and_reference(case, dtype, rng):
         np.testing.assert_allclose(pn[i], pr[i], **TOL[dtype], err_msg=f"param[{i}]")
         assert np.array_equal(pn[i], opt_params[i]), f"param[{i}] vs optimizer"
         for k in sn:
-            assert sn[k][i].dtype == dtype
+            assert sn[k][i].dtype == (np.float64 if k == "mu_product" else dtype)
             np.testing.assert_allclose(sn[k][i], sr[k][i], **TOL[dtype], err_msg=k)
             opt_key = "sum" if k == "state_sum" else k
             assert np.array_equal(sn[k][i], opt.state[i][opt_key]), (i, k)

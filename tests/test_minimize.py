@@ -13,16 +13,17 @@ from fastgd import functions
 from fastgd.optim import _stepper
 from fastgd.descent.minimize import Iterate, MinimizeResult, minimize
 
-METHODS = ["gd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
+METHODS = ["gd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "nadam"]
 #: learning rates that take each method from (1, 3) to the minimum of x² + y² + xy within 3000 steps
 GOOD_LR = {"gd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.5, "rmsprop": 0.01,
-           "adam": 0.05, "adamw": 0.05}
+           "adam": 0.05, "adamw": 0.05, "nadam": 0.05}
 #: how close to (0, 0) counts as reaching it, per dtype
 REACH = {np.dtype(np.float32): 1e-3, np.dtype(np.float64): 1e-5}
 
 OPTIM = {"gd": ("SGD", {}), "momentum": ("SGD", {"momentum": 0.9}),
          "nesterov": ("SGD", {"momentum": 0.9, "nesterov": True}), "adagrad": ("Adagrad", {}),
-         "rmsprop": ("RMSprop", {}), "adam": ("Adam", {}), "adamw": ("AdamW", {})}
+         "rmsprop": ("RMSprop", {}), "adam": ("Adam", {}), "adamw": ("AdamW", {}),
+         "nadam": ("NAdam", {})}
 
 
 def quad(p):

@@ -14,7 +14,7 @@ from fastgd.optim._spec import Hyper, Spec, State, flag, is_true, nonnegative
 from helpers import assert_trees_equal
 
 NAMES = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "lion", "adadelta",
-         "radam"]
+         "radam", "nadam"]
 HEADER = pathlib.Path(__file__).resolve().parents[1] / "csrc" / "kernels" / "fastgd_optim.h"
 
 
@@ -29,10 +29,11 @@ def test_registry_names_every_class():
         assert cls.state_names == cls.spec.state_names
         assert cls._lazy_buffer == cls.spec.lazy_state      # serialization reads it
     assert [c.__name__ for c in optim.ALGORITHMS.values()] == [
-        "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "Lion", "Adadelta", "RAdam"]
+        "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "Lion", "Adadelta", "RAdam",
+        "NAdam"]
 
 
-@pytest.mark.parametrize("name", ["nadam", "Adam", "", 3, None])
+@pytest.mark.parametrize("name", ["nadamw", "Adam", "", 3, None])
 def test_unknown_name(name):
     with pytest.raises(ValueError, match="unknown optimizer .*expected one of"):
         optim.by_name(name)
@@ -88,7 +89,8 @@ def test_functional_signature_is_the_kernels(name):
     params = inspect.signature(fn).parameters
     positional = [p.name for p in params.values() if p.kind == p.POSITIONAL_OR_KEYWORD]
     assert positional == ["param", "grad"] + [s.arg_name for s in spec.states
-                                              if s.when is None] + [
+                                              if s.when is None] + (
+        [] if spec.scalar is None else [spec.scalar.name]) + [
         s.arg_name for s in spec.states if s.when is not None]
     for s in spec.states:
         assert params[s.arg_name].default is (inspect.Parameter.empty if s.when is None else None)
@@ -129,7 +131,8 @@ def _c_kernels():
 def test_states_in_the_c_kernels_order_and_its_hyper_parameters(name):
     spec = optim.by_name(name).spec
     states, fields = _c_kernels()[spec.kernel]
-    assert [s.arg_name for s in spec.states] == states
+    scalar = [] if spec.scalar is None else [spec.scalar.name]   # after the state arrays
+    assert [s.arg_name for s in spec.states] + scalar == states
     assert set(spec.kernel_args(spec.defaults)) == fields
     assert spec.kernel in _optim.ALGORITHMS
     assert len(spec.states) <= 4
@@ -149,6 +152,7 @@ def test_reference_twin_takes_what_the_spec_says(name):
     expected = set(spec.kernel_args(spec.defaults))
     expected |= {"step"} if spec.counts_steps else set()
     expected |= {"buffer_is_new"} if spec.lazy is not None else set()
+    expected |= {spec.scalar.name} if spec.scalar is not None else set()
     assert keyword == expected
 
 

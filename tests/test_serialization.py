@@ -25,9 +25,10 @@ OPTIMIZERS = [
     ("AdamW", dict(lr=0.01)),
     ("RMSprop", dict(lr=0.01, centered=True, momentum=0.5)),
     ("Adagrad", dict(lr=0.05, lr_decay=0.01)),
+    ("NAdam", dict(lr=0.01, weight_decay=1e-3)),
 ]
 OPT_IDS = ["sgd_momentum", "sgd_nesterov", "adam_amsgrad", "adam_betas", "adamw",
-           "rmsprop_centered", "adagrad"]
+           "rmsprop_centered", "adagrad", "nadam"]
 
 
 @pytest.fixture

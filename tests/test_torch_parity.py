@@ -79,6 +79,7 @@ def test_trajectory_matches_torch(case, dtype, backend, rng):
     ("Adamax", dict()),
     ("Adadelta", dict()),
     ("RAdam", dict()),
+    ("NAdam", dict()),
 ])
 def test_defaults_match_torch(name, kw):
     """Same default hyper-parameters as torch.optim (the ones not given above)."""
@@ -97,7 +98,8 @@ def test_defaults_match_torch(name, kw):
                                      ("RMSprop", dict(lr=0.1, centered=True)),
                                      ("Adamax", dict(lr=0.1)),
                                      ("Adadelta", dict(lr=1.0)),
-                                     ("RAdam", dict(lr=0.1, betas=(0.9, 0.9)))])
+                                     ("RAdam", dict(lr=0.1, betas=(0.9, 0.9))),
+                                     ("NAdam", dict(lr=0.1))])
 def test_non_finite_gradients_match_torch(name, kw, backend):
     g1 = np.array([np.nan, np.inf, -np.inf, 1.0, 0.0])
     g2 = np.array([1.0, -np.inf, 1.0, np.nan, 0.0])

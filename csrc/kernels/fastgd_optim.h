@@ -8,8 +8,8 @@
  * torch.optim documentation; src/fastgd/reference/ states each one in numpy.
  *
  * nthreads <= 0 means the default thread count. Kernels with step-dependent factors take a
- * caller-owned workspace `work` of 3 * ntensors doubles (RAdam; the others use 2 * ntensors),
- * so no kernel allocates or fails.
+ * caller-owned workspace `work` of 3 * ntensors doubles (RAdam and NAdam; the others use
+ * 2 * ntensors), so no kernel allocates or fails.
  */
 #ifndef FASTGD_OPTIM_H
 #define FASTGD_OPTIM_H
@@ -63,6 +63,14 @@ typedef struct {
     int maximize, decoupled_weight_decay;
 } fgd_radam_hparams;
 
+/* NAdam (torch.optim.NAdam): Adam with Nesterov momentum and the momentum schedule
+ * mu_t = beta1 (1 - 0.5 * 0.96^(t * momentum_decay)); decoupled_weight_decay = 1: param *=
+ * 1 - lr * weight_decay first, as AdamW. */
+typedef struct {
+    double lr, beta1, beta2, eps, weight_decay, momentum_decay;
+    int maximize, decoupled_weight_decay;
+} fgd_nadam_hparams;
+
 #define FGD_DECLARE(T, SFX)                                                                   \
     /* momentum_buffer may be NULL when momentum == 0; buffer_is_new[t] != 0 sets            \
      * momentum_buffer[t] = grad (PyTorch's first step) instead of the momentum update. */   \
@@ -95,7 +103,14 @@ typedef struct {
     void fgd_radam_##SFX(size_t ntensors, T *const *param, const T *const *grad,              \
                          T *const *exp_avg, T *const *exp_avg_sq, const size_t *numel,        \
                          const int64_t *step, const fgd_radam_hparams *hp, double *work,      \
-                         int nthreads);
+                         int nthreads);                                                       \
+    /* mu_product[t]: the product of mu_1 .. mu_(step-1) of tensor t (1 before its first     \
+     * step), read and replaced by the product up to mu_step; kept rounded to float32 for    \
+     * both dtypes, as PyTorch keeps it in a float32 scalar tensor. */                        \
+    void fgd_nadam_##SFX(size_t ntensors, T *const *param, const T *const *grad,              \
+                         T *const *exp_avg, T *const *exp_avg_sq, double *mu_product,         \
+                         const size_t *numel, const int64_t *step, const fgd_nadam_hparams *hp,\
+                         double *work, int nthreads);
 
 FGD_DECLARE(float, f32)
 FGD_DECLARE(double, f64)

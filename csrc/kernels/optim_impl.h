@@ -501,6 +501,91 @@ void FN(fgd_radam)(size_t ntensors, T *const *param, const T *const *grad, T *co
     fgd_for_ranges(ntensors, numel, nthreads, FN(radam_range), &c);
 }
 
+/* ---------------------------------------------------------------- NAdam */
+typedef struct {
+    T *const *param;
+    const T *const *grad;
+    T *const *exp_avg, *const *exp_avg_sq;
+    /* per tensor: 1 - beta2^step, the gradient's and the momentum's step coefficients */
+    const double *factors;
+    T beta2, one_minus_beta1, one_minus_beta2, eps, weight_decay, decay_factor, sign;
+    int l2, decoupled;
+} FN(nadam_ctx);
+
+FGD_HOT static void FN(nadam_range)(const void *vctx, size_t t, size_t b, size_t e)
+{
+    const FN(nadam_ctx) *c = (const FN(nadam_ctx) *)vctx;
+    T *restrict p = c->param[t] + b;
+    const T *restrict g = c->grad[t] + b;
+    T *restrict m = c->exp_avg[t] + b;
+    T *restrict v = c->exp_avg_sq[t] + b;
+    const size_t n = e - b;
+    const T bc2 = (T)c->factors[3 * t], cg = (T)c->factors[3 * t + 1];
+    const T cm = (T)c->factors[3 * t + 2];
+    const T beta2 = c->beta2, w1 = c->one_minus_beta1, omb2 = c->one_minus_beta2;
+    const T eps = c->eps, wd = c->weight_decay, keep = c->decay_factor, sign = c->sign;
+    const int l2 = c->l2, decoupled = c->decoupled, small_w = w1 < (T)0.5;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        T d = sign * g[i];
+        T pi = p[i];
+        if (decoupled)
+            pi = pi * keep;
+        if (l2)
+            d = d + wd * pi;
+        T mi = LERP(m[i], d, w1, small_w);
+        T vi = v[i] * beta2 + (omb2 * d) * d;
+        m[i] = mi;
+        v[i] = vi;
+        T denom = SQRT(vi / bc2) + eps;
+        /* two addcdiv_ as torch: param + (value * tensor1) / tensor2, the gradient first */
+        pi = pi + (cg * d) / denom;
+        p[i] = pi + (cm * mi) / denom;
+    }
+}
+
+void FN(fgd_nadam)(size_t ntensors, T *const *param, const T *const *grad, T *const *exp_avg,
+                   T *const *exp_avg_sq, double *mu_product, const size_t *numel,
+                   const int64_t *step, const fgd_nadam_hparams *hp, double *work, int nthreads)
+{
+    double prev_in = 0.0; /* tensor t - 1's product before this step */
+    for (size_t t = 0; t < ntensors; t++) {
+        const double in = mu_product[t];
+        if (t && step[t] == step[t - 1] && in == prev_in) { /* the factors of tensor t - 1 */
+            for (int k = 0; k < 3; k++)
+                work[3 * t + k] = work[3 * t - 3 + k];
+            mu_product[t] = mu_product[t - 1];
+            continue;
+        }
+        prev_in = in;
+        const double s = (double)step[t];
+        const double mu = hp->beta1 * (1.0 - 0.5 * pow(0.96, s * hp->momentum_decay));
+        const double mu_next = hp->beta1 * (1.0 - 0.5 * pow(0.96, (s + 1.0) * hp->momentum_decay));
+        /* torch multiplies its float32 scalar tensor by the Python float in float32 */
+        const double prod = (double)((float)in * (float)mu);
+        work[3 * t] = 1.0 - pow(hp->beta2, s);
+        work[3 * t + 1] = -hp->lr * (1.0 - mu) / (1.0 - prod);
+        work[3 * t + 2] = (-hp->lr * mu_next) / (1.0 - prod * mu_next);
+        mu_product[t] = prod;
+    }
+    const int has_wd = hp->weight_decay != 0;
+    FN(nadam_ctx) c = {param,
+                       grad,
+                       exp_avg,
+                       exp_avg_sq,
+                       work,
+                       (T)hp->beta2,
+                       (T)(1.0 - hp->beta1),
+                       (T)(1.0 - hp->beta2),
+                       (T)hp->eps,
+                       (T)hp->weight_decay,
+                       (T)(1.0 - hp->lr * hp->weight_decay),
+                       hp->maximize ? (T)-1 : (T)1,
+                       has_wd && !hp->decoupled_weight_decay,
+                       has_wd && hp->decoupled_weight_decay};
+    fgd_for_ranges(ntensors, numel, nthreads, FN(nadam_range), &c);
+}
+
 #undef FN
 #undef LERP
 #undef NANMAX

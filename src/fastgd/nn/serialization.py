@@ -120,6 +120,9 @@ def save(model: nn.Sequential, path: PathArg, optimizer: Optimizer | None = None
         for i, entry in sd["state"].items():
             state_meta[str(i)] = {"step": entry["step"],
                                   "none": [k for k, v in entry.items() if v is None]}
+            if optimizer.spec.scalar is not None:  # a float, exact in JSON (repr round-trips)
+                name = optimizer.spec.scalar.name
+                state_meta[str(i)][name] = entry[name]
             for k, v in entry.items():
                 if isinstance(v, np.ndarray):
                     arrays[f"opt_{i}_{k}"] = v
@@ -499,23 +502,36 @@ def _check_optimizer_groups(reader: _Reader, groups: Any,
     return groups
 
 
+#: a checked optimizer state entry: step, the states saved as None, the (state, member)
+#: pairs of its arrays, its scalar state
+_Entry = tuple[int, list[str], list[tuple[str, str]], dict[str, float]]
+
+
 def _check_optimizer_state(reader: _Reader, state: Any, cls: type[Optimizer], params: list[_Param]
-                           ) -> tuple[dict[int, tuple[int, list[str], list[tuple[str, str]]]],
+                           ) -> tuple[dict[int, _Entry],
                                       dict[str, tuple[tuple[int, ...], np.dtype[Any]]]]:
-    """The optimizer's state entries by parameter index, ``(step, none, [(name, member)])``,
+    """The optimizer's state entries by parameter index, ``(step, none, [(name, member)],
+    {scalar state: value})``,
     and the (shape, dtype) each state member must have."""
     if not isinstance(state, dict):
         reader.fail("the optimizer's state must be a JSON object")
     arrays: dict[str, tuple[tuple[int, ...], np.dtype[Any]]] = {}
-    entries: dict[int, tuple[int, list[str], list[tuple[str, str]]]] = {}
+    entries: dict[int, _Entry] = {}
     for key, entry in state.items():
         where = f"the optimizer's state[{key!r}]"
         if not _INDEX.fullmatch(key) or len(key) > 18 or int(key) >= len(params):
             reader.fail(f"{where}: not a parameter index in 0..{len(params) - 1}")
         if not isinstance(entry, dict):
             reader.fail(f"{where} must be a JSON object")
-        _keys(reader, entry, {"step", "none"}, where)
+        scalar = cls.spec.scalar
+        _keys(reader, entry, {"step", "none"} | ({scalar.name} if scalar else set()), where)
         step, none = entry["step"], entry["none"]
+        scalars: dict[str, float] = {}
+        if scalar is not None:
+            value = entry[scalar.name]
+            if type(value) not in (int, float) or not math.isfinite(value):
+                reader.fail(f"{where} {scalar.name} must be a finite number, got {_short(value)}")
+            scalars[scalar.name] = float(value)
         if type(step) is not int or not 1 <= step <= _STEP_MAX:
             reader.fail(f"{where} step must be an int in 1..{_STEP_MAX}, got {_short(step)}")
         lazy = cls.spec.lazy_state
@@ -531,12 +547,12 @@ def _check_optimizer_state(reader: _Reader, state: Any, cls: type[Optimizer], pa
             if member in reader.members and name not in none:
                 arrays[member] = (shape, dtype)
                 names.append((name, member))
-        entries[i] = (step, list(none), names)
+        entries[i] = (step, list(none), names, scalars)
     return entries, arrays
 
 
 def _check_state_per_group(reader: _Reader, groups: list[dict[str, Any]],
-                           entries: dict[int, tuple[int, list[str], list[tuple[str, str]]]],
+                           entries: dict[int, _Entry],
                            cls: type[Optimizer]) -> None:
     """An optimizer allocates each state array for all parameters of a group at once: a
     group whose stepped parameters have it only in part lost some of it."""
@@ -585,8 +601,8 @@ def _build_optimizer(reader: _Reader, opt: dict[str, Any], params: list[np.ndarr
     except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: a huge JSON int
         reader.fail(f"the optimizer cannot be rebuilt: {exc}")
     state: dict[int, dict[str, Any]] = {}
-    for i, (step, none, names) in opt["entries"].items():
-        entry = {"step": step, **dict.fromkeys(none)}
+    for i, (step, none, names, scalars) in opt["entries"].items():
+        entry = {"step": step, **dict.fromkeys(none), **scalars}
         for name, member in names:
             entry[name] = reader.array(member).astype(params[i].dtype, copy=False)
         state[i] = entry

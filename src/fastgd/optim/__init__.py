@@ -16,6 +16,7 @@ from .adam import Adam, AdamW
 from . import lr_scheduler
 from .adamax import Adamax
 from .lion import Lion
+from .nadam import NAdam
 from .optimizer import Optimizer
 from .radam import RAdam
 from .rmsprop import RMSprop
@@ -24,7 +25,8 @@ from .sgd import SGD
 #: every algorithm's class by its spec's name (``"sgd"``, ``"adam"``, ...); the class's
 #: ``spec`` declares it. Read-only.
 ALGORITHMS = MappingProxyType({cls.spec.name: cls for cls in (SGD, Adagrad, RMSprop, Adam, AdamW,
-                                                               Adamax, Lion, Adadelta, RAdam)})
+                                                               Adamax, Lion, Adadelta, RAdam,
+                                                               NAdam)})
 
 
 def by_name(name: str) -> type[Optimizer]:
@@ -36,4 +38,4 @@ def by_name(name: str) -> type[Optimizer]:
 
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "Lion",
-           "Adadelta", "RAdam", "ALGORITHMS", "by_name", "lr_scheduler"]
+           "Adadelta", "RAdam", "NAdam", "ALGORITHMS", "by_name", "lr_scheduler"]

@@ -115,6 +115,15 @@ class State(NamedTuple):
         return self.name if self.arg is None else self.arg
 
 
+class ScalarState(NamedTuple):
+    """A per-parameter scalar the kernel carries from step to step (NAdam's ``mu_product``):
+    one float64 per parameter, read and replaced by each kernel call, in the state dict as a
+    float under ``name``."""
+    name: str
+    #: its value before the first step
+    initial: float = 0.0
+
+
 @dataclass(frozen=True)
 class Spec:
     """One optimizer algorithm: see the module's docstring."""
@@ -132,6 +141,9 @@ class Spec:
     reference: Callable
     #: the kernel takes the step number (bias corrections, learning-rate decay)
     counts_steps: bool = False
+    #: a per-parameter scalar state (`ScalarState`) the kernel reads and replaces, or None;
+    #: the reference twin takes it as a one-element float64 array, by its name
+    scalar: Optional[ScalarState] = None
     #: kernel arguments that no group sets (AdamW: ``decoupled_weight_decay=True``)
     fixed: Mapping = field(default_factory=dict)
     #: ``validate(hp, where)`` refuses a combination of checked values (SGD's nesterov)
@@ -183,6 +195,8 @@ class Spec:
             bad("at most four state arrays (the kernels' limit), each named once")
         if sum(s.first_grad for s in self.states) > 1:
             bad("at most one state starts as the first gradient")
+        if self.scalar is not None and self.scalar.name in set(states) | {"step"} | set(names):
+            bad(f"the scalar state {self.scalar.name!r} shares its name with another entry")
         for st in self.states:
             if isinstance(st.initial, str) and st.initial not in names:
                 bad(f"{st.name} starts as {st.initial!r}, which is not a hyper-parameter")
@@ -245,13 +259,16 @@ class Spec:
 
     # ---------------------------------------------------------------- reference
     def reference_step(self, param: Any, grad: Any, states: list, hp: Mapping[str, Any],
-                       step: Optional[int], is_new: Any) -> None:
-        """One step of the numpy twin on one array; ``states`` in the kernel's order."""
+                       step: Optional[int], is_new: Any, scalar: Any = None) -> None:
+        """One step of the numpy twin on one array; ``states`` in the kernel's order;
+        ``scalar`` the one-element float64 array of the scalar state, if the spec has one."""
         extra = {}
         if self.counts_steps:
             extra["step"] = step
         if self.lazy is not None:
             extra["buffer_is_new"] = is_new
+        if self.scalar is not None:
+            extra[self.scalar.name] = scalar
         self.reference(param, grad, *states, **hp, **extra)
 
 

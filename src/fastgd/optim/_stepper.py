@@ -8,8 +8,8 @@ checks, state arrays, initial values, kernel), the array's plan is built once, a
 `Stepper.step` is ``prepare`` plus the kernel: the gradient's dtype, shape and memory are
 still checked (in C) on every step.
 
-The caller owns the state arrays, the step counter and the "momentum buffer is new" flag,
-so it can take a step back (`snapshot` / `restore`).
+The caller owns the state arrays, the step counter, the "momentum buffer is new" flag and
+the scalar state (NAdam's ``mu_product``), so it can take a step back (`snapshot` / `restore`).
 """
 import functools
 from typing import Any, Callable, Mapping
@@ -33,8 +33,9 @@ METHODS: dict[str, tuple[type[optim.Optimizer], dict[str, Any], tuple[str, ...]]
 
 _NOT_HYPER = {"lr", "maximize"}  # set by minimize's own arguments
 
-#: what `Stepper.snapshot` returns: the state arrays' copies, the step counter, the flag
-Snapshot = tuple[list[FloatArray | None], int, int]
+#: what `Stepper.snapshot` returns: the state arrays' copies, the step counter, the flag and
+#: the scalar state (NAdam's mu_product; 0.0 for the algorithms without one)
+Snapshot = tuple[list[FloatArray | None], int, int, float]
 
 
 def defaults(method: str) -> tuple[float, dict[str, Any]]:
@@ -101,8 +102,11 @@ class Stepper:
             for s, n in zip(spec.states, needs)]
         self.steps: NDArray[np.int64] = np.zeros(1, np.int64)
         self.is_new: NDArray[np.uint8] = np.ones(1, np.uint8)
+        self.scalars: NDArray[np.float64] | None = (
+            None if spec.scalar is None else np.full(1, spec.scalar.initial))
         self._plan = _optim.TensorPlan([param], [None if s is None else [s] for s in self.states],
-                                       self.steps, self.is_new, "x", spec.state_names)
+                                       self.steps, self.is_new, "x", spec.state_names,
+                                       self.scalars)
         self._mask = sum(1 << i for i, n in enumerate(needs) if n)
         self._kernel = getattr(_optim, spec.kernel)
         self.step = self._bind()
@@ -145,13 +149,13 @@ class Stepper:
     def snapshot(self) -> Snapshot:
         """Copies of everything a step changes besides ``param``."""
         return ([None if s is None else s.copy() for s in self.states], int(self.steps[0]),
-                int(self.is_new[0]))
+                int(self.is_new[0]), 0.0 if self.scalars is None else float(self.scalars[0]))
 
     def restore(self, snap: Snapshot, rows: Array | None = None) -> None:
         """Put the state of ``snap`` back: all of it, or only ``rows`` (a boolean mask over the
         first axis) of the state arrays. The shared step counter and flag are restored only
         for a full restore."""
-        states, step, new = snap
+        states, step, new, scalar = snap
         for s, saved in zip(self.states, states):
             if s is None:
                 continue
@@ -163,3 +167,5 @@ class Stepper:
         if rows is None:
             self.steps[0] = step
             self.is_new[0] = new
+            if self.scalars is not None:
+                self.scalars[0] = scalar

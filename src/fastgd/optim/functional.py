@@ -9,11 +9,14 @@ number of this update, 1 for the first (an int for all tensors, or one per tenso
 ``backend="reference"`` runs the plain-numpy twin from ``fastgd.reference.optim``.
 
 There is one function per algorithm of `fastgd.optim.ALGORITHMS`, made from its spec:
-``<name>_(param, grad, <its state arrays, in the kernel's order>, *, [step,] <the kernel's
-hyper-parameters>, [init_<buffer>=False,] backend="native")``: ``sgd_``, ``adagrad_``,
-``rmsprop_``, ``adam_``, ``adamw_``, ``adamax_``, ``lion_``, ``adadelta_``, ``radam_``. The
-hyper-parameters are those of the optimizer class as its kernel takes them (``beta1, beta2``
-for ``betas``; no ``initial_accumulator_value``: the caller fills ``state_sum``).
+``<name>_(param, grad, <its state arrays, in the kernel's order; a scalar state after the
+required ones>, *,
+[step,] <the kernel's hyper-parameters>, [init_<buffer>=False,] backend="native")``:
+``sgd_``, ``adagrad_``, ``rmsprop_``, ``adam_``, ``adamw_``, ``adamax_``, ``lion_``,
+``adadelta_``, ``radam_``, ``nadam_``. The hyper-parameters are those of the optimizer class
+as its kernel takes them (``beta1, beta2`` for ``betas``; no ``initial_accumulator_value``:
+the caller fills ``state_sum``). NAdam's scalar state ``mu_product`` is a float64 array with
+one entry per parameter array (1.0 before the first step), updated in place.
 
 >>> import numpy as np
 >>> from fastgd.functional import adam_
@@ -102,11 +105,30 @@ def _filled(n, value, dtype):
     return out
 
 
-def _native(kernel, params, grads, lists, steps, is_new, **hp):
+def _scalars(value, n, name):
+    """A scalar-state argument: a writeable float64 array of ``n`` entries (shape (n,), or
+    () for one parameter array), as the 1-d view the kernel updates in place."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a float64 numpy.ndarray with one entry per parameter "
+                        f"array, got {type(value).__name__}")
+    if value.dtype != np.float64:
+        raise TypeError(f"{name} must have dtype float64, got {value.dtype}")
+    if value.size != n or value.ndim > 1 or (value.ndim == 0 and n != 1):
+        raise ValueError(f"{name} must have shape ({n},) (one entry per parameter array), got "
+                         f"shape {value.shape}")
+    if not value.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    if not value.flags.c_contiguous or not value.flags.aligned:
+        raise ValueError(f"{name} must be contiguous")
+    return value.reshape(n)
+
+
+def _native(kernel, params, grads, lists, steps, is_new, scalars=None, **hp):
     n = len(params)
     steps = _filled(n, 1, np.int64) if steps is None else steps
     flags = _filled(n, is_new, np.uint8)
-    plan = _optim.TensorPlan(params, list(lists.values()), steps, flags, "param", tuple(lists))
+    plan = _optim.TensorPlan(params, list(lists.values()), steps, flags, "param", tuple(lists),
+                             scalars)
     mask = sum(1 << i for i, v in enumerate(lists.values()) if v is not None)
     plan.prepare(grads, 0, mask)
     kernel(plan, increment=False, **hp)
@@ -116,10 +138,10 @@ def _backend(backend):
     return _checks.backend(backend) == "native"
 
 
-def _update(spec, param, grad, states, step, values, init, backend):
+def _update(spec, param, grad, states, step, values, init, backend, scalar=None):
     """One update of ``spec``'s algorithm: ``states`` by state name (kernel order),
     ``values`` the hyper-parameters by kernel argument name, ``init`` the "is new" flag of a
-    state that starts as the first gradient."""
+    state that starts as the first gradient, ``scalar`` the scalar state's array."""
     hp = spec.kernel_args_from_kernel_names(values)
     lazy = spec.lazy
     if lazy is not None:
@@ -138,12 +160,18 @@ def _update(spec, param, grad, states, step, values, init, backend):
         named[s.arg_name] = value
     params, grads, lists, steps = _prepare(param, grad, named,
                                            step if spec.counts_steps else _NO_STEP)
+    scalars = None
+    if spec.scalar is not None:
+        scalars = _scalars(scalar, len(params), spec.scalar.name)
+        if any(np.may_share_memory(scalars, a) for a in params + grads):
+            raise ValueError(f"{spec.scalar.name} shares memory with a parameter or gradient")
     if _backend(backend):
-        _native(getattr(_optim, spec.kernel), params, grads, lists, steps, init, **hp)
+        _native(getattr(_optim, spec.kernel), params, grads, lists, steps, init, scalars, **hp)
         return
     for i, (p, g) in enumerate(zip(params, grads)):
         spec.reference_step(p, g, [None if lst is None else lst[i] for lst in lists.values()],
-                            hp, None if steps is None else int(steps[i]), init)
+                            hp, None if steps is None else int(steps[i]), init,
+                            None if scalars is None else scalars[i:i + 1])
 
 
 def functional_for(cls):
@@ -152,7 +180,8 @@ def functional_for(cls):
     namespace = {"_update": _update, "_spec": spec, "_NO_STEP": _NO_STEP}
     required = [s for s in spec.states if s.when is None]
     optional = [s for s in spec.states if s.when is not None]
-    params = ["param", "grad", *(s.arg_name for s in required),
+    scalar = [] if spec.scalar is None else [spec.scalar.name]
+    params = ["param", "grad", *(s.arg_name for s in required), *scalar,
               *(f"{s.arg_name}=None" for s in optional), "*"]
     if spec.counts_steps:
         params.append("step")
@@ -171,7 +200,7 @@ def functional_for(cls):
     states = ", ".join(f"{s.name!r}: {s.arg_name}" for s in spec.states)
     values = ", ".join(f"{n!r}: {n}" for n, _ in kernel)
     body = (f"_update(_spec, param, grad, {{{states}}}, {'step' if spec.counts_steps else '_NO_STEP'}, "
-            f"{{{values}}}, {init}, backend)")
+            f"{{{values}}}, {init}, backend{''.join(', ' + n for n in scalar)})")
     name = f"{spec.name}_"
     return make_function(name, params, body, namespace, module=__name__,
                          doc=_doc(cls, required, optional, kernel, lazy))
@@ -189,6 +218,11 @@ def _doc(cls, required, optional, kernel, lazy):
     for s in optional:
         lines += [f"{s.arg_name} : ndarray or list of ndarray, optional",
                   f"    State, required when {s.when.text} (ignored otherwise)."]
+    if spec.scalar is not None:
+        lines += [f"{spec.scalar.name} : ndarray of float64",
+                  "    The scalar state, one entry per parameter array (shape (n,), or () for",
+                  f"    one array), {spec.scalar.initial!r} before the first step; updated in "
+                  "place."]
     if spec.counts_steps:
         lines += ["step : int or sequence of int",
                   "    The number of this update (1 for the first), for all tensors or one",

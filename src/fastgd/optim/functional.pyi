@@ -7,7 +7,7 @@ from numpy.typing import ArrayLike
 from .._typing import FloatArray, Real
 from .optimizer import Optimizer
 
-__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adamax_", "lion_", "adadelta_", "radam_"]
+__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adamw_", "adamax_", "lion_", "adadelta_", "radam_", "nadam_"]
 
 def functional_for(cls: type[Optimizer]) -> Callable[..., None]: ...
 def sgd_(param: FloatArray | Sequence[FloatArray], grad: FloatArray | Sequence[FloatArray],
@@ -58,5 +58,12 @@ def radam_(param: FloatArray | Sequence[FloatArray], grad: FloatArray | Sequence
            exp_avg: FloatArray | Sequence[FloatArray],
            exp_avg_sq: FloatArray | Sequence[FloatArray], *, step: int | ArrayLike, lr: Real = ...,
            beta1: Real = ..., beta2: Real = ..., eps: Real = ..., weight_decay: Real = ...,
+           decoupled_weight_decay: bool = ..., maximize: bool = ...,
+           backend: Literal["native", "reference"] = ...) -> None: ...
+def nadam_(param: FloatArray | Sequence[FloatArray], grad: FloatArray | Sequence[FloatArray],
+           exp_avg: FloatArray | Sequence[FloatArray],
+           exp_avg_sq: FloatArray | Sequence[FloatArray], mu_product: Real = ..., *,
+           step: int | ArrayLike, lr: Real = ..., beta1: Real = ..., beta2: Real = ...,
+           eps: Real = ..., weight_decay: Real = ..., momentum_decay: Real = ...,
            decoupled_weight_decay: bool = ..., maximize: bool = ...,
            backend: Literal["native", "reference"] = ...) -> None: ...

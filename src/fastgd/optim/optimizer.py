@@ -17,7 +17,7 @@ from .. import _checks
 from .. import _optim
 from .._optim import TensorPlan
 from .._typing import FloatArray, Params
-from ._spec import Spec, init_for
+from ._spec import ScalarState, Spec, init_for
 
 _STEP = "step"
 
@@ -25,18 +25,22 @@ _STEP = "step"
 class _Slot:
     """What a parameter group owns besides its dict: step counters, state and the plan."""
 
-    def __init__(self, params: Sequence[FloatArray], state_names: Sequence[str]) -> None:
+    def __init__(self, params: Sequence[FloatArray], state_names: Sequence[str],
+                 scalar: Optional[ScalarState] = None) -> None:
         self.params = params
         self.steps = np.zeros(len(params), dtype=np.int64)
         # 1 until the lazily initialised buffer (SGD's momentum) has taken its first gradient
         self.is_new = np.ones(len(params), dtype=np.uint8)
+        # the spec's per-parameter scalar state (NAdam's mu_product), or None
+        self.scalars = None if scalar is None else np.full(len(params), scalar.initial)
         self.buffers: dict[str, Any] = dict.fromkeys(state_names)
         self.plan: TensorPlan = None  # type: ignore[assignment]  # build_plan, before any use
         self.checked: Any = None  # (hyper-parameter values, kernel arguments, state mask)
 
     def build_plan(self, state_names: Sequence[str]) -> None:
         self.plan = TensorPlan(list(self.params), [self.buffers[k] for k in state_names],
-                               self.steps, self.is_new, "params", tuple(state_names))
+                               self.steps, self.is_new, "params", tuple(state_names),
+                               self.scalars)
 
 
 class Optimizer:
@@ -111,7 +115,7 @@ class Optimizer:
         self.spec.kernel_args(group, where)
         existing = [p for s in self._slots for p in s.params]
         _checks.disjoint(existing + params, [f"params[{i}]" for i in range(first + len(params))])
-        slot = _Slot(tuple(params), self.state_names)
+        slot = _Slot(tuple(params), self.state_names, self.spec.scalar)
         slot.build_plan(self.state_names)
         self.param_groups.append(group)
         self._slots.append(slot)
@@ -206,7 +210,9 @@ class Optimizer:
                 continue
             slot.steps[j] += 1
             states = [None if b is None else b[j] for b in buffers]
-            spec.reference_step(p, g, states, hp, int(slot.steps[j]), bool(slot.is_new[j]))
+            scalar = None if slot.scalars is None else slot.scalars[j:j + 1]
+            spec.reference_step(p, g, states, hp, int(slot.steps[j]), bool(slot.is_new[j]),
+                                scalar)
             if clear_new and lazy is not None and slot.buffers[lazy] is not None:
                 slot.is_new[j] = 0
 
@@ -251,6 +257,8 @@ class Optimizer:
             for j in range(len(slot.params)):
                 if slot.steps[j] > 0:
                     entry: dict[str, Any] = {_STEP: int(slot.steps[j])}
+                    if slot.scalars is not None:
+                        entry[self.spec.scalar.name] = float(slot.scalars[j])  # type: ignore[union-attr]
                     for k, b in slot.buffers.items():
                         if b is None:
                             continue
@@ -353,10 +361,12 @@ class Optimizer:
                         b[...] = fill
             slot.steps[:] = 0
             slot.is_new[:] = 1
+            if slot.scalars is not None:
+                slot.scalars[:] = self.spec.scalar.initial  # type: ignore[union-attr]
             needs = {k: False for k in self.state_names}
             for j in range(len(slot.params)):
                 for k in entries.get(i + j, {}):
-                    if k != _STEP and entries[i + j][k] is not None:
+                    if k in self.state_names and entries[i + j][k] is not None:
                         needs[k] = True
             if any(needs[k] and slot.buffers[k] is None for k in self.state_names):
                 self._allocate(slot, group, needs)
@@ -368,6 +378,9 @@ class Optimizer:
                 for k, v in entry.items():
                     if k == _STEP:
                         continue
+                    if slot.scalars is not None and k == self.spec.scalar.name:  # type: ignore[union-attr]
+                        slot.scalars[j] = v
+                        continue
                     if v is None:
                         continue
                     slot.buffers[k][j][...] = v
@@ -378,10 +391,13 @@ class Optimizer:
     def _check_entry(self, entry: Any, param: FloatArray, where: str) -> Any:
         if not isinstance(entry, dict):
             raise TypeError(f"{where} must be a dict, got {type(entry).__name__}")
-        unknown = sorted(set(entry) - set(self.state_names) - {_STEP})
+        scalar = self.spec.scalar
+        known = set(self.state_names) | {_STEP} | ({scalar.name} if scalar else set())
+        unknown = sorted(set(entry) - known)
         if unknown:
             raise ValueError(f"{where} has unknown key {unknown[0]!r}; expected 'step' and some "
-                             f"of {list(self.state_names)}")
+                             f"of {list(self.state_names)}"
+                             + (f" and {scalar.name!r}" if scalar else ""))
         if _STEP not in entry:
             raise ValueError(f"{where} has no 'step'")
         step = entry[_STEP]
@@ -393,6 +409,12 @@ class Optimizer:
             raise ValueError(f"{where}['step'] must be an integer in 1..2**63-1, got "
                              f"{entry[_STEP]!r}")
         out: dict[str, Any] = {_STEP: int(step)}
+        if scalar is not None:
+            if scalar.name not in entry:
+                raise ValueError(f"{where} has no {scalar.name!r}")
+            value = entry[scalar.name]
+            value = value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+            out[scalar.name] = _checks.real(value, f"{where}[{scalar.name!r}]")
         for k in self.state_names:
             if k not in entry:
                 continue
@@ -428,6 +450,7 @@ class Optimizer:
         arrays: list[np.ndarray] = [p for s in self._slots for p in s.params]
         arrays += [a for s in self._slots for b in s.buffers.values() if b is not None for a in b]
         arrays += [s.steps for s in self._slots] + [s.is_new for s in self._slots]
+        arrays += [s.scalars for s in self._slots if s.scalars is not None]
         backup = self._backup
         if backup is None or not backup.covers(arrays):
             backup = self._backup = _optim.Backup(arrays)

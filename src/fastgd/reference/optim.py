@@ -36,9 +36,11 @@ def _direction(param: FloatArray, grad: FloatArray, weight_decay: float,
 
 def _adam_moments_(param: FloatArray, grad: FloatArray, exp_avg: FloatArray,
                    exp_avg_sq: FloatArray, lr: float, beta1: float, beta2: float,
-                   weight_decay: float, maximize: bool, decoupled_weight_decay: bool) -> None:
-    """Adam's first half, shared by Adam and RAdam: the weight decay (L2 into the gradient,
-    or decoupled: ``param *= 1 - lr * weight_decay``), then both moments."""
+                   weight_decay: float, maximize: bool,
+                   decoupled_weight_decay: bool) -> FloatArray:
+    """Adam's first half, shared by Adam, RAdam and NAdam: the weight decay (L2 into the
+    gradient, or decoupled: ``param *= 1 - lr * weight_decay``), then both moments; returns
+    the gradient the moments took."""
     t = param.dtype.type
     if decoupled_weight_decay:
         if weight_decay != 0:
@@ -49,6 +51,7 @@ def _adam_moments_(param: FloatArray, grad: FloatArray, exp_avg: FloatArray,
     _lerp_(exp_avg, d, 1 - beta1)
     exp_avg_sq *= t(beta2)
     exp_avg_sq += t(1 - beta2) * d * d
+    return d
 
 
 def sgd(param: FloatArray, grad: FloatArray, momentum_buffer: MaybeState, *, lr: float,
@@ -243,3 +246,32 @@ def radam(param: FloatArray, grad: FloatArray, exp_avg: FloatArray, exp_avg_sq: 
         rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
         update = (update * (t(bc2**0.5) / (np.sqrt(exp_avg_sq) + t(eps)))) * t(rect)
     param -= update
+
+
+def nadam(param: FloatArray, grad: FloatArray, exp_avg: FloatArray, exp_avg_sq: FloatArray, *,
+          step: int, mu_product: FloatArray, lr: float, beta1: float, beta2: float, eps: float,
+          weight_decay: float, momentum_decay: float, maximize: bool,
+          decoupled_weight_decay: bool) -> None:
+    r"""NAdam (Dozat 2016), Adam with Nesterov momentum and a momentum schedule.
+
+    .. math::
+        \mu_t = \beta_1\,(1 - \tfrac12\,0.96^{t\psi}),\quad
+        \theta_t = \theta_{t-1} - \gamma\,\Big(
+            \frac{(1-\mu_t)\,g_t}{1-\prod_{i\le t}\mu_i}
+            + \frac{\mu_{t+1}\,m_t}{1-\prod_{i\le t+1}\mu_i}\Big)
+            \Big/ \Big(\sqrt{v_t / (1-\beta_2^t)} + \epsilon\Big)
+
+    with :math:`m_t, v_t` Adam's moments and :math:`\psi` the momentum decay.
+    ``mu_product`` (a one-element float64 array) holds :math:`\prod_{i<t}\mu_i` and is
+    replaced by :math:`\prod_{i\le t}\mu_i`, rounded to float32 as PyTorch keeps it.
+    """
+    t = param.dtype.type
+    d = _adam_moments_(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_decay,
+                       maximize, decoupled_weight_decay)
+    mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
+    mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
+    prod = float(np.float32(mu_product[0]) * np.float32(mu))
+    mu_product[0] = prod
+    denom = np.sqrt(exp_avg_sq / t(1 - beta2**step)) + t(eps)
+    param += (t(-lr * (1.0 - mu) / (1.0 - prod)) * d) / denom
+    param += (t((-lr * mu_next) / (1.0 - prod * mu_next)) * exp_avg) / denom
