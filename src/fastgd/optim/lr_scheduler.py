@@ -22,6 +22,7 @@ As in torch, a scheduler's constructor takes one step (epoch 0), ``step()`` adva
 from __future__ import annotations
 
 import math
+import types
 import warnings
 from bisect import bisect_right
 from collections import Counter
@@ -34,8 +35,8 @@ from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR",
            "ConstantLR", "LinearLR", "ExponentialLR", "PolynomialLR", "CosineAnnealingLR",
-           "CosineAnnealingWarmRestarts", "SequentialLR", "ChainedScheduler",
-           "ReduceLROnPlateau"]
+           "CosineAnnealingWarmRestarts", "CyclicLR", "OneCycleLR", "SequentialLR",
+           "ChainedScheduler", "ReduceLROnPlateau"]
 
 _EPOCH_DEPRECATION = ("The epoch parameter in `scheduler.step()` is deprecated (as in "
                       "PyTorch): call `scheduler.step()` without it.")
@@ -524,6 +525,417 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
         self._last_lr = self._lrs()
+
+
+def _check_optimizer(optimizer: Any) -> Optimizer:
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a fastgd.optim optimizer, got "
+                        f"{type(optimizer).__name__}")
+    return optimizer
+
+
+def _per_group_real(value: Any, optimizer: Optimizer, name: str, *,
+                    low: float | None = None) -> list[float]:
+    """``value`` (a number, or a list or tuple of one per group) as one float per group."""
+    n = len(optimizer.param_groups)
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"expected {n} {name} (one per parameter group), got {len(value)}")
+        return [_checks.real(v, f"{name}[{i}]", low=low) for i, v in enumerate(value)]
+    return [_checks.real(value, name, low=low)] * n
+
+
+def _uses_beta1(optimizer: Optimizer, kind: str) -> bool:
+    """Whether momentum is cycled through ``betas[0]`` (the Adam family) rather than
+    ``momentum`` (SGD, RMSprop), as torch's ``use_beta1``."""
+    if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+        raise ValueError(f"{kind}: cycle_momentum=True needs an optimizer with a 'momentum' or "
+                         f"'betas' hyper-parameter, and {type(optimizer).__name__} has neither; "
+                         "pass cycle_momentum=False")
+    return "betas" in optimizer.defaults
+
+
+def _set_momentum(group: dict[str, Any], use_beta1: bool, value: float) -> None:
+    if use_beta1:
+        group["betas"] = (value, *group["betas"][1:])
+    else:
+        group["momentum"] = value
+
+
+def _momenta(optimizer: Optimizer, use_beta1: bool, value: Any, name: str) -> list[float]:
+    """One momentum per group (``value`` as `_per_group_real` takes it), each checked to be
+    one that its group's optimizer accepts (SGD's Nesterov momentum > 0, Adam's beta1 < 1)."""
+    values = _per_group_real(value, optimizer, name)
+    key = "betas[0]" if use_beta1 else "momentum"
+    for i, (group, v) in enumerate(zip(optimizer.param_groups, values)):
+        trial = dict(group)
+        _set_momentum(trial, use_beta1, v)
+        try:
+            optimizer.spec.kernel_args(trial, f"param_groups[{i}]")
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{name}={v} cannot be the {key} of param_groups[{i}]: "
+                            f"{exc}") from None
+    return values
+
+
+def _cycle_momentum_setup(sched: Any, optimizer: Optimizer, kind: str, cycle_momentum: Any,
+                          base_momentum: Any, max_momentum: Any
+                          ) -> tuple[list[float], list[float]] | None:
+    """The momentum arguments of CyclicLR and OneCycleLR, checked: torch's attributes
+    ``cycle_momentum`` (and with it ``use_beta1``) set, and the base and max momentum of
+    every group returned (None without ``cycle_momentum``)."""
+    sched.cycle_momentum = _checks.flag(cycle_momentum, "cycle_momentum")
+    if not sched.cycle_momentum:
+        return None
+    sched.use_beta1 = _uses_beta1(optimizer, kind)
+    return (_momenta(optimizer, sched.use_beta1, base_momentum, "base_momentum"),
+            _momenta(optimizer, sched.use_beta1, max_momentum, "max_momentum"))
+
+
+def _start_momentum(optimizer: Optimizer, use_beta1: bool, base: list[float],
+                    top: list[float]) -> None:
+    """A new schedule's momentum: ``max_momentum`` in every group, which also carries
+    ``base_momentum`` and ``max_momentum`` (as torch's do)."""
+    for group, lo, hi in zip(optimizer.param_groups, base, top):
+        _set_momentum(group, use_beta1, hi)
+        group["max_momentum"] = hi
+        group["base_momentum"] = lo
+
+
+class CyclicLR(LRScheduler):
+    r"""The cyclical learning rate policy (CLR, Smith 2017): the rate goes up and down
+    between ``base_lr`` and ``max_lr`` (and the momentum the other way), one step per
+    batch, as ``torch.optim.lr_scheduler.CyclicLR``:
+
+    .. math::
+        c &= \lfloor 1 + t / (u + d) \rfloor, \qquad x = 1 + t / (u + d) - c, \qquad
+        r = u / (u + d)\\
+        h_t &= \begin{cases} x / r & x \le r\\ (1 - x) / (1 - r) & x > r \end{cases}\\
+        \eta_t &= \eta_{base} + (\eta_{max} - \eta_{base})\, h_t\, s, \qquad
+        m_t = m_{max} - (m_{max} - m_{base})\, h_t\, s
+
+    for step :math:`t`, ``step_size_up`` :math:`u` and ``step_size_down`` :math:`d`. The
+    amplitude's scale :math:`s` is 1 ("triangular"), :math:`2^{1-c}` ("triangular2", halved
+    every cycle), :math:`\gamma^t` ("exp_range"), or ``scale_fn`` of the cycle :math:`c`
+    (``scale_mode="cycle"``) or of the step :math:`t` (``scale_mode="iterations"``).
+
+    Parameters
+    ----------
+    optimizer : fastgd.optim.Optimizer
+    base_lr, max_lr : float or list of float
+        The lower and upper rates, for all groups or one per group (>= 0). A new schedule
+        (``last_epoch=-1``) sets each group's ``lr`` to its ``base_lr``.
+    step_size_up : int, default 2000
+        Steps of the rising half of a cycle (>= 1).
+    step_size_down : int, optional
+        Steps of the falling half (>= 0); by default ``step_size_up``.
+    mode : {"triangular", "triangular2", "exp_range"}, default "triangular"
+        Ignored when ``scale_fn`` is given (as in torch).
+    gamma : float, default 1.0
+        The base of "exp_range" (> 0).
+    scale_fn : callable, optional
+        ``x -> scale``, in [0, 1] for x >= 0, instead of ``mode``. The state dict saves the
+        attributes of a callable object, not a function (as torch).
+    scale_mode : {"cycle", "iterations"}, default "cycle"
+        What ``scale_fn`` is given; the modes set their own.
+    cycle_momentum : bool, default True
+        Cycle the groups' ``momentum`` (SGD, RMSprop) or ``betas[0]`` (Adam family: the
+        optimizer has ``betas``) from ``max_momentum`` down to ``base_momentum`` and back.
+        A new schedule puts ``base_momentum`` and ``max_momentum`` in every group.
+    base_momentum, max_momentum : float or list of float, default 0.8, 0.9
+        For all groups or one per group; each must be a value the optimizer accepts.
+    last_epoch : int, default -1
+        The index of the last batch: -1 starts a schedule.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgd
+    >>> opt = fastgd.optim.SGD([np.zeros(1)], lr=0.1, momentum=0.9)
+    >>> s = CyclicLR(opt, base_lr=0.1, max_lr=0.5, step_size_up=2)
+    >>> lrs = [s.get_last_lr()[0]]
+    >>> for _ in range(5):
+    ...     s.step(); lrs.append(round(s.get_last_lr()[0], 6))
+    >>> lrs
+    [0.1, 0.3, 0.5, 0.3, 0.1, 0.3]
+    >>> round(opt.param_groups[0]["momentum"], 6)   # down from 0.9 as the rate goes up
+    0.85
+    """
+
+    cycle_momentum: bool
+    use_beta1: bool  # set with cycle_momentum only, as torch's
+
+    def __init__(self, optimizer: Optimizer, base_lr: float | Sequence[float],
+                 max_lr: float | Sequence[float], step_size_up: int = 2000,
+                 step_size_down: int | None = None, mode: str = "triangular",
+                 gamma: float = 1.0, scale_fn: Callable[[float], float] | None = None,
+                 scale_mode: str = "cycle", cycle_momentum: bool = True,
+                 base_momentum: float | Sequence[float] = 0.8,
+                 max_momentum: float | Sequence[float] = 0.9, last_epoch: int = -1) -> None:
+        # every argument is checked before the optimizer changes
+        _check_optimizer(optimizer)
+        last_epoch = _checks.integer(last_epoch, "last_epoch", low=-1)
+        base_lrs = _per_group_real(base_lr, optimizer, "base_lr", low=0)
+        self.max_lrs = _per_group_real(max_lr, optimizer, "max_lr", low=0)
+        up = _checks.integer(step_size_up, "step_size_up", low=1)
+        down = up if step_size_down is None else _checks.integer(step_size_down,
+                                                                 "step_size_down", low=0)
+        self.total_size = float(up + down)
+        self.step_ratio = up / self.total_size
+        if scale_fn is not None and not callable(scale_fn):
+            raise TypeError(f"scale_fn must be callable or None, got {type(scale_fn).__name__}")
+        if scale_fn is None:
+            mode = _checks.choice(mode, "mode", ("triangular", "triangular2", "exp_range"))
+        scale_mode = _checks.choice(scale_mode, "scale_mode", ("cycle", "iterations"))
+        self.mode = mode
+        self.gamma = _checks.real(gamma, "gamma", low=0, low_open=True)
+        self._scale_fn_custom = scale_fn
+        if scale_fn is None:  # the modes' own (torch's)
+            scale_mode = "iterations" if mode == "exp_range" else "cycle"
+        self.scale_mode = scale_mode
+        momenta = _cycle_momentum_setup(self, optimizer, "CyclicLR", cycle_momentum,
+                                        base_momentum, max_momentum)
+        if momenta is not None:
+            self.base_momentums, self.max_momentums = momenta
+        self.optimizer = optimizer
+        if last_epoch == -1:
+            for group, lr in zip(optimizer.param_groups, base_lrs):
+                group["lr"] = lr
+            if momenta is not None:
+                _start_momentum(optimizer, self.use_beta1, *momenta)
+        # As torch: the constructor's step takes the groups' initial_lr as the lower rates
+        # (the same as base_lr unless a group had an initial_lr already), later steps base_lr.
+        super().__init__(optimizer, last_epoch)
+        self.base_lrs = base_lrs
+
+    def scale_fn(self, x: float) -> float:
+        """The amplitude's scale at ``x`` (a cycle or a step, as ``scale_mode`` says)."""
+        if self._scale_fn_custom is not None:
+            return self._scale_fn_custom(x)
+        if self.mode == "triangular":
+            return 1.0
+        if self.mode == "triangular2":
+            return 1 / (2.0 ** (x - 1))
+        return self.gamma ** x
+
+    def get_lr(self) -> list[float]:
+        """The rates of step ``last_epoch`` (and, with ``cycle_momentum``, its momentum is
+        set in every group)."""
+        self._warn_outside_step()
+        t = self.last_epoch
+        cycle = math.floor(1 + t / self.total_size)
+        x = 1.0 + t / self.total_size - cycle
+        h = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (self.step_ratio - 1)
+        scale = self.scale_fn(cycle if self.scale_mode == "cycle" else t)
+        lrs = [base + (top - base) * h * scale for base, top in zip(self.base_lrs, self.max_lrs)]
+        if self.cycle_momentum:
+            for group, lo, hi in zip(self.optimizer.param_groups, self.base_momentums,
+                                     self.max_momentums):
+                _set_momentum(group, self.use_beta1, hi - (hi - lo) * h * scale)
+        return lrs
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every attribute but the optimizer; of a custom ``scale_fn``, the attributes of a
+        callable object (None for a function, which is not saved), as torch."""
+        state = {k: v for k, v in self.__dict__.items()
+                 if k not in ("optimizer", "_scale_fn_custom")}
+        fn = self._scale_fn_custom
+        state["_scale_fn_custom"] = None if fn is None or isinstance(
+            fn, (types.FunctionType, types.MethodType, types.BuiltinFunctionType)) \
+            or not hasattr(fn, "__dict__") else dict(fn.__dict__)
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Take the attributes of ``state_dict`` (from `state_dict`); this scheduler's own
+        ``scale_fn`` takes the saved attributes of one."""
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
+        state = dict(state_dict)
+        saved = state.pop("_scale_fn_custom", None)
+        if saved is not None and self._scale_fn_custom is None:
+            raise ValueError("state_dict holds the attributes of a custom scale_fn, and this "
+                             "CyclicLR has none: build it with that scale_fn")
+        self.__dict__.update(state)
+        if saved is not None:
+            self._scale_fn_custom.__dict__.update(saved)
+
+
+def _anneal_cos(start: float, end: float, pct: float) -> float:
+    return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+
+
+def _anneal_linear(start: float, end: float, pct: float) -> float:
+    return (end - start) * pct + start
+
+
+class OneCycleLR(LRScheduler):
+    r"""The 1cycle policy (Smith and Topin 2017): the rate rises from ``max_lr /
+    div_factor`` to ``max_lr`` over the first ``pct_start`` of ``total_steps`` and then
+    anneals to far below where it started, one step per batch (the momentum goes the other
+    way), as ``torch.optim.lr_scheduler.OneCycleLR``:
+
+    .. math::
+        \eta_0 &= \eta_{max} / D, \qquad \eta_{min} = \eta_0 / D_f, \qquad t_1 = p T - 1\\
+        \eta_t &= \begin{cases}
+            a(\eta_0, \eta_{max}, t / t_1) & t \le t_1\\
+            a(\eta_{max}, \eta_{min}, (t - t_1) / (T - 1 - t_1)) & t > t_1
+        \end{cases}\\
+        a_{cos}(u, v, q) &= v + (u - v)\frac{1 + \cos(\pi q)}{2}, \qquad
+        a_{linear}(u, v, q) = u + (v - u) q
+
+    for step :math:`t`, ``total_steps`` :math:`T`, ``pct_start`` :math:`p`, ``div_factor``
+    :math:`D` and ``final_div_factor`` :math:`D_f`; the momentum follows the same phases
+    from ``max_momentum`` to ``base_momentum`` and back. With ``three_phase=True`` the rate comes back down to :math:`\eta_0` at :math:`2pT - 2` (the
+    momentum to ``max_momentum``) and only then anneals to :math:`\eta_{min}` at
+    :math:`T - 1`.
+
+    Parameters
+    ----------
+    optimizer : fastgd.optim.Optimizer
+    max_lr : float or list of float
+        The peak rate, for all groups or one per group (>= 0).
+    total_steps : int, optional
+        The steps of the cycle (>= 1); or give ``epochs`` and ``steps_per_epoch``.
+        Stepping past it is an error.
+    epochs, steps_per_epoch : int, optional
+        ``total_steps = epochs * steps_per_epoch`` when ``total_steps`` is not given.
+    pct_start : float, default 0.3
+        The share of the steps spent rising, in [0, 1].
+    anneal_strategy : {"cos", "linear"}, default "cos"
+    cycle_momentum : bool, default True
+        Cycle the groups' ``momentum`` (SGD, RMSprop) or ``betas[0]`` (Adam family) between
+        ``max_momentum`` and ``base_momentum``.
+    base_momentum, max_momentum : float or list of float, default 0.85, 0.95
+        For all groups or one per group; each must be a value the optimizer accepts.
+    div_factor : float, default 25.0
+        The first rate is ``max_lr / div_factor`` (> 0).
+    final_div_factor : float, default 1e4
+        The last rate is the first divided by this (> 0).
+    three_phase : bool, default False
+    last_epoch : int, default -1
+        The index of the last batch: -1 starts a schedule, which puts ``initial_lr``,
+        ``max_lr`` and ``min_lr`` (and with ``cycle_momentum``, ``base_momentum`` and
+        ``max_momentum``) in every group, as torch; resuming reads them from the groups.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgd
+    >>> opt = fastgd.optim.Adam([np.zeros(1)])
+    >>> s = OneCycleLR(opt, max_lr=1.0, total_steps=5, pct_start=0.4,
+    ...                anneal_strategy="linear", div_factor=10, final_div_factor=100)
+    >>> lrs = [s.get_last_lr()[0]]
+    >>> for _ in range(4):
+    ...     s.step(); lrs.append(round(s.get_last_lr()[0], 6))
+    >>> lrs
+    [0.1, 1.0, 0.667, 0.334, 0.001]
+    >>> opt.param_groups[0]["betas"]                 # beta1 back at max_momentum
+    (0.95, 0.999)
+    """
+
+    cycle_momentum: bool
+    use_beta1: bool  # set with cycle_momentum only, as torch's
+    _schedule_phases: list[dict[str, Any]]
+
+    def __init__(self, optimizer: Optimizer, max_lr: float | Sequence[float],
+                 total_steps: int | None = None, epochs: int | None = None,
+                 steps_per_epoch: int | None = None, pct_start: float = 0.3,
+                 anneal_strategy: str = "cos", cycle_momentum: bool = True,
+                 base_momentum: float | Sequence[float] = 0.85,
+                 max_momentum: float | Sequence[float] = 0.95, div_factor: float = 25.0,
+                 final_div_factor: float = 1e4, three_phase: bool = False,
+                 last_epoch: int = -1) -> None:
+        # every argument is checked before the optimizer changes
+        _check_optimizer(optimizer)
+        last_epoch = _checks.integer(last_epoch, "last_epoch", low=-1)
+        if epochs is not None:
+            epochs = _checks.integer(epochs, "epochs", low=1)
+        if steps_per_epoch is not None:
+            steps_per_epoch = _checks.integer(steps_per_epoch, "steps_per_epoch", low=1)
+        if total_steps is not None:
+            self.total_steps = _checks.integer(total_steps, "total_steps", low=1)
+        elif epochs is not None and steps_per_epoch is not None:
+            self.total_steps = epochs * steps_per_epoch
+        else:
+            raise ValueError("OneCycleLR needs total_steps, or epochs and steps_per_epoch")
+        pct = _checks.real(pct_start, "pct_start", low=0, high=1)
+        self._anneal_func_type = _checks.choice(anneal_strategy, "anneal_strategy",
+                                                ("cos", "linear"))
+        max_lrs = _per_group_real(max_lr, optimizer, "max_lr", low=0)
+        div = _checks.real(div_factor, "div_factor", low=0, low_open=True)
+        final_div = _checks.real(final_div_factor, "final_div_factor", low=0, low_open=True)
+        T = self.total_steps
+        up = {"end_step": float(pct * T) - 1, "start_lr": "initial_lr", "end_lr": "max_lr",
+              "start_momentum": "max_momentum", "end_momentum": "base_momentum"}
+        if _checks.flag(three_phase, "three_phase"):
+            self._schedule_phases = [
+                up,
+                {"end_step": float(2 * pct * T) - 2, "start_lr": "max_lr",
+                 "end_lr": "initial_lr", "start_momentum": "base_momentum",
+                 "end_momentum": "max_momentum"},
+                {"end_step": T - 1, "start_lr": "initial_lr", "end_lr": "min_lr",
+                 "start_momentum": "max_momentum", "end_momentum": "max_momentum"}]
+        else:
+            self._schedule_phases = [
+                up,
+                {"end_step": T - 1, "start_lr": "max_lr", "end_lr": "min_lr",
+                 "start_momentum": "base_momentum", "end_momentum": "max_momentum"}]
+        momenta = _cycle_momentum_setup(self, optimizer, "OneCycleLR", cycle_momentum,
+                                        base_momentum, max_momentum)
+        if last_epoch >= 0:  # resuming: the groups must hold what a new schedule put there
+            keys = ["initial_lr", "max_lr", "min_lr"]
+            keys += ["base_momentum", "max_momentum"] if self.cycle_momentum else []
+            for i, group in enumerate(optimizer.param_groups):
+                for key in keys:
+                    if key not in group:
+                        raise KeyError(f"param {key!r} is not specified in param_groups[{i}] "
+                                       "when resuming a schedule with last_epoch >= 0")
+                    _checks.real(group[key], f"param_groups[{i}][{key!r}]")
+        self._phase(last_epoch + 1)  # the constructor's step: not in an empty phase
+        self.optimizer = optimizer
+        if last_epoch == -1:
+            for group, top in zip(optimizer.param_groups, max_lrs):
+                group["initial_lr"] = top / div
+                group["max_lr"] = top
+                group["min_lr"] = group["initial_lr"] / final_div
+            if momenta is not None:
+                _start_momentum(optimizer, self.use_beta1, *momenta)
+        super().__init__(optimizer, last_epoch)
+
+    def _phase(self, step: int) -> tuple[dict[str, Any], float]:
+        """The phase of ``step`` and how far into it ``step`` is (0 at its start, 1 at its
+        end); an empty phase (torch would divide by zero) is an error."""
+        start = 0.0
+        last = len(self._schedule_phases) - 1
+        for i, phase in enumerate(self._schedule_phases):
+            end = phase["end_step"]
+            if step <= end or i == last:
+                if end == start:
+                    raise ValueError(
+                        f"OneCycleLR: step {step} is in phase {i + 1} of "
+                        f"{len(self._schedule_phases)}, which has no steps (it starts and ends "
+                        f"at step {end:g}); choose another pct_start for total_steps="
+                        f"{self.total_steps}")
+                return phase, (step - start) / (end - start)
+            start = end
+        raise AssertionError("unreachable: the last phase takes every later step")
+
+    def get_lr(self) -> list[float]:
+        """The rates of step ``last_epoch`` (and, with ``cycle_momentum``, its momentum is
+        set in every group); a step past ``total_steps`` is an error."""
+        self._warn_outside_step()
+        step = self.last_epoch
+        if step > self.total_steps:
+            raise ValueError(f"OneCycleLR was stepped {step} times, past its total_steps="
+                             f"{self.total_steps}")
+        phase, pct = self._phase(step)
+        anneal = _anneal_cos if self._anneal_func_type == "cos" else _anneal_linear
+        lrs = []
+        for group in self.optimizer.param_groups:
+            lrs.append(anneal(group[phase["start_lr"]], group[phase["end_lr"]], pct))
+            if self.cycle_momentum:
+                _set_momentum(group, self.use_beta1,
+                              anneal(group[phase["start_momentum"]],
+                                     group[phase["end_momentum"]], pct))
+        return lrs
 
 
 def _check_children(kind: str, schedulers: Any, optimizer: Optimizer) -> list[LRScheduler]:

@@ -477,9 +477,12 @@ class Optimizer:
         getattr(_optim, self.spec.kernel)(plan, **hp)
 
 
-#: the keys of a parameter group that are not hyper-parameters: its arrays, and the
-#: learning rate a schedule started from (fastgd.optim.lr_scheduler sets it, as torch's do)
-_NOT_HYPER = frozenset({"params", "initial_lr"})
+#: the keys of a parameter group that are not hyper-parameters: its arrays, and what the
+#: schedules of fastgd.optim.lr_scheduler keep in a group (as torch's do): the learning rate
+#: a schedule started from, OneCycleLR's peak and final rates, and the momentum bounds of
+#: CyclicLR and OneCycleLR
+_NOT_HYPER = frozenset({"params", "initial_lr", "max_lr", "min_lr", "base_momentum",
+                        "max_momentum"})
 
 
 def _frozen(group: dict[str, Any]) -> tuple:
