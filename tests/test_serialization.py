@@ -180,6 +180,50 @@ def test_numpy_scalar_hyper_parameters_are_saved(kw, tmp_path):
         assert lopt.param_groups[0][k] == pytest.approx(v)
 
 
+SCHEDULES = [
+    ("SGD", dict(lr=0.05, momentum=0.9), "CyclicLR",
+     dict(base_lr=0.01, max_lr=0.1, step_size_up=3)),
+    ("Adam", dict(lr=0.01), "OneCycleLR", dict(max_lr=0.05, total_steps=12)),
+]
+
+
+@pytest.mark.parametrize("name, kw, sched, skw", SCHEDULES, ids=["sgd_cyclic", "adam_one_cycle"])
+def test_the_schedules_group_keys_are_saved_and_training_resumes(name, kw, sched, skw,
+                                                                 tmp_path, rng):
+    """Groups carrying a schedule's initial_lr, max_lr, min_lr, base_momentum and
+    max_momentum (and a cycled momentum or beta1) save, load and resume the same run."""
+    X, y = blobs(rng, n=40)
+    make = getattr(optim.lr_scheduler, sched)
+
+    def train(model, opt, s, steps):
+        for _ in range(steps):
+            fit_quiet(model, X, y, loss="cross_entropy", optimizer=opt, epochs=1,
+                      batch_size=40, shuffle=False)
+            s.step()
+
+    a = nn.MLP([4, 8, 3], seed=0)
+    oa = getattr(optim, name)(a.parameters(), **kw)
+    sa = make(oa, **skw)
+    train(a, oa, sa, 5)
+    keys = {"initial_lr", "base_momentum", "max_momentum"} | (
+        {"max_lr", "min_lr"} if sched == "OneCycleLR" else set())
+    assert keys <= set(oa.param_groups[0])
+    path = tmp_path / "ckpt.npz"
+    a.save(path, optimizer=oa)
+    b, ob = fastgd.load(path, optimizer=True)
+    assert ob.state_dict()["param_groups"] == oa.state_dict()["param_groups"]
+    # resumed from the saved groups: the constructor's step goes on to the next batch, so
+    # torch's last_epoch is the one before sa's
+    sb = make(ob, last_epoch=sa.last_epoch - 1, **skw)
+    assert sb.get_last_lr() == sa.get_last_lr()
+    train(a, oa, sa, 6)
+    train(b, ob, sb, 6)
+    assert_params_equal(a.parameters(), b.parameters())
+    assert sb.get_last_lr() == sa.get_last_lr()
+    assert ob.param_groups[0].get("betas") == oa.param_groups[0].get("betas")
+    assert ob.param_groups[0]["max_momentum"] == oa.param_groups[0]["max_momentum"]
+
+
 # ----------------------------------------------------------------------------- save errors
 
 def test_save_errors(tmp_path):
