@@ -49,6 +49,7 @@ cdef extern from "fgd_hook.h" nogil:
         void (*run)(void *ctx) noexcept nogil
         void *ctx
         void (*undo)(void *ctx) noexcept nogil
+        void (*run_at)(void *ctx, Py_ssize_t k) noexcept nogil
     const char *FGD_HOOK_NAME
 
 
@@ -338,7 +339,9 @@ cdef class Program:
         Each step: gather the batch, forward, fused loss; if the loss is finite, backward
         (parameter gradients only), then every hook of ``hooks``
         (``fastgd._optim.BoundUpdate.hook()`` capsules: optimizer updates bound to this
-        program's gradients), in order. The mean loss of step k goes to ``losses[k]``. Stops
+        program's gradients; a hook with ``run_at`` is given the step's index k from
+        ``start``, so a ``fastgd._optim.ScheduleTable`` sets step k's learning rates), in
+        order. The mean loss of step k goes to ``losses[k]``. Stops
         after the first non-finite loss, which is left in ``losses``. Returns the number of
         steps taken (losses written).
 
@@ -439,7 +442,10 @@ cdef class Program:
         cdef Py_ssize_t h
         self._backward(min(batch_size, rows_all - k * batch_size), False)
         for h in range(nh):
-            hk[h].run(hk[h].ctx)
+            if hk[h].run_at != NULL:
+                hk[h].run_at(hk[h].ctx, k)
+            else:
+                hk[h].run(hk[h].ctx)
 
     cdef void _backward(self, Py_ssize_t rows, bint input_grad) noexcept nogil:
         """The backward pass of the last forward over ``rows`` rows, from the loss gradient

@@ -263,6 +263,7 @@ cdef extern from "fgd_hook.h" nogil:
         void (*run)(void *ctx) noexcept nogil
         void *ctx
         void (*undo)(void *ctx) noexcept nogil
+        void (*run_at)(void *ctx, Py_ssize_t k) noexcept nogil
     const char *FGD_HOOK_NAME
 
 
@@ -1169,6 +1170,7 @@ cdef class GradClipper:
         self.h.run = clip_run
         self.h.ctx = &self.d
         self.h.undo = NULL
+        self.h.run_at = NULL
 
     def run(self):
         """Clip the gradients once."""
@@ -1236,6 +1238,7 @@ cdef class BoundUpdate:
         self.h.run = _run_hook
         self.h.ctx = &self.u
         self.h.undo = NULL
+        self.h.run_at = NULL
 
     def run(self):
         """Take one step."""
@@ -1245,6 +1248,119 @@ cdef class BoundUpdate:
     def hook(self):
         """A PyCapsule (named ``FGD_HOOK_NAME``) holding an ``fgd_hook`` whose ``run(ctx)``
         takes one step. The capsule keeps this object alive."""
+        return _hook_capsule(self, &self.h)
+
+
+cdef void _set_scheduled(Update *u, double lr, double momentum) noexcept nogil:
+    """Put a scheduled learning rate, and momentum (SGD, RMSprop) or beta1 (the Adam family,
+    Lion), into ``u``'s hyper-parameters."""
+    if u.algo == ALGO_SGD:
+        u.hp.sgd.lr = lr; u.hp.sgd.momentum = momentum
+    elif u.algo == ALGO_ADAGRAD:
+        u.hp.adagrad.lr = lr
+    elif u.algo == ALGO_RMSPROP:
+        u.hp.rmsprop.lr = lr; u.hp.rmsprop.momentum = momentum
+    elif u.algo == ALGO_ADAM:
+        u.hp.adam.lr = lr; u.hp.adam.beta1 = momentum
+    elif u.algo == ALGO_ADAMAX:
+        u.hp.adamax.lr = lr; u.hp.adamax.beta1 = momentum
+    elif u.algo == ALGO_LION:
+        u.hp.lion.lr = lr; u.hp.lion.beta1 = momentum
+    elif u.algo == ALGO_ADADELTA:
+        u.hp.adadelta.lr = lr
+    elif u.algo == ALGO_RADAM:
+        u.hp.radam.lr = lr; u.hp.radam.beta1 = momentum
+    else:
+        u.hp.nadam.lr = lr; u.hp.nadam.beta1 = momentum
+
+
+#: the algorithms whose scheduled second value is a momentum / a beta1 (the others: none)
+SCHEDULED_MOMENTUM = {"sgd": "momentum", "rmsprop": "momentum", "adam": "beta1",
+                      "adamax": "beta1", "lion": "beta1", "radam": "beta1", "nadam": "beta1"}
+
+
+cdef struct TableData:
+    Py_ssize_t nupdates
+    Update **updates        # the bound updates' own structs, one per parameter group
+    const double *values    # rows x nupdates x 2: (lr, momentum or beta1) of each step
+    Py_ssize_t rows
+
+
+cdef void _table_run_at(void *ctx, Py_ssize_t k) noexcept nogil:
+    cdef TableData *d = <TableData *>ctx
+    cdef Py_ssize_t g
+    cdef const double *row
+    if k < 0 or k >= d.rows:    # (set() sized the table for the call: never here)
+        return
+    row = d.values + 2 * k * d.nupdates
+    for g in range(d.nupdates):
+        _set_scheduled(d.updates[g], row[2 * g], row[2 * g + 1])
+
+
+cdef void _table_run(void *ctx) noexcept nogil:
+    pass
+
+
+cdef class ScheduleTable:
+    """Per-step hyper-parameters for bound updates inside a C loop: a per-step learning-rate
+    schedule (and momentum cycling) without a return to Python per step.
+
+    Its hook runs before the updates; at step k of a ``fastgd._nn.Program.train_steps`` call
+    it writes row k of the table into each bound update: the learning rate and, for the
+    algorithms that have one (`SCHEDULED_MOMENTUM`), the momentum or beta1. Every other
+    hyper-parameter stays as bound.
+
+    Parameters
+    ----------
+    updates : list of BoundUpdate
+        One per parameter group, in order; kept alive.
+    """
+    cdef TableData d
+    cdef fgd_hook h
+    cdef tuple updates
+    cdef object values
+
+    def __cinit__(self):
+        self.d.updates = NULL
+
+    def __dealloc__(self):
+        free(self.d.updates)
+
+    def __init__(self, list updates):
+        cdef Py_ssize_t g, n = len(updates)
+        for g in range(n):
+            if not isinstance(updates[g], BoundUpdate):
+                raise TypeError(f"updates[{g}] must be a BoundUpdate, got "
+                                f"{type(updates[g]).__name__}")
+        free(self.d.updates)
+        self.d.updates = <Update **>_zeros(n, sizeof(Update *))
+        for g in range(n):
+            self.d.updates[g] = &(<BoundUpdate>updates[g]).u
+        self.d.nupdates = n
+        self.d.rows = 0
+        self.d.values = NULL
+        self.updates = tuple(updates)
+        self.h.run = _table_run
+        self.h.ctx = &self.d
+        self.h.undo = NULL
+        self.h.run_at = _table_run_at
+
+    def set(self, values):
+        """The table of the next train_steps call: a C-contiguous float64 array of shape
+        (steps, len(updates), 2), row k the (lr, momentum or beta1) of each group at step k;
+        held, not copied."""
+        if not isinstance(values, np.ndarray) or values.dtype != np.float64 \
+                or values.ndim != 3 or values.shape[1] != self.d.nupdates \
+                or values.shape[2] != 2 or not values.flags.c_contiguous:
+            raise ValueError(f"values must be a C-contiguous float64 array of shape "
+                             f"(steps, {self.d.nupdates}, 2)")
+        self.values = values
+        self.d.values = <const double *>cnp.PyArray_DATA(<cnp.ndarray>values)
+        self.d.rows = values.shape[0]
+
+    def hook(self):
+        """A PyCapsule (named ``FGD_HOOK_NAME``) whose ``run_at(ctx, k)`` sets step k's
+        values; it keeps this object alive."""
         return _hook_capsule(self, &self.h)
 
 
@@ -1354,6 +1470,7 @@ cdef class Backup:
         self.h.run = backup_save
         self.h.ctx = &self.d
         self.h.undo = backup_restore_hook
+        self.h.run_at = NULL
 
     def covers(self, list arrays):
         """True when this backup is over exactly ``arrays`` (the same objects, in order)."""

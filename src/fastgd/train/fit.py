@@ -16,6 +16,7 @@ from ..nn.init import SeedLike
 from ..nn.module import Module
 from ..optim.optimizer import Optimizer, _frozen
 from . import _inputs as data
+from . import _schedule
 from .errors import DivergenceError
 from .history import History
 
@@ -37,6 +38,7 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
         validation_split: Real = 0.0, early_stopping: int | None = None,
         callbacks: Iterable[Callback] = (), accept_if_improves: bool = False,
         nonfinite_limit: int = 3, clip_grad_norm: Real | None = None,
+        scheduler: Any = None, scheduler_interval: str = "epoch",
         fused: bool | None = None, progress: bool | None = None) -> History:
     r"""Train ``model`` on ``(X, y)`` by gradient descent.
 
@@ -86,6 +88,17 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
         ``fastgd.nn.utils.clip_grad_norm_(model.gradients(), clip_grad_norm)`` (and
         ``torch.nn.utils.clip_grad_norm_``) would; inside the fused epoch loop it runs in C
         between the backward pass and the update.
+    scheduler : fastgd.optim.lr_scheduler schedule, optional
+        A schedule over ``optimizer`` (``StepLR``, ``OneCycleLR``, ``ReduceLROnPlateau``,
+        ...), stepped as ``torch.optim.lr_scheduler`` documents: after every epoch
+        (``ReduceLROnPlateau`` on the epoch's validation loss, else its training loss), or
+        after every update with ``scheduler_interval="step"``. The History's ``"lr"`` is the
+        learning rate of each epoch's first step (of the first parameter group).
+    scheduler_interval : {"epoch", "step"}, default "epoch"
+        When ``scheduler`` steps. Per step, the fused epoch loop stays in C: before each
+        chunk of steps the schedule is stepped ahead in Python and the learning rates (and
+        the momentum or beta1 a cycling schedule sets) of every step go to the C loop in a
+        table, so it takes the same steps as the per-step loop, bit for bit.
     fused : bool, optional
         The loop: None (default) takes the fused epoch loop (see Notes) whenever it takes
         exactly the steps of the per-step loop; False always steps from Python (for
@@ -116,7 +129,8 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
         last step whose loss was finite: the parameters and the optimizer's state arrays,
         step counters and flags, so that training again with a smaller learning rate, or
         a different one, starts from a clean state. On every path: fused or per-step,
-        native or reference.
+        native or reference. A per-step ``scheduler`` is put back with them (to its state
+        after the kept steps).
 
     Examples
     --------
@@ -134,7 +148,8 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
     # every check first: nothing is touched before the arguments are known to be good
     run = _checked(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed,
                    validation_data, validation_split, early_stopping, callbacks,
-                   accept_if_improves, nonfinite_limit, clip_grad_norm, fused, progress)
+                   accept_if_improves, nonfinite_limit, clip_grad_norm, fused, progress,
+                   scheduler, scheduler_interval)
     return _Training(model, optimizer, run).run()
 
 
@@ -156,6 +171,7 @@ class _Run(NamedTuple):
     fused: Optional[bool]
     progress: bool
     clip_grad_norm: Optional[float]
+    schedule: Optional[_schedule.Driver]
 
 
 def _checked(model: Module, X: ArrayLike, y: ArrayLike, loss: str | _losses._Loss,
@@ -163,7 +179,8 @@ def _checked(model: Module, X: ArrayLike, y: ArrayLike, loss: str | _losses._Los
              seed: SeedLike, validation_data: Any, validation_split: Real,
              early_stopping: int | None, callbacks: Iterable[Callback],
              accept_if_improves: bool, nonfinite_limit: int, clip_grad_norm: Real | None,
-             fused: bool | None, progress: bool | None) -> _Run:
+             fused: bool | None, progress: bool | None, scheduler: Any = None,
+             scheduler_interval: str = "epoch") -> _Run:
     """Every argument of `fit`, checked (named in the error) before anything is touched."""
     if not isinstance(model, Module):
         raise TypeError(f"model must be a fastgd.nn module, got {type(model).__name__}")
@@ -181,6 +198,7 @@ def _checked(model: Module, X: ArrayLike, y: ArrayLike, loss: str | _losses._Los
     nonfinite_limit = _checks.integer(nonfinite_limit, "nonfinite_limit", low=1)
     clip = None if clip_grad_norm is None else _checks.real(clip_grad_norm, "clip_grad_norm",
                                                             low=0)
+    schedule = _schedule.check(scheduler, scheduler_interval, optimizer)
     if batch_size is not None:
         batch_size = _checks.integer(batch_size, "batch_size", low=1)
     if early_stopping is not None:
@@ -207,7 +225,7 @@ def _checked(model: Module, X: ArrayLike, y: ArrayLike, loss: str | _losses._Los
     if early_stopping is not None and Xv is None:
         raise ValueError("early_stopping needs validation_data or validation_split")
     return _Run(loss, X, y, Xv, yv, epochs, batch_size, shuffle, seed, early_stopping,
-                callbacks, accept_if_improves, nonfinite_limit, fused, progress, clip)
+                callbacks, accept_if_improves, nonfinite_limit, fused, progress, clip, schedule)
 
 
 def _checked_data(model: Any, params: list[FloatArray], loss: _losses._Loss, X: ArrayLike,
@@ -243,7 +261,7 @@ class _Training:
         backup.discard()               # never restore what an earlier call saved
         self.loop = loop_for(model, run.loss, optimizer, backup, run.accept_if_improves,
                              run.nonfinite_limit, fused=run.fused is not False,
-                             clip=run.clip_grad_norm)
+                             clip=run.clip_grad_norm, schedule=run.schedule)
         self.n = len(run.X)
         self.bs = self.n if run.batch_size is None else min(run.batch_size, self.n)
         self.nsteps = -(-self.n // self.bs)
@@ -267,6 +285,8 @@ class _Training:
                 metrics["time"] = time.perf_counter() - t0
                 history.record(**metrics)
                 history.stopped_epoch = epoch
+                if r.schedule is not None:
+                    r.schedule.end_epoch(metrics)
                 if r.progress:
                     bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()
                                      if k in ("loss", "val_loss", "val_accuracy")})
@@ -282,6 +302,7 @@ class _Training:
     def epoch(self, epoch: int, order: Array, chunk: Chunks, bar: Any) -> dict[str, float]:
         """Train one epoch; its metrics."""
         r, loop, n, bs = self.r, self.loop, self.n, self.bs
+        lr = self.optimizer.param_groups[0]["lr"]    # the learning rate of its first step
         loop.begin_epoch()
         total, first = 0.0, 0
         while first < self.nsteps:
@@ -309,7 +330,7 @@ class _Training:
         if r.Xv is not None:
             # yv is given with Xv
             metrics.update(_evaluate(self.model, r.loss, r.Xv, cast(Array, r.yv)))
-        metrics["lr"] = self.optimizer.param_groups[0]["lr"]
+        metrics["lr"] = lr
         return metrics
 
     def stop(self, epoch: int, metrics: dict[str, float]) -> bool:
@@ -334,6 +355,8 @@ class _Training:
         """The DivergenceError of a non-finite loss ``value`` (None: non-finite parameters)
         at ``step``, after restoring the back-up."""
         restored = self.loop.backup.restore()
+        if restored and self.r.schedule is not None:
+            self.r.schedule.undo_one()
         if value is None:
             what = "the parameters became non-finite"
         elif self.loop.streak >= self.r.nonfinite_limit:
@@ -399,13 +422,13 @@ def _evaluate(model: Module, loss: _losses._Loss, Xv: Array, yv: Array) -> dict[
 
 def loop_for(model: Module, loss: _losses._Loss, optimizer: Optimizer, backup: Backup,
              accept_if_improves: bool, nonfinite_limit: int | None, fused: bool = True,
-             clip: float | None = None) -> Loop:
+             clip: float | None = None, schedule: _schedule.Driver | None = None) -> Loop:
     """The loop that takes fit's steps: `FusedLoop` when ``fused`` and it takes exactly the
     steps of the per-step loop, else `StepLoop` (over the compiled program when there is
     one, layer by layer otherwise)."""
     if fused and not FusedLoop.refusal(model, loss, optimizer, accept_if_improves):
         # refusal() found a compiled program: the model is a native Sequential
-        return FusedLoop(cast("Sequential", model), loss, optimizer, backup, clip)
+        return FusedLoop(cast("Sequential", model), loss, optimizer, backup, clip, schedule)
     program, grads = getattr(model, "program", None), model.gradients()
     if program is not None and loss.backend == "native":
         kind = loss.kind
@@ -423,7 +446,7 @@ def loop_for(model: Module, loss: _losses._Loss, optimizer: Optimizer, backup: B
             idx = order[start:stop]
             return type(loss)(backend=loss.backend).forward(model.predict(X[idx]), y[idx])
     return StepLoop(optimizer, grads, backup, train, measure if accept_if_improves else None,
-                    nonfinite_limit, clip)
+                    nonfinite_limit, clip, schedule)
 
 
 class Loop:
@@ -468,9 +491,11 @@ class StepLoop(Loop):
 
     def __init__(self, optimizer: Optimizer, grads: list[FloatArray], backup: Backup,
                  train: _BatchLoss, measure: _BatchLoss | None, limit: int | None = None,
-                 clip: float | None = None) -> None:
+                 clip: float | None = None, schedule: _schedule.Driver | None = None) -> None:
         super().__init__(optimizer, backup)
         self.grads = grads
+        # a per-step schedule, stepped after every update
+        self.schedule = schedule if schedule is not None and schedule.per_step else None
         self.clipper = None if clip is None else _optim.GradClipper(list(grads), clip)
         self.train, self.measure, self.limit = train, measure, limit
         self.nonfinite = self.rejected = self.streak = 0
@@ -484,6 +509,9 @@ class StepLoop(Loop):
         values: list[float] = []
         n = len(X)
         step, save, restore = self.optimizer.step, self.backup.save, self.backup.restore
+        schedule = self.schedule
+        if schedule is not None:
+            schedule.mark()
         for k in range(first, first + count):
             start, stop = k * bs, min((k + 1) * bs, n)
             value = self.train(X, y, order, start, stop)
@@ -494,6 +522,8 @@ class StepLoop(Loop):
             if self.clipper is not None:
                 self.clipper.run()
             step(self.grads)
+            if schedule is not None:
+                schedule.step()
             if self.measure is None:
                 continue
             after = self.measure(X, y, order, start, stop)
@@ -546,7 +576,8 @@ class FusedLoop(Loop):
         return ""
 
     def __init__(self, model: Sequential, loss: _losses._Loss, optimizer: Optimizer,
-                 backup: Backup, clip: float | None = None) -> None:
+                 backup: Backup, clip: float | None = None,
+                 schedule: _schedule.Driver | None = None) -> None:
         super().__init__(optimizer, backup)
         # a model refusal() accepts has its program
         self.program = cast("_nn.Program", model.program)
@@ -558,14 +589,37 @@ class FusedLoop(Loop):
         # gradient clipping, in C between the backward pass and the updates
         self.clip_hooks = ([] if clip is None
                            else [_optim.GradClipper(list(self.grads), clip).hook()])
+        # a per-step schedule: its values reach the bound updates through a table
+        self.schedule = schedule if schedule is not None and schedule.per_step else None
+        self.table: _optim.ScheduleTable | None = None
+        self.momentum_on: list[bool] | None = None
+
+    def _key(self, group: dict[str, Any]) -> tuple:
+        """The snapshot of a group's hyper-parameters that needs a new binding when it
+        changes: all of them, but what a per-step schedule's table sets."""
+        if self.schedule is None:
+            return _frozen(group)
+        rest = {k: v for k, v in group.items() if k not in ("lr", "momentum", "betas")}
+        if "betas" in group:
+            rest["betas"] = tuple(group["betas"])[1:]
+        if "momentum" in group:
+            rest["momentum"] = bool(group["momentum"])
+        return _frozen(rest)
 
     def begin_epoch(self) -> None:
         # bound again when a callback changed the hyper-parameters (their snapshot differs)
         # or the optimizer's arrays (its back-up is then a new one)
-        key = tuple(_frozen(g) for g in self.optimizer.param_groups)
+        key = tuple(self._key(g) for g in self.optimizer.param_groups)
         super().begin_epoch()
         if self._bound is None or self._bound[0] != key or self._bound[1] is not self.backup:
-            self.hooks = self.clip_hooks + [u.hook() for u in self.optimizer.bind(self.grads)]
+            updates = self.optimizer.bind(self.grads)
+            table: list[object] = []
+            if self.schedule is not None:
+                self.table = _optim.ScheduleTable(updates)
+                table = [self.table.hook()]
+                if self.schedule.second == "momentum":
+                    self.momentum_on = [bool(g["momentum"]) for g in self.optimizer.param_groups]
+            self.hooks = self.clip_hooks + table + [u.hook() for u in updates]
             self.save_hook = self.backup.hook()
             self._bound = (key, self.backup)
 
@@ -574,9 +628,21 @@ class FusedLoop(Loop):
         if len(self.losses) < count:
             self.losses = np.empty(count)
         start, stop = first * bs, min((first + count) * bs, len(X))
+        schedule = self.schedule
+        if schedule is None:
+            done = self.program.train_steps(X, y, order, start, stop, bs, self.kind,
+                                            self.save_hook, self.hooks, self.losses)
+            return self.losses[:done].tolist()
+        assert self.table is not None   # bound with the schedule
+        t0 = schedule.t
+        self.table.set(schedule.table(count, self.momentum_on))
         done = self.program.train_steps(X, y, order, start, stop, bs, self.kind, self.save_hook,
                                         self.hooks, self.losses)
-        return self.losses[:done].tolist()
+        values = self.losses[:done].tolist()
+        taken = done - (1 if values and not math.isfinite(values[-1]) else 0)
+        if taken < count:     # stopped early: the schedule as after the updates taken
+            schedule.rewind(t0 + taken)
+        return values
 
 
 def _all_finite(arrays: Iterable[FloatArray]) -> bool:
