@@ -1183,6 +1183,238 @@ cdef class GradClipper:
         return _hook_capsule(self, &self.h)
 
 
+# ----------------------------------------------------------------------------- averaging
+# fastgd.optim.swa_utils: the running averages of AveragedModel (EMA and SWA, as torch's)
+# in one native pass over every averaged array, float32 and float64 each in its own group.
+
+cdef extern from "fastgd_optim.h" nogil:
+    enum:
+        FGD_AVG_COPY
+        FGD_AVG_EMA
+        FGD_AVG_EMA_SUM
+        FGD_AVG_SWA
+        FGD_AVG_SWA_LERP
+    ctypedef struct fgd_average_hparams:
+        int kind
+        double decay
+        int64_t n_averaged
+    void fgd_average_f32(size_t, float **, const float **, const size_t *,
+                         const fgd_average_hparams *, int)
+    void fgd_average_f64(size_t, double **, const double **, const size_t *,
+                         const fgd_average_hparams *, int)
+
+#: the averages by name: "ema" lerp(avg, cur, 1 - decay); "ema_sum" decay avg + (1 - decay)
+#: cur; "swa" avg + (cur - avg) / (n + 1); "swa_lerp" lerp(avg, cur, 1 / (n + 1) in float32)
+AVERAGES = {"ema": FGD_AVG_EMA, "ema_sum": FGD_AVG_EMA_SUM, "swa": FGD_AVG_SWA,
+            "swa_lerp": FGD_AVG_SWA_LERP}
+
+
+cdef struct AvgData:
+    size_t n[2]             # float32 arrays, float64 arrays
+    void **avg[2]
+    void **cur[2]
+    size_t *numel[2]
+    int kind                # FGD_AVG_*, used once n_averaged > 0
+    double decay
+    int64_t n_averaged
+
+
+cdef void _average(AvgData *d, int kind) noexcept nogil:
+    cdef fgd_average_hparams hp
+    hp.kind = kind
+    hp.decay = d.decay
+    hp.n_averaged = d.n_averaged
+    if d.n[0]:
+        fgd_average_f32(d.n[0], <float **>d.avg[0], <const float **>d.cur[0], d.numel[0], &hp,
+                        _shared.num_threads)
+    if d.n[1]:
+        fgd_average_f64(d.n[1], <double **>d.avg[1], <const double **>d.cur[1], d.numel[1],
+                        &hp, _shared.num_threads)
+
+
+cdef void average_run(void *ctx) noexcept nogil:
+    """One update_parameters: a copy the first time, then the average; the count advances."""
+    cdef AvgData *d = <AvgData *>ctx
+    _average(d, FGD_AVG_COPY if d.n_averaged == 0 else d.kind)
+    d.n_averaged += 1
+
+
+cdef int _average_kind(str kind, double decay) except -1:
+    if kind not in AVERAGES:
+        raise ValueError(f"kind must be one of {sorted(AVERAGES)}, got {kind!r}")
+    if not (0.0 <= decay <= 1.0):
+        raise ValueError(f"decay must be in [0, 1], got {decay}")
+    return AVERAGES[kind]
+
+
+cdef int _check_average_arrays(list averaged, list current) except -1:
+    """averaged: float32/float64 arrays, native byte order, writeable, contiguous, aligned;
+    current[i]: averaged[i]'s dtype, shape and layout, aligned; no two arrays share memory."""
+    cdef Py_ssize_t i, n = len(averaged)
+    cdef cnp.ndarray a, c
+    if len(current) != n:
+        raise ValueError(f"current has {len(current)} arrays but averaged has {n}")
+    _check_plan_params(averaged, "averaged")
+    for i in range(n):
+        c = current[i] if isinstance(current[i], np.ndarray) else None
+        a = averaged[i]
+        if c is None:
+            raise TypeError(f"current[{i}] must be a numpy.ndarray, got {type(current[i]).__name__}")
+        if cnp.PyArray_TYPE(c) != cnp.PyArray_TYPE(a) or not cnp.PyArray_ISNOTSWAPPED(c):
+            raise TypeError(f"current[{i}] has dtype {c.dtype.str} but averaged[{i}] has "
+                            f"{a.dtype.str}")
+        if not _same_layout(c, a):
+            raise ValueError(f"current[{i}] has shape {(<object>c).shape} (strides "
+                             f"{(<object>c).strides}) but averaged[{i}] has {(<object>a).shape} "
+                             f"(strides {(<object>a).strides})")
+        if not cnp.PyArray_ISALIGNED(c):
+            raise ValueError(f"current[{i}] is not aligned to its {c.dtype} elements")
+    _check_disjoint(averaged + current, [f"averaged[{i}]" for i in range(n)]
+                    + [f"current[{i}]" for i in range(n)])
+    return 0
+
+
+cdef int _bind_average(AvgData *d, list averaged, list current) except -1:
+    """Check the arrays and fill ``d``'s two dtype groups (the caller frees them)."""
+    _check_average_arrays(averaged, current)
+    cdef Py_ssize_t i, n = len(averaged), k
+    cdef size_t j
+    for k in range(2):
+        d.n[k] = 0
+        d.avg[k] = <void **>malloc((n + 1) * sizeof(void *))
+        d.cur[k] = <void **>malloc((n + 1) * sizeof(void *))
+        d.numel[k] = <size_t *>malloc((n + 1) * sizeof(size_t))
+        if d.avg[k] == NULL or d.cur[k] == NULL or d.numel[k] == NULL:
+            raise MemoryError()
+    for i in range(n):
+        k = 0 if cnp.PyArray_TYPE(<cnp.ndarray>averaged[i]) == cnp.NPY_FLOAT32 else 1
+        j = d.n[k]
+        d.avg[k][j] = cnp.PyArray_DATA(<cnp.ndarray>averaged[i])
+        d.cur[k][j] = cnp.PyArray_DATA(<cnp.ndarray>current[i])
+        d.numel[k][j] = <size_t>cnp.PyArray_SIZE(<cnp.ndarray>averaged[i])
+        d.n[k] = j + 1
+    return 0
+
+
+cdef void _unbind_average(AvgData *d) noexcept:
+    cdef int k
+    for k in range(2):
+        free(d.avg[k])
+        free(d.cur[k])
+        free(d.numel[k])
+        d.avg[k] = d.cur[k] = NULL
+        d.numel[k] = NULL
+        d.n[k] = 0
+
+
+def average_(list averaged, list current, str kind, double decay=0.999, n_averaged=0):
+    """One average of ``kind`` (a key of `AVERAGES`) into ``averaged`` from ``current`` in
+    place: the formula alone (no first-call copy, no count), with the GIL released.
+
+    ``averaged``: float32/float64 arrays, writeable, contiguous and aligned; ``current[i]``
+    of ``averaged[i]``'s dtype and layout; no two arrays share memory. ``decay`` (in [0, 1])
+    is read by the EMA kinds, ``n_averaged`` (>= 0) by the SWA kinds."""
+    cdef AvgData d
+    cdef int k = _average_kind(kind, decay)
+    if isinstance(n_averaged, bool) or not isinstance(n_averaged, (int, np.integer)) \
+            or n_averaged < 0:
+        raise ValueError(f"n_averaged must be an int >= 0, got {n_averaged!r}")
+    memset(&d, 0, sizeof(d))
+    try:
+        _bind_average(&d, averaged, current)
+        d.kind = k
+        d.decay = decay
+        d.n_averaged = n_averaged
+        with nogil:
+            _average(&d, k)
+    finally:
+        _unbind_average(&d)
+
+
+cdef class Averager:
+    """``AveragedModel.update_parameters`` bound to fixed arrays, checked once: the averaged
+    arrays and the model's arrays they average. ``run()`` from Python, ``hook()`` for C
+    loops: each is one update (the first, while ``n_averaged`` is 0, copies ``current``
+    into ``averaged``; every later one applies the average of ``kind``), and advances
+    ``n_averaged``, in C.
+
+    Parameters
+    ----------
+    averaged : list of ndarray
+        float32/float64 arrays, native byte order, writeable, contiguous and aligned (kept
+        alive).
+    current : list of ndarray
+        ``current[i]`` has ``averaged[i]``'s dtype, shape and layout (kept alive); no two
+        arrays of either list share memory.
+    kind : {"ema", "ema_sum", "swa", "swa_lerp"}
+        A key of `AVERAGES`.
+    decay : float, default 0.999
+        In [0, 1]; read by the EMA kinds.
+    n_averaged : int, default 0
+        The models averaged so far.
+    """
+    cdef AvgData d
+    cdef fgd_hook h
+    cdef tuple arrays
+    cdef readonly str kind
+
+    def __cinit__(self):
+        memset(&self.d, 0, sizeof(self.d))
+
+    def __dealloc__(self):
+        _unbind_average(&self.d)
+
+    def __init__(self, list averaged, list current, str kind="swa", double decay=0.999,
+                 n_averaged=0):
+        cdef int k = _average_kind(kind, decay)
+        _unbind_average(&self.d)
+        _bind_average(&self.d, averaged, current)
+        self.d.kind = k
+        self.d.decay = decay
+        self.kind = kind
+        self.n_averaged = n_averaged
+        self.arrays = (tuple(averaged), tuple(current))
+        self.h.run = average_run
+        self.h.ctx = &self.d
+        self.h.undo = NULL
+
+    @property
+    def decay(self):
+        return self.d.decay
+
+    @property
+    def n_averaged(self):
+        """The updates done so far (0: the next one copies)."""
+        return self.d.n_averaged
+
+    @n_averaged.setter
+    def n_averaged(self, value):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"n_averaged must be an int >= 0, got {value!r}")
+        self.d.n_averaged = value
+
+    def bound_to(self, list averaged, list current):
+        """True when this averager is over exactly these arrays (the same objects, in order)."""
+        cdef Py_ssize_t i
+        mine_a, mine_c = self.arrays
+        if len(averaged) != len(mine_a) or len(current) != len(mine_c):
+            return False
+        for i in range(len(averaged)):
+            if averaged[i] is not mine_a[i] or current[i] is not mine_c[i]:
+                return False
+        return True
+
+    def run(self):
+        """One update (a copy while ``n_averaged`` is 0), then ``n_averaged += 1``."""
+        with nogil:
+            average_run(&self.d)
+
+    def hook(self):
+        """A PyCapsule (named ``FGD_HOOK_NAME``) whose ``run(ctx)`` is `run`; it keeps this
+        object alive."""
+        return _hook_capsule(self, &self.h)
+
+
 # ----------------------------------------------------------------------------- bound updates
 
 cdef class BoundUpdate:

@@ -137,4 +137,30 @@ void fgd_scale_f64(size_t ntensors, double *const *x, const size_t *numel, doubl
 void fgd_stream_probe_f32(float *p, const float *g, float *m, float *v, size_t n,
                           int nthreads);
 
+/* Weight averaging (fastgd.optim.swa_utils, as torch.optim.swa_utils): avg[t] is updated
+ * in place from cur[t] (numel[t] elements of one dtype each; avg and cur never overlap),
+ * one element at a time (the same bits for any thread count). The factors are computed once
+ * per call from the hyper-parameters below, then cast to the arrays' dtype:
+ *   FGD_AVG_COPY      avg = cur (the first update_parameters)
+ *   FGD_AVG_EMA       avg = lerp(avg, cur, 1 - decay)        (get_ema_multi_avg_fn)
+ *   FGD_AVG_EMA_SUM   avg = decay * avg + (1 - decay) * cur  (get_ema_avg_fn)
+ *   FGD_AVG_SWA       avg = avg + (cur - avg) / (n_averaged + 1)  (get_swa_avg_fn, the default)
+ *   FGD_AVG_SWA_LERP  avg = lerp(avg, cur, w), w = 1.0f / (float)(n_averaged + 1): torch's
+ *                     weight, a float32 tensor whatever the arrays' dtype (get_swa_multi_avg_fn)
+ * lerp rounds as torch.lerp: start + w (end - start) for |w| < 0.5, else
+ * end - (end - start)(1 - w). */
+enum { FGD_AVG_COPY = 0, FGD_AVG_EMA = 1, FGD_AVG_EMA_SUM = 2, FGD_AVG_SWA = 3,
+       FGD_AVG_SWA_LERP = 4 };
+
+typedef struct {
+    int kind;           /* one of FGD_AVG_* */
+    double decay;       /* the EMA kinds */
+    int64_t n_averaged; /* the SWA kinds: the models averaged so far (>= 0) */
+} fgd_average_hparams;
+
+void fgd_average_f32(size_t ntensors, float *const *avg, const float *const *cur,
+                     const size_t *numel, const fgd_average_hparams *hp, int nthreads);
+void fgd_average_f64(size_t ntensors, double *const *avg, const double *const *cur,
+                     const size_t *numel, const fgd_average_hparams *hp, int nthreads);
+
 #endif
