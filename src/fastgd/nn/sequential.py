@@ -1,6 +1,7 @@
 """A chain of layers, compiled to one native program when every layer is native."""
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any, Sequence, cast
 
 import numpy as np
@@ -88,6 +89,19 @@ class Sequential(Module):
                 layer.reset_parameters(_init.for_activation(type(nxt).__name__))
         self._program: _nn.Program | None = None if ops is None else _nn.Program(ops, self.dtype)
         self._infer: _nn.Program | None = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Sequential:
+        """``copy.deepcopy(model)``: copies of the layers (their parameters included) and a
+        program of its own over them (a compiled program cannot be copied)."""
+        cls = type(self)
+        new = cls.__new__(cls)
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            if key not in ("_program", "_infer"):
+                new.__dict__[key] = copy.deepcopy(value, memo)
+        new._program = None if self._program is None else _nn.Program(new._ops(), new.dtype)
+        new._infer = None
+        return new
 
     def _ops(self) -> list[tuple[Any, ...]]:
         """The layer list as Program ops, fusing each Linear with the activation after it."""
