@@ -478,11 +478,11 @@ class Optimizer:
 
 
 #: the keys of a parameter group that are not hyper-parameters: its arrays, and what the
-#: schedules of fastgd.optim.lr_scheduler keep in a group (as torch's do): the learning rate
-#: a schedule started from, OneCycleLR's peak and final rates, and the momentum bounds of
-#: CyclicLR and OneCycleLR
+#: schedules of fastgd.optim.lr_scheduler and swa_utils keep in a group (as torch's do): the
+#: learning rate a schedule started from, OneCycleLR's peak and final rates, the momentum
+#: bounds of CyclicLR and OneCycleLR, and the rate SWALR anneals to
 _NOT_HYPER = frozenset({"params", "initial_lr", "max_lr", "min_lr", "base_momentum",
-                        "max_momentum"})
+                        "max_momentum", "swa_lr"})
 
 
 def _frozen(group: dict[str, Any]) -> tuple:
