@@ -21,6 +21,7 @@ from .optimizer import Optimizer
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
+from . import swa_utils
 
 #: every algorithm's class by its spec's name (``"sgd"``, ``"adam"``, ...); the class's
 #: ``spec`` declares it. Read-only.
@@ -38,4 +39,4 @@ def by_name(name: str) -> type[Optimizer]:
 
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "Lion",
-           "Adadelta", "RAdam", "NAdam", "ALGORITHMS", "by_name", "lr_scheduler"]
+           "Adadelta", "RAdam", "NAdam", "ALGORITHMS", "by_name", "lr_scheduler", "swa_utils"]
