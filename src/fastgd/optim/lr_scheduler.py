@@ -117,6 +117,38 @@ class LRScheduler:
             group["lr"] = lr
         self._last_lr = self._lrs()
 
+    def _ahead(self, count: int, second: str | None) -> list[float] | None:
+        """Take ``count`` steps exactly as ``count`` calls of ``step()`` take them, with less
+        Python around each (`fastgd.fit` fills a per-step table with them): the values
+        each group has after each step, flat, step by step and group by group, ``lr`` and,
+        with ``second`` ("momentum" or "beta1"), the momentum or beta1 after it. None (and
+        nothing done) for a schedule whose ``step`` is its own."""
+        cls = type(self)
+        if cls.step is not LRScheduler.step or cls._update_lr is not LRScheduler._update_lr:
+            return None
+        groups = self.optimizer.param_groups
+        get_lr = self.get_lr
+        out: list[float] = []
+        add = out.extend
+        self._get_lr_called_within_step = True
+        try:
+            for _ in range(count):
+                self._step_count += 1
+                self.last_epoch += 1
+                values = get_lr()
+                for group, lr in zip(groups, values):
+                    group["lr"] = lr
+                if second is None:
+                    add([x for g in groups for x in (g["lr"], 0.0)])
+                elif second == "momentum":
+                    add([x for g in groups for x in (g["lr"], g["momentum"])])
+                else:
+                    add([x for g in groups for x in (g["lr"], g["betas"][0])])
+        finally:
+            self._get_lr_called_within_step = False
+            self._last_lr = self._lrs()
+        return out
+
     def _warn_outside_step(self) -> None:
         if not self._get_lr_called_within_step:
             warnings.warn("To get the last learning rate computed by the scheduler, please "

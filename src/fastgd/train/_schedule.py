@@ -89,16 +89,20 @@ class Driver:
         RMSprop), which a scheduled momentum may not turn off or on."""
         self.mark()
         groups = self.optimizer.param_groups
-        out = np.empty((count, len(groups), 2))
+        first = [x for g in groups for x in self._values(g)]
         try:
-            for k in range(count):
-                if k:
-                    self.step()
-                out[k] = [self._values(g) for g in groups]
-            self.step()
+            rest = self.scheduler._ahead(count, self.second)
+            if rest is None:        # a schedule with a step() of its own: step by step
+                rest = []
+                for _ in range(count):
+                    self.scheduler.step()
+                    rest.extend(x for g in groups for x in self._values(g))
+            self.t += count
         except BaseException:
             self.rewind(self._marks[-1][0])
             raise
+        # row k: the values of step k, which the schedule set after step k - 1
+        out = np.array(first + rest[:len(rest) - len(first)]).reshape(count, len(groups), 2)
         self._check(out, momentum_on)
         return out
 
