@@ -6,7 +6,8 @@
 >>> opt.step([np.ones(4, dtype=np.float32)])
 
 Each algorithm is declared once, by the spec of its class (``Adam.spec``, see
-``fastgd/optim/_spec.py``); `ALGORITHMS` lists them by name.
+``fastgd/optim/_spec.py``); `ALGORITHMS` lists them by name. `LBFGS`, which steps with a
+closure over all parameters as one vector, has no spec and is not among them.
 """
 from types import MappingProxyType
 
@@ -15,6 +16,7 @@ from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from . import lr_scheduler
 from .adamax import Adamax
+from .lbfgs import LBFGS
 from .lion import Lion
 from .nadam import NAdam
 from .optimizer import Optimizer
@@ -39,4 +41,5 @@ def by_name(name: str) -> type[Optimizer]:
 
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "Lion",
-           "Adadelta", "RAdam", "NAdam", "ALGORITHMS", "by_name", "lr_scheduler", "swa_utils"]
+           "Adadelta", "RAdam", "NAdam", "LBFGS", "ALGORITHMS", "by_name", "lr_scheduler",
+           "swa_utils"]
