@@ -14,7 +14,9 @@ import numpy as np
 
 from .. import _checks
 from .._typing import ArrayLike, FloatArray, Real
-from ..optim._stepper import Stepper, check_method, defaults
+from ..optim._stepper import METHODS, Stepper, defaults
+from ..optim.lbfgs import LBFGS
+from . import _lbfgs
 from ._loops import Iterate, MinimizeResult, grad_array, run_batch, run_single
 from .gradients import (central, central_batched, as_real_array, default_eps, row_values,
                         scalar_value)
@@ -58,13 +60,16 @@ def minimize(fun: Callable[[FloatArray], Any], x0: ArrayLike, *,
     grad : callable, optional
         ``grad(x)`` with ``x``'s shape. Default: `fastgd.numerical_gradient` (central
         differences, ``2 d`` calls of ``fun`` per iteration).
-    method : {"gd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"}
+    method : {"gd", "momentum", "nesterov", "lbfgs", or a name of `fastgd.optim.ALGORITHMS`}
         ``"gd"`` is `fastgd.optim.SGD` without momentum; ``"momentum"`` and ``"nesterov"``
-        are SGD with ``momentum=0.9`` unless given; the others are `fastgd.optim.Adagrad`,
-        `~fastgd.optim.RMSprop`, `~fastgd.optim.Adam` and `~fastgd.optim.AdamW`.
+        are SGD with ``momentum=0.9`` unless given; the other names of
+        `fastgd.optim.ALGORITHMS` (``"adagrad"``, ``"rmsprop"``, ``"adam"``, ``"adamw"``,
+        ``"adamax"``, ``"radam"``, ``"adadelta"``, ``"lion"``, ...) are those optimizers.
+        ``"lbfgs"`` is `fastgd.optim.LBFGS`, one L-BFGS iteration per iteration (see Notes).
     lr : float, optional
         Learning rate :math:`\gamma` (> 0); the initial step for ``line_search``. Default: the
-        method's optimizer default (PyTorch's): 1e-3, or 1e-2 for adagrad and rmsprop.
+        method's optimizer default (PyTorch's): 1e-3, or 1e-2 for adagrad and rmsprop, 1
+        for lbfgs.
     maximize : bool, default False
         Gradient ascent.
     max_iter : int, default 1000
@@ -75,7 +80,9 @@ def minimize(fun: Callable[[FloatArray], Any], x0: ArrayLike, *,
         Stop (converged) when, in one accepted step, both f and x change by at most
         ``tol_change`` relative to ``1 + |f|`` and ``1 + max|x|``; with ``accept_if_improves``,
         also when a rejected trial step is that small.
-    line_search : {None, "backtracking"}
+    line_search : {None, "backtracking", "strong_wolfe"}
+        ``"backtracking"`` (Armijo, above) for the optimizers' methods; ``"strong_wolfe"``
+        (torch's strong-Wolfe search) for ``"lbfgs"`` only.
     accept_if_improves : bool, default False
         The accept-if-improves rule (see above).
     callback : callable, optional
@@ -86,7 +93,9 @@ def minimize(fun: Callable[[FloatArray], Any], x0: ArrayLike, *,
     **hyper
         Other hyper-parameters of the method's optimizer: ``momentum``, ``dampening``,
         ``weight_decay``, ``betas``, ``eps``, ``amsgrad``, ``alpha``, ``centered``,
-        ``lr_decay``, ``initial_accumulator_value``, as in `fastgd.optim`.
+        ``lr_decay``, ``initial_accumulator_value``, as in `fastgd.optim`; for lbfgs
+        ``history_size`` (default 100) and ``max_eval``, the evaluations of one iteration
+        (default 26: the one at x and up to 25 of the line search).
 
     Returns
     -------
@@ -114,6 +123,19 @@ def minimize(fun: Callable[[FloatArray], Any], x0: ArrayLike, *,
     With several starts, each start stops on its own (its rows are frozen) and the shared
     optimizer step counter (Adam's bias correction) counts the iterations of the batch.
 
+    With ``method="lbfgs"`` an iteration is one ``LBFGS.step`` with ``max_iter=1``: a
+    direction from the last ``history_size`` steps and gradients (the two-loop recursion),
+    then a step of ``lr`` along it, or the step the strong-Wolfe line search finds. So
+    ``max_iter``, ``nit``, ``path``, ``history`` and ``callback`` count L-BFGS iterations
+    (as scipy's L-BFGS-B counts them), the stop rules on the gradient norm and on the change
+    of f and x and the divergence rules above apply after each, and the optimizer's own
+    ``tolerance_change`` is ``tol_change`` (its ``tolerance_grad`` is left to ``tol``). An
+    iteration evaluates ``fun`` and ``grad`` once without a line search, and at each trial
+    point with one (never twice at the same point). ``accept_if_improves`` is not available.
+    The rows of a 2-D ``x0`` are minimised one after another, each with its own optimizer
+    (L-BFGS couples all coordinates of its vector); ``callback`` then sees each start's
+    iterates (a 1-D ``x`` and a float), and stopping it stops that start.
+
     Examples
     --------
     >>> import numpy as np
@@ -134,6 +156,8 @@ def minimize(fun: Callable[[FloatArray], Any], x0: ArrayLike, *,
     o = _options(fun, x0, grad, method, lr, maximize, max_iter, tol, tol_change, line_search,
                  accept_if_improves, callback, keep_path)
     X = np.array(o.x0, dtype=o.x0.dtype, order="C", copy=True)
+    if method == "lbfgs":
+        return _minimize_lbfgs(fun, grad, X, o, hyper)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         stepper = Stepper(method, X, o.lr, o.maximize, hyper)
         if X.ndim == 1:
@@ -183,23 +207,77 @@ def _options(fun: Any, x0: Any, grad: Any, method: Any, lr: Any, maximize: Any, 
     if not np.all(np.isfinite(x)):
         raise ValueError("x0 contains NaN or infinity")
     o.x0 = x
-    check_method(method)
+    if not isinstance(method, str) or method not in _METHODS:
+        raise ValueError(f"method must be one of {sorted(_METHODS)}, got {method!r}")
     o.method = method
-    o.lr = defaults(method)[0] if lr is None else _checks.real(lr, "lr", low=0, low_open=True)
+    default_lr = _LBFGS_LR if method == "lbfgs" else defaults(method)[0]
+    o.lr = default_lr if lr is None else _checks.real(lr, "lr", low=0, low_open=True)
     o.maximize = _checks.flag(maximize, "maximize")
     o.max_iter = _checks.integer(max_iter, "max_iter", low=0)
     o.tol = _checks.real(tol, "tol", low=0)
     o.tol_change = _checks.real(tol_change, "tol_change", low=0)
+    search = "strong_wolfe" if method == "lbfgs" else "backtracking"
     if line_search is not None and not (isinstance(line_search, str)
-                                        and line_search == "backtracking"):
-        raise ValueError(f"line_search must be None or 'backtracking', got {line_search!r}")
+                                        and line_search == search):
+        raise ValueError(f"line_search must be None or {search!r} for method={method!r}, got "
+                         f"{line_search!r}")
     o.line_search = line_search
     o.accept = _checks.flag(accept, "accept_if_improves")
     if o.accept and line_search is not None:
         raise ValueError("use either line_search or accept_if_improves, not both")
+    if o.accept and method == "lbfgs":
+        raise ValueError("accept_if_improves is not available with method='lbfgs'; use "
+                         "line_search='strong_wolfe'")
     o.callback = callback
     o.keep_path = _checks.flag(keep_path, "keep_path")
     return o
+
+
+#: every method: the optimizers' (`fastgd.optim._stepper.METHODS`) and L-BFGS
+_METHODS = frozenset([*METHODS, "lbfgs"])
+#: L-BFGS's default learning rate (torch's): full quasi-Newton steps
+_LBFGS_LR = 1.0
+
+
+def _minimize_lbfgs(fun: Callable[[FloatArray], Any], grad: Callable[[FloatArray], Any] | None,
+                    X: FloatArray, o: _Options, hyper: dict[str, Any]) -> MinimizeResult:
+    """method="lbfgs": one `fastgd.optim.LBFGS` iteration per minimize iteration; for a
+    2-D ``x0`` the starts are run one after another (L-BFGS's history couples all the
+    coordinates of one vector)."""
+    allowed = sorted(_lbfgs.HYPER)
+    for k in hyper:
+        if k not in _lbfgs.HYPER:
+            raise ValueError(f"unknown hyper-parameter {k!r} for method='lbfgs'; expected "
+                             f"some of {allowed}")
+    if not X.flags.c_contiguous:  # pragma: no cover - minimize's own copy is C-ordered
+        raise ValueError("x must be C-contiguous")
+    settings = {**_lbfgs.HYPER, **hyper}
+    # tol_change=0 as the smallest positive float: a line-search bracket shrunk to a point
+    # still ends the search (torch's zoom would interpolate between two equal points)
+    change = o.tol_change or float(np.finfo(X.dtype).tiny)
+
+    def optimizer(x: FloatArray) -> LBFGS:
+        return LBFGS([x], lr=o.lr, max_iter=1, max_eval=settings["max_eval"],
+                     tolerance_grad=0.0, tolerance_change=change,
+                     history_size=settings["history_size"], line_search_fn=o.line_search)
+
+    optimizer(X.copy())            # every hyper-parameter checked before fun is called
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if X.ndim == 1:
+            f0 = _start_value(fun, X)
+            return _lbfgs.run_lbfgs(fun, _single_grad(fun, grad, X), X, optimizer(X), f0, o)
+        F, G = _batch_evaluators(fun, grad, X)
+        f0s = F(X)
+        bad = ~np.isfinite(f0s)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"fun(x0) is not finite ({f0s[i]}) at start {i}")
+        F1, G1 = _batch_evaluators(fun, grad, X[:1])   # one row at a time
+        one_f = lambda z: F1(z[None])[0]
+        one_g = lambda z: G1(z[None])[0]
+        results = [_lbfgs.run_lbfgs(one_f, one_g, X[i], optimizer(X[i]), float(f0s[i]), o)
+                   for i in range(X.shape[0])]
+        return _lbfgs.combine(results, X)
 
 
 # ---------------------------------------------------------------------------- evaluation

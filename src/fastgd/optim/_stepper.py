@@ -21,14 +21,15 @@ from .. import _checks, _optim, optim
 from .._typing import Array, FloatArray, Real
 
 # method -> (optimizer class, fixed hyper-parameters, hyper-parameters a user may not set):
-# plain, heavy-ball and Nesterov SGD, then every other algorithm under its own name
+# plain, heavy-ball and Nesterov SGD, then every algorithm under its own name ("sgd": SGD
+# with its own defaults, every hyper-parameter settable)
 METHODS: dict[str, tuple[type[optim.Optimizer], dict[str, Any], tuple[str, ...]]] = {
     "gd": (optim.SGD, dict(momentum=0.0, dampening=0.0, nesterov=False),
            ("momentum", "dampening", "nesterov")),
     "momentum": (optim.SGD, dict(momentum=0.9, nesterov=False), ("nesterov",)),
     "nesterov": (optim.SGD, dict(momentum=0.9, dampening=0.0, nesterov=True),
                  ("dampening", "nesterov")),
-    **{name: (cls, {}, ()) for name, cls in optim.ALGORITHMS.items() if cls is not optim.SGD},
+    **{name: (cls, {}, ()) for name, cls in optim.ALGORITHMS.items()},
 }
 
 _NOT_HYPER = {"lr", "maximize"}  # set by minimize's own arguments
