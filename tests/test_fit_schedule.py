@@ -194,3 +194,65 @@ def test_a_schedule_value_the_fused_loop_cannot_take_is_refused_before_it_is_use
         train(model, opt, sched, X, y, "step", 1, True)
     assert_params_equal(model.parameters(), before)     # the chunk never ran
     assert sched.last_epoch == 0 and opt.param_groups[0]["lr"] == 0.1
+
+
+AHEAD = {
+    "step": lambda o: L.StepLR(o, 3, 0.7),
+    "multistep": lambda o: L.MultiStepLR(o, [2, 5, 5, 9], 0.5),
+    "constant": lambda o: L.ConstantLR(o, 0.25, total_iters=4),
+    "linear": lambda o: L.LinearLR(o, 0.1, 1.0, total_iters=6),
+    "exponential": lambda o: L.ExponentialLR(o, 0.93),
+    "polynomial": lambda o: L.PolynomialLR(o, total_iters=8, power=1.7),
+    "cosine": lambda o: L.CosineAnnealingLR(o, 5, eta_min=0.001),
+    "lambda": lambda o: L.LambdaLR(o, lambda t: 1 / (1 + t)),
+    "multiplicative": lambda o: L.MultiplicativeLR(o, lambda t: 0.9),
+    "onecycle": lambda o: L.OneCycleLR(o, max_lr=[0.5, 0.2], total_steps=30),
+    "onecycle-linear-3": lambda o: L.OneCycleLR(o, max_lr=0.4, total_steps=28, pct_start=0.25,
+                                                anneal_strategy="linear", three_phase=True),
+    "cyclic-exp": lambda o: L.CyclicLR(o, [0.01, 0.02], 0.1, step_size_up=3, step_size_down=5,
+                                       mode="exp_range", gamma=0.97, cycle_momentum=False),
+    "cyclic": lambda o: L.CyclicLR(o, 0.01, 0.1, step_size_up=4, mode="triangular2"),
+    "warm-restarts": lambda o: L.CosineAnnealingWarmRestarts(o, 4, T_mult=2),
+    "sequential": lambda o: L.SequentialLR(o, [L.ConstantLR(o, 0.5, total_iters=3),
+                                               L.ExponentialLR(o, 0.9)], milestones=[3]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(AHEAD))
+@pytest.mark.parametrize("opt_name", ["SGD", "Adam"])
+def test_stepping_ahead_is_stepping_bit_for_bit(name, opt_name):
+    """What fit's per-step table takes from a schedule (LRScheduler._ahead, its own loops
+    for the chainable factors and the cosine) is what step() after step() gives."""
+    def make():
+        ps = [np.zeros(2), np.zeros(3)]
+        kw = dict(momentum=0.9) if opt_name == "SGD" else {}
+        opt = getattr(optim, opt_name)([{"params": ps[:1]}, {"params": ps[1:], "lr": 0.3}],
+                                       lr=0.1, **kw)
+        return opt, AHEAD[name](opt)
+    o1, s1 = make()
+    o2, s2 = make()
+    second = "momentum" if opt_name == "SGD" else "beta1"
+    for chunk in (1, 4, 7, 13):
+        ahead = s1._ahead(chunk, second)
+        got = None
+        if ahead is not None:
+            lrs, seconds = ahead
+            if seconds and not isinstance(seconds[0], list):   # the same for every step
+                seconds = [seconds] * chunk
+            got = [x for lr_row, m_row in zip(lrs, seconds) for pair in zip(lr_row, m_row)
+                   for x in pair]
+        want = []
+        for _ in range(chunk):
+            s2.step()
+            want += [x for g in o2.param_groups
+                     for x in (g["lr"], g["momentum"] if second == "momentum" else g["betas"][0])]
+        if ahead is None:          # a schedule with its own step(): fit steps it instead
+            assert type(s1).step is not L.LRScheduler.step
+            for _ in range(chunk):
+                s1.step()
+            continue
+        assert got == want
+        assert s1.state_dict().keys() == s2.state_dict().keys()
+        assert s1.last_epoch == s2.last_epoch and s1._step_count == s2._step_count
+        assert s1.get_last_lr() == s2.get_last_lr()
+        assert [g["lr"] for g in o1.param_groups] == [g["lr"] for g in o2.param_groups]

@@ -117,19 +117,42 @@ class LRScheduler:
             group["lr"] = lr
         self._last_lr = self._lrs()
 
-    def _ahead(self, count: int, second: str | None) -> list[float] | None:
+    def _ahead(self, count: int, second: str | None
+               ) -> tuple[list[list[float]], list[list[float]] | list[float]] | None:
         """Take ``count`` steps exactly as ``count`` calls of ``step()`` take them, with less
-        Python around each (`fastgd.fit` fills a per-step table with them): the values
-        each group has after each step, flat, step by step and group by group, ``lr`` and,
-        with ``second`` ("momentum" or "beta1"), the momentum or beta1 after it. None (and
-        nothing done) for a schedule whose ``step`` is its own."""
+        Python around each (`fastgd.fit` fills a per-step table with them): the rates of
+        every group after each step (a list of ``count`` lists), and with ``second``
+        ("momentum" or "beta1") the momentum or beta1 of every group after each step (the
+        same shape, or one list for all steps when the schedule leaves it alone; zeros
+        without ``second``). None (and nothing done) for a schedule whose ``step`` is its
+        own."""
         cls = type(self)
         if cls.step is not LRScheduler.step or cls._update_lr is not LRScheduler._update_lr:
             return None
         groups = self.optimizer.param_groups
+
+        def seconds() -> list[float]:
+            if second is None:
+                return [0.0] * len(groups)
+            if second == "momentum":
+                return [g["momentum"] for g in groups]
+            return [g["betas"][0] for g in groups]
+
+        chain = getattr(self, "_chain", None)
+        if chain is not None:       # in a loop of the schedule's own
+            rows, momenta = chain(self.last_epoch + 1, count, self._lrs())
+            self._step_count += count
+            self.last_epoch += count
+            for group, lr in zip(groups, rows[-1]):
+                group["lr"] = lr
+            if momenta is not None:
+                for group, m in zip(groups, momenta[-1]):
+                    _set_momentum(group, self.use_beta1, m)   # type: ignore[attr-defined]
+            self._last_lr = self._lrs()
+            return rows, (seconds() if momenta is None or second is None else momenta)
         get_lr = self.get_lr
-        out: list[float] = []
-        add = out.extend
+        lrs: list[list[float]] = []
+        others: list[list[float]] = []
         self._get_lr_called_within_step = True
         try:
             for _ in range(count):
@@ -138,16 +161,12 @@ class LRScheduler:
                 values = get_lr()
                 for group, lr in zip(groups, values):
                     group["lr"] = lr
-                if second is None:
-                    add([x for g in groups for x in (g["lr"], 0.0)])
-                elif second == "momentum":
-                    add([x for g in groups for x in (g["lr"], g["momentum"])])
-                else:
-                    add([x for g in groups for x in (g["lr"], g["betas"][0])])
+                lrs.append([g["lr"] for g in groups])
+                others.append(seconds())
         finally:
             self._get_lr_called_within_step = False
             self._last_lr = self._lrs()
-        return out
+        return lrs, others
 
     def _warn_outside_step(self) -> None:
         if not self._get_lr_called_within_step:
@@ -231,6 +250,12 @@ class LambdaLR(_LambdaState, LRScheduler):
         self._warn_outside_step()
         return [base * f(self.last_epoch) for f, base in zip(self.lr_lambdas, self.base_lrs)]
 
+    def _chain(self, epoch: int, count: int, lrs: list[float]
+               ) -> tuple[list[list[float]], None]:
+        """get_lr's rates of ``count`` steps from ``epoch`` on, in one loop."""
+        pairs = list(zip(self.lr_lambdas, self.base_lrs))
+        return [[base * f(e) for f, base in pairs] for e in range(epoch, epoch + count)], None
+
 
 class MultiplicativeLR(_LambdaState, LRScheduler):
     r"""``lr *= lr_lambda(epoch)`` at every step after the first, as
@@ -259,7 +284,35 @@ class MultiplicativeLR(_LambdaState, LRScheduler):
                 for f, group in zip(self.lr_lambdas, self.optimizer.param_groups)]
 
 
-class StepLR(LRScheduler):
+class _ChainedFactor(LRScheduler):
+    """A schedule whose ``step`` multiplies every rate by one factor of the epoch (torch's
+    chainable form): `_factor` is that factor, None for "unchanged"; ``get_lr`` and the
+    loop `fastgd.fit` steps it ahead with (`_chain`) both apply it, so they agree bit for
+    bit."""
+
+    def _factor(self, epoch: int) -> float | None:
+        raise NotImplementedError
+
+    def get_lr(self) -> list[float]:
+        self._warn_outside_step()
+        f = self._factor(self.last_epoch)
+        lrs = self._lrs()
+        return lrs if f is None else [lr * f for lr in lrs]
+
+    def _chain(self, epoch: int, count: int, lrs: list[float]
+               ) -> tuple[list[list[float]], None]:
+        """The rates after each of ``count`` steps from epoch ``epoch`` on (for
+        `LRScheduler._ahead`; no momentum)."""
+        factor, rows = self._factor, []
+        for e in range(epoch, epoch + count):
+            f = factor(e)
+            if f is not None:
+                lrs = [lr * f for lr in lrs]
+            rows.append(lrs)
+        return rows, None
+
+
+class StepLR(_ChainedFactor):
     r"""``lr = base_lr * gamma ** (epoch // step_size)``, as
     ``torch.optim.lr_scheduler.StepLR``.
 
@@ -278,18 +331,15 @@ class StepLR(LRScheduler):
         self.gamma = _checks.real(gamma, "gamma")
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list[float]:
-        self._warn_outside_step()
-        if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
-            return self._lrs()
-        return [lr * self.gamma for lr in self._lrs()]
+    def _factor(self, epoch: int) -> float | None:
+        return None if epoch == 0 or epoch % self.step_size != 0 else self.gamma
 
     def _get_closed_form_lr(self) -> list[float]:
         return [base * self.gamma ** (self.last_epoch // self.step_size)
                 for base in self.base_lrs]
 
 
-class MultiStepLR(LRScheduler):
+class MultiStepLR(_ChainedFactor):
     r"""``lr = base_lr * gamma ** (milestones passed)``, as
     ``torch.optim.lr_scheduler.MultiStepLR``.
 
@@ -313,18 +363,17 @@ class MultiStepLR(LRScheduler):
         self.gamma = _checks.real(gamma, "gamma")
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list[float]:
-        self._warn_outside_step()
-        if self.last_epoch not in self.milestones:
-            return self._lrs()
-        return [lr * self.gamma ** self.milestones[self.last_epoch] for lr in self._lrs()]
+    def _factor(self, epoch: int) -> float | None:
+        if epoch not in self.milestones:
+            return None
+        return self.gamma ** self.milestones[epoch]
 
     def _get_closed_form_lr(self) -> list[float]:
         ms = sorted(self.milestones.elements())
         return [base * self.gamma ** bisect_right(ms, self.last_epoch) for base in self.base_lrs]
 
 
-class ConstantLR(LRScheduler):
+class ConstantLR(_ChainedFactor):
     r"""``lr = base_lr * factor`` until ``total_iters``, then ``base_lr``, as
     ``torch.optim.lr_scheduler.ConstantLR``.
 
@@ -343,20 +392,19 @@ class ConstantLR(LRScheduler):
         self.total_iters = _checks.integer(total_iters, "total_iters", low=0)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list[float]:
-        self._warn_outside_step()
-        if self.last_epoch == 0:
-            return [lr * self.factor for lr in self._lrs()]
-        if self.last_epoch != self.total_iters:
-            return self._lrs()
-        return [lr * (1.0 / self.factor) for lr in self._lrs()]
+    def _factor(self, epoch: int) -> float | None:
+        if epoch == 0:
+            return self.factor
+        if epoch != self.total_iters:
+            return None
+        return 1.0 / self.factor
 
     def _get_closed_form_lr(self) -> list[float]:
         return [base * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor))
                 for base in self.base_lrs]
 
 
-class LinearLR(LRScheduler):
+class LinearLR(_ChainedFactor):
     r"""The factor goes linearly from ``start_factor`` to ``end_factor`` over
     ``total_iters`` steps, as ``torch.optim.lr_scheduler.LinearLR``.
 
@@ -379,15 +427,13 @@ class LinearLR(LRScheduler):
         self.total_iters = _checks.integer(total_iters, "total_iters", low=1)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list[float]:
-        self._warn_outside_step()
-        if self.last_epoch == 0:
-            return [lr * self.start_factor for lr in self._lrs()]
-        if self._is_initial or self.last_epoch > self.total_iters:
-            return self._lrs()
+    def _factor(self, epoch: int) -> float | None:
+        if epoch == 0:
+            return self.start_factor
+        if self._is_initial or epoch > self.total_iters:
+            return None
         d = self.end_factor - self.start_factor
-        ratio = 1.0 + d / (self.total_iters * self.start_factor + (self.last_epoch - 1) * d)
-        return [lr * ratio for lr in self._lrs()]
+        return 1.0 + d / (self.total_iters * self.start_factor + (epoch - 1) * d)
 
     def _get_closed_form_lr(self) -> list[float]:
         d = self.end_factor - self.start_factor
@@ -395,24 +441,21 @@ class LinearLR(LRScheduler):
                         / self.total_iters) for base in self.base_lrs]
 
 
-class ExponentialLR(LRScheduler):
+class ExponentialLR(_ChainedFactor):
     r"""``lr = base_lr * gamma ** epoch``, as ``torch.optim.lr_scheduler.ExponentialLR``."""
 
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
         self.gamma = _checks.real(gamma, "gamma")
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list[float]:
-        self._warn_outside_step()
-        if self._is_initial:
-            return self._lrs()
-        return [lr * self.gamma for lr in self._lrs()]
+    def _factor(self, epoch: int) -> float | None:
+        return None if self._is_initial else self.gamma
 
     def _get_closed_form_lr(self) -> list[float]:
         return [base * self.gamma ** self.last_epoch for base in self.base_lrs]
 
 
-class PolynomialLR(LRScheduler):
+class PolynomialLR(_ChainedFactor):
     r"""``lr = base_lr * (1 - min(epoch, total_iters) / total_iters) ** power``, as
     ``torch.optim.lr_scheduler.PolynomialLR``.
 
@@ -430,13 +473,11 @@ class PolynomialLR(LRScheduler):
         self.power = _checks.real(power, "power")
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list[float]:
-        self._warn_outside_step()
-        if self._is_initial or self.last_epoch > self.total_iters:
-            return self._lrs()
-        factor = ((1.0 - self.last_epoch / self.total_iters)
-                  / (1.0 - (self.last_epoch - 1) / self.total_iters)) ** self.power
-        return [lr * factor for lr in self._lrs()]
+    def _factor(self, epoch: int) -> float | None:
+        if self._is_initial or epoch > self.total_iters:
+            return None
+        return ((1.0 - epoch / self.total_iters)
+                / (1.0 - (epoch - 1) / self.total_iters)) ** self.power
 
     def _get_closed_form_lr(self) -> list[float]:
         return [base * (1.0 - min(self.total_iters, self.last_epoch) / self.total_iters)
@@ -480,6 +521,22 @@ class CosineAnnealingLR(LRScheduler):
         return [(1 + math.cos(math.pi * self.last_epoch / T))
                 / (1 + math.cos(math.pi * (self.last_epoch - 1) / T)) * (g["lr"] - lo) + lo
                 for g in groups]
+
+    def _chain(self, epoch: int, count: int, lrs: list[float]
+               ) -> tuple[list[list[float]], None]:
+        """get_lr's rates after each of ``count`` steps from ``epoch`` on (a schedule under
+        way: neither its first step nor a resumed one's), in one loop."""
+        T, lo, cos, pi = self.T_max, self.eta_min, math.cos, math.pi
+        half = [(base - lo) * (1 - cos(pi / T)) / 2 for base in self.base_lrs]
+        rows = []
+        for e in range(epoch, epoch + count):
+            if (e - 1 - T) % (2 * T) == 0:
+                lrs = [lr + h for lr, h in zip(lrs, half)]
+            else:
+                r = (1 + cos(pi * e / T)) / (1 + cos(pi * (e - 1) / T))
+                lrs = [r * (lr - lo) + lo for lr in lrs]
+            rows.append(lrs)
+        return rows, None
 
     def _get_closed_form_lr(self) -> list[float]:
         return [self.eta_min + (base - self.eta_min)
@@ -749,6 +806,27 @@ class CyclicLR(LRScheduler):
             return 1 / (2.0 ** (x - 1))
         return self.gamma ** x
 
+    def _chain(self, epoch: int, count: int, lrs: list[float]
+               ) -> tuple[list[list[float]], list[list[float]] | None]:
+        """get_lr's rates (and momenta) of ``count`` steps from ``epoch`` on, in one loop,
+        for `LRScheduler._ahead`."""
+        size, ratio, floor = self.total_size, self.step_ratio, math.floor
+        by_cycle, scale_fn = self.scale_mode == "cycle", self.scale_fn
+        lr_ends = list(zip(self.base_lrs, self.max_lrs))
+        m_ends = list(zip(self.base_momentums, self.max_momentums)) if self.cycle_momentum \
+            else None
+        rows: list[list[float]] = []
+        momenta: list[list[float]] = []
+        for t in range(epoch, epoch + count):
+            cycle = floor(1 + t / size)
+            x = 1.0 + t / size - cycle
+            h = x / ratio if x <= ratio else (x - 1) / (ratio - 1)
+            scale = scale_fn(cycle if by_cycle else t)
+            rows.append([base + (top - base) * h * scale for base, top in lr_ends])
+            if m_ends is not None:
+                momenta.append([top - (top - lo) * h * scale for lo, top in m_ends])
+        return rows, (momenta if m_ends is not None else None)
+
     def get_lr(self) -> list[float]:
         """The rates of step ``last_epoch`` (and, with ``cycle_momentum``, its momentum is
         set in every group)."""
@@ -949,6 +1027,45 @@ class OneCycleLR(LRScheduler):
                 return phase, (step - start) / (end - start)
             start = end
         raise AssertionError("unreachable: the last phase takes every later step")
+
+    def _chain(self, epoch: int, count: int, lrs: list[float]
+               ) -> tuple[list[list[float]], list[list[float]] | None]:
+        """get_lr's rates (and momenta) of ``count`` steps from ``epoch`` on, in one loop,
+        for `LRScheduler._ahead`; stepping past ``total_steps`` raises before anything
+        changes."""
+        if epoch + count - 1 > self.total_steps:
+            step = max(epoch, self.total_steps + 1)
+            raise ValueError(f"OneCycleLR was stepped {step} times, past its total_steps="
+                             f"{self.total_steps}")
+        groups, cycle = self.optimizer.param_groups, self.cycle_momentum
+        cosine, cos, pi = self._anneal_func_type == "cos", math.cos, math.pi
+        phases = self._schedule_phases
+        rows: list[list[float]] = []
+        momenta: list[list[float]] = []
+        e, stop = epoch, epoch + count
+        while e < stop:
+            phase, _ = self._phase(e)       # (an empty phase raises, as get_lr would)
+            i = phases.index(phase)
+            begin = 0.0 if i == 0 else phases[i - 1]["end_step"]
+            width = phase["end_step"] - begin
+            hi = stop if i == len(phases) - 1 else min(stop, math.floor(phase["end_step"]) + 1)
+            # _anneal_cos and _anneal_linear of get_lr, their cosine shared by lr and momentum
+            lr_ends = [(g[phase["start_lr"]], g[phase["end_lr"]]) for g in groups]
+            m_ends = ([(g[phase["start_momentum"]], g[phase["end_momentum"]]) for g in groups]
+                      if cycle else [])
+            for k in range(e, hi):
+                pct = (k - begin) / width
+                if cosine:
+                    c = cos(pi * pct) + 1
+                    rows.append([b + (a - b) / 2.0 * c for a, b in lr_ends])
+                    if cycle:
+                        momenta.append([b + (a - b) / 2.0 * c for a, b in m_ends])
+                else:
+                    rows.append([(b - a) * pct + a for a, b in lr_ends])
+                    if cycle:
+                        momenta.append([(b - a) * pct + a for a, b in m_ends])
+            e = hi
+        return rows, (momenta if cycle else None)
 
     def get_lr(self) -> list[float]:
         """The rates of step ``last_epoch`` (and, with ``cycle_momentum``, its momentum is

@@ -13,7 +13,7 @@ start of the chunk (or the one before), stepped forward again.
 """
 from __future__ import annotations
 
-import copy
+import math
 from typing import Any, Optional
 
 import numpy as np
@@ -23,6 +23,16 @@ from ..optim import lr_scheduler as _lrs
 from ..optim.optimizer import Optimizer
 
 INTERVALS = ("epoch", "step")
+
+
+def _copied(state: Any) -> Any:
+    """A copy of a schedule's state dict deep enough that later steps leave it as it is:
+    its dicts and lists copied (nested ones too), everything else shared."""
+    if isinstance(state, dict):
+        return {k: _copied(v) for k, v in state.items()}
+    if isinstance(state, list):
+        return [_copied(v) for v in state]
+    return state
 
 
 def check(scheduler: Any, interval: Any, optimizer: Optimizer) -> Optional["Driver"]:
@@ -73,7 +83,7 @@ class Driver:
         """Remember the schedule as it is (the start of a chunk of steps)."""
         groups = [(g["lr"], g.get("momentum", g.get("betas"))) for g in
                   self.optimizer.param_groups]
-        self._marks = self._marks[-1:] + [(self.t, copy.deepcopy(self.scheduler.state_dict()),
+        self._marks = self._marks[-1:] + [(self.t, _copied(self.scheduler.state_dict()),
                                            groups)]
 
     def step(self) -> None:
@@ -89,22 +99,42 @@ class Driver:
         RMSprop), which a scheduled momentum may not turn off or on."""
         self.mark()
         groups = self.optimizer.param_groups
-        first = [x for g in groups for x in self._values(g)]
+        out = np.empty((count + 1, len(groups), 2))
+        out[0] = [self._values(g) for g in groups]
         try:
-            rest = self.scheduler._ahead(count, self.second)
-            if rest is None:        # a schedule with a step() of its own: step by step
-                rest = []
-                for _ in range(count):
+            ahead = self.scheduler._ahead(count, self.second)
+            if ahead is None:       # a schedule with a step() of its own: step by step
+                for k in range(count):
                     self.scheduler.step()
-                    rest.extend(x for g in groups for x in self._values(g))
+                    out[k + 1] = [self._values(g) for g in groups]
+            else:
+                out[1:, :, 0], out[1:, :, 1] = ahead
             self.t += count
         except BaseException:
             self.rewind(self._marks[-1][0])
             raise
         # row k: the values of step k, which the schedule set after step k - 1
-        out = np.array(first + rest[:len(rest) - len(first)]).reshape(count, len(groups), 2)
-        self._check(out, momentum_on)
+        out = out[:count]
+        if not self._plain(out, momentum_on):
+            self._check(out, momentum_on)       # raises, naming the first bad value
         return out
+
+    def _plain(self, out: np.ndarray, momentum_on: Optional[list[bool]]) -> bool:
+        """Whether every value of the table is one the bound updates take as they are: each
+        lr finite and >= 0, each beta1 in [0, 1), each momentum finite and >= 0 and nonzero
+        exactly where ``momentum_on`` says (NaN fails every comparison); `_check` names the
+        first value that is not."""
+        lo, hi = out.min(axis=(0, 1)), out.max(axis=(0, 1))    # (lr, second) each
+        if not (lo[0] >= 0 and hi[0] < math.inf):
+            return False
+        if self.second == "beta1":
+            return bool(lo[1] >= 0 and hi[1] < 1)
+        if self.second == "momentum":
+            if not (lo[1] >= 0 and hi[1] < math.inf):
+                return False
+            if momentum_on is not None and not (all(momentum_on) and lo[1] > 0):
+                return bool(((out[:, :, 1] != 0) == np.array(momentum_on)).all())
+        return True
 
     def _values(self, group: dict[str, Any]) -> tuple[float, float]:
         second = self.second
@@ -145,7 +175,7 @@ class Driver:
         if mark is None:
             raise RuntimeError(f"internal error: no schedule snapshot at or before step {t}")
         t0, state, groups = mark
-        self.scheduler.load_state_dict(copy.deepcopy(state))
+        self.scheduler.load_state_dict(_copied(state))
         for g, (lr, second) in zip(self.optimizer.param_groups, groups):
             g["lr"] = lr
             if "momentum" in g:
