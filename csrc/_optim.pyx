@@ -1216,7 +1216,8 @@ cdef struct AvgData:
     size_t *numel[2]
     int kind                # FGD_AVG_*, used once n_averaged > 0
     double decay
-    int64_t n_averaged
+    int64_t n_averaged      # of this update (average_run reads it from *count)
+    int64_t *count          # an Averager's count: its counter array's one element
 
 
 cdef void _average(AvgData *d, int kind) noexcept nogil:
@@ -1235,8 +1236,9 @@ cdef void _average(AvgData *d, int kind) noexcept nogil:
 cdef void average_run(void *ctx) noexcept nogil:
     """One update_parameters: a copy the first time, then the average; the count advances."""
     cdef AvgData *d = <AvgData *>ctx
+    d.n_averaged = d.count[0]
     _average(d, FGD_AVG_COPY if d.n_averaged == 0 else d.kind)
-    d.n_averaged += 1
+    d.count[0] = d.n_averaged + 1
 
 
 cdef int _average_kind(str kind, double decay) except -1:
@@ -1350,13 +1352,18 @@ cdef class Averager:
         A key of `AVERAGES`.
     decay : float, default 0.999
         In [0, 1]; read by the EMA kinds.
-    n_averaged : int, default 0
-        The models averaged so far.
+    n_averaged : int, optional
+        The models averaged so far (default: ``counter``'s count, 0 for a new one).
+    counter : ndarray of int64, shape (1,), optional
+        Where the count lives (read and advanced in place, so that a ``Backup`` over it
+        takes it back with the arrays); by default an array of the averager's own.
     """
     cdef AvgData d
     cdef fgd_hook h
     cdef tuple arrays
     cdef readonly str kind
+    #: the count of updates done, in an array (``counter[0] == n_averaged``)
+    cdef readonly object counter
 
     def __cinit__(self):
         memset(&self.d, 0, sizeof(self.d))
@@ -1365,14 +1372,23 @@ cdef class Averager:
         _unbind_average(&self.d)
 
     def __init__(self, list averaged, list current, str kind="swa", double decay=0.999,
-                 n_averaged=0):
+                 n_averaged=None, counter=None):
         cdef int k = _average_kind(kind, decay)
+        if counter is None:
+            counter = np.zeros(1, np.int64)
+        elif not isinstance(counter, np.ndarray):
+            raise TypeError(f"counter must be a numpy.ndarray or None, got "
+                            f"{type(counter).__name__}")
+        _check_counter(<cnp.ndarray>counter, np.int64, 1, "counter", "int64")
         _unbind_average(&self.d)
         _bind_average(&self.d, averaged, current)
         self.d.kind = k
         self.d.decay = decay
         self.kind = kind
-        self.n_averaged = n_averaged
+        self.counter = counter
+        self.d.count = <int64_t *>cnp.PyArray_DATA(<cnp.ndarray>counter)
+        if n_averaged is not None:
+            self.n_averaged = n_averaged
         self.arrays = (tuple(averaged), tuple(current))
         self.h.run = average_run
         self.h.ctx = &self.d
@@ -1385,13 +1401,13 @@ cdef class Averager:
     @property
     def n_averaged(self):
         """The updates done so far (0: the next one copies)."""
-        return self.d.n_averaged
+        return self.d.count[0]
 
     @n_averaged.setter
     def n_averaged(self, value):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"n_averaged must be an int >= 0, got {value!r}")
-        self.d.n_averaged = value
+        self.d.count[0] = value
 
     def bound_to(self, list averaged, list current):
         """True when this averager is over exactly these arrays (the same objects, in order)."""

@@ -82,8 +82,10 @@ def average_(averaged: list[np.ndarray], current: list[np.ndarray], kind: str,
 
 class Averager:
     kind: str
+    counter: np.ndarray
     def __init__(self, averaged: list[np.ndarray], current: list[np.ndarray], kind: str = ...,
-                 decay: float = ..., n_averaged: int = ...) -> None: ...
+                 decay: float = ..., n_averaged: Optional[int] = ...,
+                 counter: Optional[np.ndarray] = ...) -> None: ...
     @property
     def decay(self) -> float: ...
     @property

@@ -406,7 +406,7 @@ class LBFGS(Optimizer):
         raise TypeError("LBFGS steps with a closure (step(closure)); it has no native update "
                         "to bind")
 
-    def backup(self) -> Any:
+    def backup(self, extra: Any = ()) -> Any:
         """Refused: L-BFGS has no native back-up (`fastgd.fit` does not train with it)."""
         raise TypeError("LBFGS has no native back-up; fastgd.fit does not train with it")
 

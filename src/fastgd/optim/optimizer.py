@@ -435,8 +435,11 @@ class Optimizer:
             out[k] = v
         return out
 
-    def backup(self) -> _optim.Backup:
+    def backup(self, extra: Sequence[np.ndarray] = ()) -> _optim.Backup:
         """The optimizer's back-up of everything a step changes, as a ``fastgd._optim.Backup``.
+
+        ``extra`` arrays are covered too (`fastgd.fit` adds a weight average's arrays, which
+        each step also changes).
 
         It covers the parameters, every state array the next step uses (allocated here if
         needed), the step counters and the "momentum buffer is new" flags: ``save()`` before
@@ -451,6 +454,7 @@ class Optimizer:
         arrays += [a for s in self._slots for b in s.buffers.values() if b is not None for a in b]
         arrays += [s.steps for s in self._slots] + [s.is_new for s in self._slots]
         arrays += [s.scalars for s in self._slots if s.scalars is not None]
+        arrays += list(extra)
         backup = self._backup
         if backup is None or not backup.covers(arrays):
             backup = self._backup = _optim.Backup(arrays)

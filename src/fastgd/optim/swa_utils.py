@@ -260,12 +260,41 @@ class AveragedModel(Module):
         self.module = copy.deepcopy(model)
         self.avg_fn = avg_fn
         self.multi_avg_fn = multi_avg_fn
-        self._n = 0
+        # the count, in an array: the native averager advances it in place, and fit's
+        # back-up (its divergence restore) covers it with the averaged parameters
+        self._count = np.zeros(1, np.int64)
         self._averager: Any = None
+
+    @property
+    def _n(self) -> int:
+        return int(self._count[0])
+
+    @_n.setter
+    def _n(self, value: int) -> None:
+        self._count[0] = value
 
     @property
     def n_averaged(self) -> int:
         return self._n
+
+    def _native_averager(self, model: Module) -> Any:
+        """The native averager of ``model``'s parameters into `module`'s (bound once, kept
+        while the arrays stay the same), or None when the average is a function of the
+        caller's own or the backend is the reference."""
+        builtin = self._builtin()
+        if builtin is None or self.backend != "native":
+            return None
+        ours, theirs = self.module.parameters(), model.parameters()
+        av = self._averager
+        if av is None or av.kind != builtin.kind or av.decay != builtin.decay \
+                or not av.bound_to(ours, theirs):
+            av = self._averager = _optim.Averager(ours, theirs, builtin.kind, builtin.decay,
+                                                  counter=self._count)
+        return av
+
+    def _arrays(self) -> list[np.ndarray[Any, Any]]:
+        """Everything `update_parameters` changes: the averaged parameters and the count."""
+        return [*self.module.parameters(), self._count]
 
     def _builtin(self) -> _BuiltinAverage | None:
         """The built-in average to run natively, or None for the caller's own function."""
@@ -289,15 +318,9 @@ class AveragedModel(Module):
         for i, (a, p) in enumerate(zip(ours, theirs)):
             _checks.like(p, a, f"model.parameters()[{i}]", f"module.parameters()[{i}]")
         builtin = self._builtin()
-        if builtin is not None and self.backend == "native":
-            av = self._averager
-            if av is None or av.kind != builtin.kind or av.decay != builtin.decay \
-                    or not av.bound_to(ours, theirs):
-                av = self._averager = _optim.Averager(ours, theirs, builtin.kind,
-                                                      builtin.decay)
-            av.n_averaged = self._n
-            av.run()
-            self._n = av.n_averaged
+        av = self._native_averager(model)
+        if av is not None:
+            av.run()           # advances self._count
             return
         theirs = [np.asarray(p) for p in theirs]
         if self._n == 0:
