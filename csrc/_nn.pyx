@@ -125,6 +125,39 @@ cdef void run_backward(Op *ops, int nops, const floating *x, floating *g, Py_ssi
         g = gin
 
 
+cdef void accumulate_grads(Op *ops, int nops, floating *acc, int mode) noexcept nogil:
+    """Gradient accumulation over every parameter gradient (dW, db of each linear op, in op
+    order, back to back in ``acc``), in the dtype: ``mode`` 0 copies the gradients into
+    ``acc``, 1 adds them to it (``acc = acc + g``), 2 adds ``acc`` to them (``g = g + acc``,
+    the last micro-batch of a group: the gradients then hold the group's sum)."""
+    cdef int i
+    cdef Py_ssize_t off = 0, n
+    cdef Op *o
+    for i in range(nops):
+        o = &ops[i]
+        if o.kind != OP_LINEAR:
+            continue
+        n = <Py_ssize_t>o.fin * o.fout
+        _accumulate_one(<floating *>o.dW, acc + off, n, mode)
+        off += n
+        if o.db != NULL:
+            _accumulate_one(<floating *>o.db, acc + off, o.fout, mode)
+            off += o.fout
+
+
+cdef inline void _accumulate_one(floating *g, floating *acc, Py_ssize_t n,
+                                 int mode) noexcept nogil:
+    cdef Py_ssize_t j
+    if mode == 0:
+        memcpy(acc, g, n * sizeof(floating))
+    elif mode == 1:
+        for j in range(n):
+            acc[j] = acc[j] + g[j]
+    else:
+        for j in range(n):
+            g[j] = g[j] + acc[j]
+
+
 cdef class Program:
     """A Sequential model compiled to ops over preallocated buffers (not thread-safe).
 
@@ -150,6 +183,8 @@ cdef class Program:
     cdef object dt
     cdef object last_input                 # the array the last forward read (kept alive)
     cdef const void *x_ptr
+    cdef readonly Py_ssize_t grad_size     # elements of all parameter gradients
+    cdef object accbuf                     # train_steps' accumulation buffer (grad_size)
 
     def __cinit__(self):
         self.ops = NULL
@@ -171,6 +206,8 @@ cdef class Program:
         memset(self.ops, 0, len(ops) * sizeof(Op))
         self.nops = len(ops)
         self.keep = []
+        self.grad_size = 0
+        self.accbuf = None
         cdef int i, width = -1
         cdef Op *o
         cdef cnp.ndarray w, dw, bb, dbb
@@ -199,6 +236,7 @@ cdef class Program:
                     self.keep += [bb, dbb]
                 o.act = ACTIVATIONS[act]
                 o.slope = slope
+                self.grad_size += <Py_ssize_t>o.fin * o.fout + (o.fout if b is not None else 0)
             elif spec[0] == "act":
                 o.kind = OP_ACT
                 o.act = ACTIVATIONS[spec[1]]
@@ -317,22 +355,29 @@ cdef class Program:
         memcpy(cnp.PyArray_DATA(res), self.ops[0].gin, cnp.PyArray_NBYTES(res))
         return res
 
-    def train_batch(self, X, y, idx, Py_ssize_t start, Py_ssize_t stop, str loss_kind):
+    def train_batch(self, X, y, idx, Py_ssize_t start, Py_ssize_t stop, str loss_kind,
+                    Py_ssize_t grad_rows=0):
         """Gather rows ``idx[start:stop]`` of X and y, run forward, the fused loss and
         backward (parameter gradients only). Returns the mean batch loss.
 
         X (n, in_features) C-contiguous in the model dtype; y int64 labels (n,) for
         "cross_entropy", else (n, out_features) in the model dtype; idx int64 (m,).
+        ``grad_rows`` (0: the batch's own rows): the gradients are those of the loss summed
+        over the batch and divided by ``grad_rows`` rows (times out_features, but for
+        cross-entropy) instead of the batch's mean, the batch's share of the mean over a
+        group of ``grad_rows`` rows (``train_steps``' gradient accumulation).
         """
-        return self._batch(X, y, idx, start, stop, LOSSES[loss_kind], True)
+        if grad_rows < 0:
+            raise ValueError(f"grad_rows must be >= 0, got {grad_rows}")
+        return self._batch(X, y, idx, start, stop, LOSSES[loss_kind], True, grad_rows)
 
     def loss_batch(self, X, y, idx, Py_ssize_t start, Py_ssize_t stop, str loss_kind):
         """The mean loss of rows ``idx[start:stop]``, forward only."""
-        return self._batch(X, y, idx, start, stop, LOSSES[loss_kind], False)
+        return self._batch(X, y, idx, start, stop, LOSSES[loss_kind], False, 0)
 
     def train_steps(self, X, y, idx, Py_ssize_t start, Py_ssize_t stop,
                     Py_ssize_t batch_size, str loss_kind, backup, list hooks,
-                    double[::1] losses):
+                    double[::1] losses, Py_ssize_t accumulate=1):
         """Training steps over rows ``idx[start:stop]``, ``batch_size`` rows a batch (the
         last may be shorter), all in C without the GIL.
 
@@ -355,10 +400,25 @@ cdef class Program:
         and the steps since are taken again (training is deterministic: the same bits), up
         to the start of the last finite step, which is saved. The parameters are then left
         at that state too, so ``backup.restore()`` finds them already there.
+
+        ``accumulate`` > 1: gradient accumulation. The batches form groups of ``accumulate``
+        from ``start`` (the last group may have fewer) and the hooks run once a group, after
+        its last batch, with the group's index from ``start`` as the step index k; every
+        "step" above (the back-up, its checkpoints, the replay) is then a group's update,
+        while ``losses`` still gets each batch's mean loss. A group of R rows over batches
+        of r_i rows updates with sum_i (r_i / R) g_i, g_i the gradient of batch i's mean
+        loss, the gradient of the mean loss over the group's R rows: each batch's loss
+        gradient is computed with the scale 1 / R (1 / (R out_features) but for
+        cross-entropy), which gives every row the very value the whole group in one batch
+        would, and the backward passes' gradients are summed in the dtype in batch order,
+        ((g_0 + g_1) + g_2) + ..., in a buffer the program allocates at the first such call.
+        A non-finite loss in a group stops the call before that group's update.
         """
         cdef int kind = LOSSES[loss_kind]
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if accumulate < 1:
+            raise ValueError(f"accumulate must be >= 1, got {accumulate}")
         cdef Py_ssize_t rows_all = stop - start
         cdef Py_ssize_t nsteps = (rows_all + batch_size - 1) // batch_size if rows_all > 0 else 0
         if losses.shape[0] < nsteps:
@@ -381,6 +441,11 @@ cdef class Program:
         cdef const int64_t *ip
         cdef tuple checked = self._check_batch(X, y, idx, start, stop, kind, batch_size, &xp,
                                                &tp, &ip)   # alive while xp, tp, ip are read
+        cdef void *acc = NULL
+        if accumulate > 1:
+            if self.accbuf is None:
+                self.accbuf = np.empty(max(self.grad_size, 1), self.dt)
+            acc = cnp.PyArray_DATA(<cnp.ndarray>self.accbuf)
         if nh:
             hk = <fgd_hook **>PyMem_Malloc(nh * sizeof(fgd_hook *))
             if hk == NULL:
@@ -391,7 +456,16 @@ cdef class Program:
             for h in range(nh):
                 hk[h] = <fgd_hook *>PyCapsule_GetPointer(keep[h], FGD_HOOK_NAME)
             with nogil:
-                if self.typenum == cnp.NPY_FLOAT32:
+                if accumulate > 1:
+                    if self.typenum == cnp.NPY_FLOAT32:
+                        k = self._steps_accumulated(kind, <const float *>xp, tp, ip, nsteps,
+                                                    rows_all, batch_size, accumulate, save, hk,
+                                                    nh, out, <float *>acc)
+                    else:
+                        k = self._steps_accumulated(kind, <const double *>xp, tp, ip, nsteps,
+                                                    rows_all, batch_size, accumulate, save, hk,
+                                                    nh, out, <double *>acc)
+                elif self.typenum == cnp.NPY_FLOAT32:
                     k = self._steps(kind, <const float *>xp, tp, ip, nsteps, rows_all,
                                     batch_size, save, hk, nh, out)
                 else:
@@ -429,12 +503,84 @@ cdef class Program:
             self._update_at(ip, k - 1, rows_all, batch_size, hk, nh)
         return k
 
+    cdef Py_ssize_t _steps_accumulated(self, int kind, const floating *x, const void *t,
+                                       const int64_t *ip, Py_ssize_t nsteps,
+                                       Py_ssize_t rows_all, Py_ssize_t batch_size,
+                                       Py_ssize_t accumulate, fgd_hook *save, fgd_hook **hk,
+                                       Py_ssize_t nh, double *losses,
+                                       floating *acc) noexcept nogil:
+        """`_steps` with gradient accumulation (``accumulate`` > 1): groups of
+        ``accumulate`` batches, one update (hooks run with the group's index) a group; the
+        back-up's checkpoints and the replay count groups. The number of batches taken
+        (losses written)."""
+        cdef Py_ssize_t ngroups = (nsteps + accumulate - 1) // accumulate
+        cdef Py_ssize_t g = 0, mark = -1, j, h, first, last, rows
+        cdef double value
+        while g < ngroups:
+            first = g * accumulate
+            last = min(first + accumulate, nsteps)
+            rows = min(last * batch_size, rows_all) - first * batch_size
+            for j in range(first, last):
+                value = self._step(kind, x, t, ip + j * batch_size,
+                                   min(batch_size, rows_all - j * batch_size), rows, True,
+                                   False)
+                losses[j] = value
+                if not isfinite(value):
+                    if save != NULL and mark >= 0:
+                        # back to the checkpoint, then again up to the last finite group
+                        save.undo(save.ctx)
+                        for h in range(mark, g - 1):
+                            self._group_at(kind, x, t, ip, h, nsteps, rows_all, batch_size,
+                                           accumulate, hk, nh, acc)
+                        if mark < g - 1:
+                            save.run(save.ctx)
+                    return j + 1
+                self._accumulate_at(j, first, last, rows_all, batch_size, acc)
+            if save != NULL and (mark < 0 or g - mark >= CHECKPOINT_EVERY or g == ngroups - 1):
+                save.run(save.ctx)
+                mark = g
+            self._hooks_at(g, hk, nh)
+            g += 1
+        return nsteps
+
+    cdef void _accumulate_at(self, Py_ssize_t j, Py_ssize_t first, Py_ssize_t last,
+                             Py_ssize_t rows_all, Py_ssize_t batch_size,
+                             floating *acc) noexcept nogil:
+        """Batch ``j``'s backward (after its forward) in its group ``first:last``, and its
+        gradients into the group's sum (the last batch's gradients end up holding it)."""
+        self._backward(min(batch_size, rows_all - j * batch_size), False)
+        if last - first > 1:
+            accumulate_grads(self.ops, self.nops, acc,
+                             0 if j == first else (2 if j == last - 1 else 1))
+
+    cdef void _group_at(self, int kind, const floating *x, const void *t, const int64_t *ip,
+                        Py_ssize_t g, Py_ssize_t nsteps, Py_ssize_t rows_all,
+                        Py_ssize_t batch_size, Py_ssize_t accumulate, fgd_hook **hk,
+                        Py_ssize_t nh, floating *acc) noexcept nogil:
+        """Group ``g`` again (its losses were finite): its batches and its update."""
+        cdef Py_ssize_t first = g * accumulate, last = min(first + accumulate, nsteps), j
+        cdef Py_ssize_t rows = min(last * batch_size, rows_all) - first * batch_size
+        for j in range(first, last):
+            self._step(kind, x, t, ip + j * batch_size,
+                       min(batch_size, rows_all - j * batch_size), rows, True, False)
+            self._accumulate_at(j, first, last, rows_all, batch_size, acc)
+        self._hooks_at(g, hk, nh)
+
+    cdef void _hooks_at(self, Py_ssize_t k, fgd_hook **hk, Py_ssize_t nh) noexcept nogil:
+        """Every hook of update ``k``, in order."""
+        cdef Py_ssize_t h
+        for h in range(nh):
+            if hk[h].run_at != NULL:
+                hk[h].run_at(hk[h].ctx, k)
+            else:
+                hk[h].run(hk[h].ctx)
+
     cdef double _forward_at(self, int kind, const floating *x, const void *t,
                             const int64_t *ip, Py_ssize_t k, Py_ssize_t rows_all,
                             Py_ssize_t batch_size) noexcept nogil:
         """Step ``k``'s gather, forward and loss (its gradient kept for `_update_at`)."""
         cdef Py_ssize_t a = k * batch_size
-        return self._step(kind, x, t, ip + a, min(batch_size, rows_all - a), True, False)
+        return self._step(kind, x, t, ip + a, min(batch_size, rows_all - a), 0, True, False)
 
     cdef void _update_at(self, const int64_t *ip, Py_ssize_t k, Py_ssize_t rows_all,
                          Py_ssize_t batch_size, fgd_hook **hk, Py_ssize_t nh) noexcept nogil:
@@ -499,11 +645,17 @@ cdef class Program:
         return (x, ix, t)
 
     cdef double _step(self, int kind, const floating *x, const void *t, const int64_t *ip,
-                      Py_ssize_t rows, bint with_grad, bint backward) noexcept nogil:
+                      Py_ssize_t rows, Py_ssize_t grad_rows, bint with_grad,
+                      bint backward) noexcept nogil:
         """Gather rows ``ip[:rows]`` of x and t, forward, the loss (its gradient in
-        ``lossgrad`` when ``with_grad``), and backward when ``backward``. The mean loss."""
+        ``lossgrad`` when ``with_grad``: that of the summed loss over ``grad_rows`` rows,
+        times out_features but for cross-entropy; ``grad_rows`` 0 or ``rows``: of the mean
+        loss), and backward when ``backward``. The mean loss."""
         cdef double total
         cdef double scale = 1.0 / (rows if kind == LOSS_CE else rows * self.out_features)
+        cdef double grad_scale = scale
+        if grad_rows > 0 and grad_rows != rows:
+            grad_scale = 1.0 / (grad_rows if kind == LOSS_CE else grad_rows * self.out_features)
         cdef floating *xb = <floating *>self.x_ptr
         cdef void *tb = self.tbuf_ptr if kind != LOSS_CE else self.ibuf_ptr
         cdef floating *gb = NULL
@@ -518,13 +670,13 @@ cdef class Program:
             gather_rows(<const floating *>t, ip, rows, self.out_features, <floating *>tb)
         run_forward(self.ops, self.nops, <const floating *>xb, rows)
         total = loss_kernel(kind, <const floating *>last.out, tb, rows, self.out_features, gb,
-                            scale)
+                            grad_scale)
         if backward:
             run_backward(self.ops, self.nops, <const floating *>xb, gb, rows, False)
         return total * scale
 
     cdef double _batch(self, X, y, idx, Py_ssize_t start, Py_ssize_t stop, int kind,
-                       bint train) except? -1:
+                       bint train, Py_ssize_t grad_rows) except? -1:
         cdef void *xp
         cdef void *tp
         cdef const int64_t *ip
@@ -533,7 +685,9 @@ cdef class Program:
         cdef double value
         with nogil:
             if self.typenum == cnp.NPY_FLOAT32:
-                value = self._step(kind, <const float *>xp, tp, ip, stop - start, train, train)
+                value = self._step(kind, <const float *>xp, tp, ip, stop - start, grad_rows,
+                                   train, train)
             else:
-                value = self._step(kind, <const double *>xp, tp, ip, stop - start, train, train)
+                value = self._step(kind, <const double *>xp, tp, ip, stop - start, grad_rows,
+                                   train, train)
         return value

@@ -14,7 +14,8 @@ typedef struct fgd_hook {
     void (*undo)(void *ctx);
     /* a hook whose step depends on the step's index within the call (a per-step schedule,
      * fastgd._optim.ScheduleTable.hook()) sets run_at, which the loop calls instead of run
-     * with k, the step's index from the start of train_steps (replayed steps included);
+     * with k, the step's index from the start of train_steps (replayed steps included; with
+     * gradient accumulation the index of the update, one per group of batches);
      * NULL for the other hooks */
     void (*run_at)(void *ctx, ptrdiff_t k);
 } fgd_hook;
