@@ -392,9 +392,9 @@ def test_accept_if_improves_never_increases_the_batch_loss(backend, batch_size, 
     spies = []
     real_runner = fit_module.loop_for
 
-    def spying(model, loss, optimizer, *args, fused=True, clip=None, schedule=None):
+    def spying(model, loss, optimizer, *args, fused=True, clip=None, schedule=None, **kw):
         inner = real_runner(model, loss, optimizer, *args, fused=False, clip=clip,
-                            schedule=schedule)  # per step
+                            schedule=schedule, **kw)  # per step
         spies.append(_Spy(inner, model, loss.kind))
         return inner
 

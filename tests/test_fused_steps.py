@@ -33,8 +33,8 @@ def per_step(monkeypatch):
     """Make fit take the per-step loop (train_batch, then optimizer.step from Python)."""
     real = fit_module.loop_for
 
-    def loop_for(*args, fused=True, clip=None, schedule=None):
-        inner = real(*args, fused=False, clip=clip, schedule=schedule)
+    def loop_for(*args, fused=True, clip=None, schedule=None, **kw):
+        inner = real(*args, fused=False, clip=clip, schedule=schedule, **kw)
         assert isinstance(inner, fit_module.StepLoop)
         return inner
 

@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
 #: ``callback(epoch, logs)`` after each epoch; returning True stops training
 Callback = Callable[[int, dict[str, float]], object]
-#: a batch's loss (and gradients, for training): ``(X, y, order, start, stop) -> loss``
-_BatchLoss = Callable[[Array, Array, Array, int, int], float]
+#: a batch's loss (and gradients, for training): ``(X, y, order, start, stop) -> loss``;
+#: training takes a sixth argument too, ``grad_rows`` (see `StepLoop`)
+_BatchLoss = Callable[..., float]
 
 
 def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
@@ -39,7 +40,8 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
         callbacks: Iterable[Callback] = (), accept_if_improves: bool = False,
         nonfinite_limit: int = 3, clip_grad_norm: Real | None = None,
         scheduler: Any = None, scheduler_interval: str = "epoch",
-        fused: bool | None = None, progress: bool | None = None) -> History:
+        fused: bool | None = None, progress: bool | None = None,
+        accumulate_steps: int = 1) -> History:
     r"""Train ``model`` on ``(X, y)`` by gradient descent.
 
     Each step takes a batch :math:`B`, computes the mean loss
@@ -106,6 +108,32 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
         ``ValueError`` saying why when it cannot be used.
     progress : bool, optional
         A tqdm progress bar with the running loss; default: on when stderr is a terminal.
+    accumulate_steps : int, default 1
+        Gradient accumulation: the optimizer steps once every ``accumulate_steps``
+        consecutive mini-batches (micro-batches), on their gradients averaged with weights
+        by rows. A group of micro-batches :math:`B_1, \dots, B_k` (consecutive in the
+        epoch's order; groups never span epochs, and the epoch's last group may have fewer,
+        with one step at the end of the epoch, as PyTorch Lightning's
+        ``accumulate_grad_batches``) takes one step on
+
+        .. math:: g = \sum_{i=1}^{k} \frac{|B_i|}{R} \nabla L_{B_i}(\theta)
+                    = \nabla L_{B_1 \cup \dots \cup B_k}(\theta),
+                  \qquad R = \sum_i |B_i|,
+
+        the gradient of the mean loss over all :math:`R` rows of the group: one step on a
+        batch of ``accumulate_steps * batch_size`` rows in the same order, up to float
+        rounding. Each micro-batch's loss gradient is computed with the factor
+        :math:`1/R` (times :math:`1/\text{out\_features}`, but for cross-entropy) instead
+        of :math:`1/|B_i|`, so every row gets the very value the large batch would give it,
+        and the micro-batches' parameter gradients are summed in the model's dtype in
+        their order, :math:`((g_1 + g_2) + g_3) + \dots`: the only difference from the
+        large batch is where the sum over its rows is split. ``clip_grad_norm`` and a
+        per-step ``scheduler`` act on the accumulated gradient, once per optimizer step. A
+        non-finite loss in any micro-batch stops training with `DivergenceError` before its
+        group's step (its ``step`` counts micro-batches), the state restored to that before
+        the last optimizer step, the last whose micro-batch losses were all finite.
+        The History's losses stay the per-row means over each epoch. Both loops (the fused
+        one in C) take the same steps, bit for bit. Not with ``accept_if_improves``.
 
     Returns
     -------
@@ -149,7 +177,7 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
     run = _checked(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed,
                    validation_data, validation_split, early_stopping, callbacks,
                    accept_if_improves, nonfinite_limit, clip_grad_norm, fused, progress,
-                   scheduler, scheduler_interval)
+                   scheduler, scheduler_interval, accumulate_steps)
     return _Training(model, optimizer, run).run()
 
 
@@ -172,6 +200,7 @@ class _Run(NamedTuple):
     progress: bool
     clip_grad_norm: Optional[float]
     schedule: Optional[_schedule.Driver]
+    accumulate_steps: int = 1
 
 
 def _checked(model: Module, X: ArrayLike, y: ArrayLike, loss: str | _losses._Loss,
@@ -180,7 +209,7 @@ def _checked(model: Module, X: ArrayLike, y: ArrayLike, loss: str | _losses._Los
              early_stopping: int | None, callbacks: Iterable[Callback],
              accept_if_improves: bool, nonfinite_limit: int, clip_grad_norm: Real | None,
              fused: bool | None, progress: bool | None, scheduler: Any = None,
-             scheduler_interval: str = "epoch") -> _Run:
+             scheduler_interval: str = "epoch", accumulate_steps: int = 1) -> _Run:
     """Every argument of `fit`, checked (named in the error) before anything is touched."""
     if not isinstance(model, Module):
         raise TypeError(f"model must be a fastgd.nn module, got {type(model).__name__}")
@@ -206,6 +235,11 @@ def _checked(model: Module, X: ArrayLike, y: ArrayLike, loss: str | _losses._Los
     seed = _checks.seed(seed)
     shuffle = _checks.flag(shuffle, "shuffle")
     accept_if_improves = _checks.flag(accept_if_improves, "accept_if_improves")
+    accumulate_steps = _checks.integer(accumulate_steps, "accumulate_steps", low=1)
+    if accept_if_improves and accumulate_steps > 1:
+        raise ValueError("accept_if_improves cannot be combined with accumulate_steps > 1 "
+                         "(a step would have to be judged on the loss of its whole group of "
+                         "micro-batches): pass one of them")
     if fused is not None:
         fused = _checks.flag(fused, "fused")
     if fused:
@@ -225,7 +259,8 @@ def _checked(model: Module, X: ArrayLike, y: ArrayLike, loss: str | _losses._Los
     if early_stopping is not None and Xv is None:
         raise ValueError("early_stopping needs validation_data or validation_split")
     return _Run(loss, X, y, Xv, yv, epochs, batch_size, shuffle, seed, early_stopping,
-                callbacks, accept_if_improves, nonfinite_limit, fused, progress, clip, schedule)
+                callbacks, accept_if_improves, nonfinite_limit, fused, progress, clip, schedule,
+                accumulate_steps)
 
 
 def _checked_data(model: Any, params: list[FloatArray], loss: _losses._Loss, X: ArrayLike,
@@ -261,7 +296,8 @@ class _Training:
         backup.discard()               # never restore what an earlier call saved
         self.loop = loop_for(model, run.loss, optimizer, backup, run.accept_if_improves,
                              run.nonfinite_limit, fused=run.fused is not False,
-                             clip=run.clip_grad_norm, schedule=run.schedule)
+                             clip=run.clip_grad_norm, schedule=run.schedule,
+                             accumulate=run.accumulate_steps)
         self.n = len(run.X)
         self.bs = self.n if run.batch_size is None else min(run.batch_size, self.n)
         self.nsteps = -(-self.n // self.bs)
@@ -304,9 +340,10 @@ class _Training:
         r, loop, n, bs = self.r, self.loop, self.n, self.bs
         lr = self.optimizer.param_groups[0]["lr"]    # the learning rate of its first step
         loop.begin_epoch()
-        total, first = 0.0, 0
+        total, first, k = 0.0, 0, r.accumulate_steps
         while first < self.nsteps:
-            count = min(chunk.size, self.nsteps - first)
+            # whole groups of accumulated micro-batches (k = 1: any count)
+            count = min(-(-chunk.size // k) * k, self.nsteps - first)
             c0 = time.perf_counter()
             values = loop.steps(r.X, r.y, order, first, count, bs)
             chunk.took(count, time.perf_counter() - c0)
@@ -422,31 +459,38 @@ def _evaluate(model: Module, loss: _losses._Loss, Xv: Array, yv: Array) -> dict[
 
 def loop_for(model: Module, loss: _losses._Loss, optimizer: Optimizer, backup: Backup,
              accept_if_improves: bool, nonfinite_limit: int | None, fused: bool = True,
-             clip: float | None = None, schedule: _schedule.Driver | None = None) -> Loop:
+             clip: float | None = None, schedule: _schedule.Driver | None = None,
+             accumulate: int = 1) -> Loop:
     """The loop that takes fit's steps: `FusedLoop` when ``fused`` and it takes exactly the
     steps of the per-step loop, else `StepLoop` (over the compiled program when there is
-    one, layer by layer otherwise)."""
+    one, layer by layer otherwise). ``accumulate``: micro-batches per optimizer step."""
     if fused and not FusedLoop.refusal(model, loss, optimizer, accept_if_improves):
         # refusal() found a compiled program: the model is a native Sequential
-        return FusedLoop(cast("Sequential", model), loss, optimizer, backup, clip, schedule)
+        return FusedLoop(cast("Sequential", model), loss, optimizer, backup, clip, schedule,
+                         accumulate)
     program, grads = getattr(model, "program", None), model.gradients()
     if program is not None and loss.backend == "native":
         kind = loss.kind
         train_batch, loss_batch = program.train_batch, program.loss_batch
-        train = lambda X, y, order, start, stop: train_batch(X, y, order, start, stop, kind)
+        train = lambda X, y, order, start, stop, grad_rows=0: train_batch(X, y, order, start,
+                                                                          stop, kind, grad_rows)
         measure = lambda X, y, order, start, stop: loss_batch(X, y, order, start, stop, kind)
     else:
-        def train(X: Array, y: Array, order: Array, start: int, stop: int) -> float:
+        def train(X: Array, y: Array, order: Array, start: int, stop: int,
+                  grad_rows: int = 0) -> float:
             idx = order[start:stop]
             value = loss.forward(model.forward(X[idx]), y[idx])
-            model.backward(loss.backward())
+            grad = loss.backward()
+            if grad_rows and grad_rows != stop - start:   # its share of a group's mean
+                grad = grad * grad.dtype.type((stop - start) / grad_rows)
+            model.backward(grad)
             return value
 
         def measure(X: Array, y: Array, order: Array, start: int, stop: int) -> float:
             idx = order[start:stop]
             return type(loss)(backend=loss.backend).forward(model.predict(X[idx]), y[idx])
     return StepLoop(optimizer, grads, backup, train, measure if accept_if_improves else None,
-                    nonfinite_limit, clip, schedule)
+                    nonfinite_limit, clip, schedule, accumulate)
 
 
 class Loop:
@@ -487,13 +531,23 @@ class StepLoop(Loop):
     non-finite one (whose step it does not take). A trial step whose new loss is NaN or
     infinite is undone like any other, counted in ``nonfinite`` and ``streak``
     (consecutive ones); after ``limit`` consecutive ones its loss is returned as the
-    step's value, so that the caller raises."""
+    step's value, so that the caller raises.
+
+    With ``accumulate`` > 1 (no ``measure``) the batches are micro-batches in groups of
+    ``accumulate`` from ``first`` (a call starts a group: ``first`` a multiple of
+    ``accumulate``, ``count`` one too or reaching the epoch's end), each trained with
+    ``train(..., grad_rows)`` for its share of the group's mean loss, and their gradients
+    summed in ``acc`` in the order ``Program.train_steps`` sums them; one back-up, clipping,
+    update and schedule step a group."""
 
     def __init__(self, optimizer: Optimizer, grads: list[FloatArray], backup: Backup,
                  train: _BatchLoss, measure: _BatchLoss | None, limit: int | None = None,
-                 clip: float | None = None, schedule: _schedule.Driver | None = None) -> None:
+                 clip: float | None = None, schedule: _schedule.Driver | None = None,
+                 accumulate: int = 1) -> None:
         super().__init__(optimizer, backup)
         self.grads = grads
+        self.accumulate = accumulate
+        self.acc = [np.empty_like(g) for g in grads] if accumulate > 1 else []
         # a per-step schedule, stepped after every update
         self.schedule = schedule if schedule is not None and schedule.per_step else None
         self.clipper = None if clip is None else _optim.GradClipper(list(grads), clip)
@@ -506,6 +560,8 @@ class StepLoop(Loop):
 
     def steps(self, X: Array, y: Array, order: Array, first: int, count: int,
               bs: int) -> list[float]:
+        if self.accumulate > 1:
+            return self._accumulated(X, y, order, first, count, bs)
         values: list[float] = []
         n = len(X)
         step, save, restore = self.optimizer.step, self.backup.save, self.backup.restore
@@ -540,6 +596,40 @@ class StepLoop(Loop):
             if self.limit is not None and self.streak >= self.limit:
                 values[-1] = after
                 break
+        return values
+
+    def _accumulated(self, X: Array, y: Array, order: Array, first: int, count: int,
+                     bs: int) -> list[float]:
+        """`steps` with gradient accumulation: one update a group of micro-batches."""
+        values: list[float] = []
+        n, k, grads, acc = len(X), self.accumulate, self.grads, self.acc
+        schedule = self.schedule
+        if schedule is not None:
+            schedule.mark()
+        end = first + count
+        for g0 in range(first, end, k):
+            g1 = min(g0 + k, end)
+            rows = min(g1 * bs, n) - g0 * bs     # the group's rows
+            for j in range(g0, g1):
+                value = self.train(X, y, order, j * bs, min((j + 1) * bs, n), rows)
+                values.append(value)
+                if not math.isfinite(value):
+                    return values
+                if g1 - g0 == 1:
+                    continue
+                for a, g in zip(acc, grads):  # as train_steps: ((g0 + g1) + g2) + ...
+                    if j == g0:
+                        np.copyto(a, g)
+                    elif j < g1 - 1:
+                        np.add(a, g, out=a)
+                    else:
+                        np.add(g, a, out=g)
+            self.backup.save()
+            if self.clipper is not None:
+                self.clipper.run()
+            self.optimizer.step(grads)
+            if schedule is not None:
+                schedule.step()
         return values
 
 
@@ -577,8 +667,9 @@ class FusedLoop(Loop):
 
     def __init__(self, model: Sequential, loss: _losses._Loss, optimizer: Optimizer,
                  backup: Backup, clip: float | None = None,
-                 schedule: _schedule.Driver | None = None) -> None:
+                 schedule: _schedule.Driver | None = None, accumulate: int = 1) -> None:
         super().__init__(optimizer, backup)
+        self.accumulate = accumulate    # micro-batches per update (train_steps' groups)
         # a model refusal() accepts has its program
         self.program = cast("_nn.Program", model.program)
         self.kind, self.grads = loss.kind, model.gradients()
@@ -629,18 +720,25 @@ class FusedLoop(Loop):
             self.losses = np.empty(count)
         start, stop = first * bs, min((first + count) * bs, len(X))
         schedule = self.schedule
+        k = self.accumulate
         if schedule is None:
             done = self.program.train_steps(X, y, order, start, stop, bs, self.kind,
-                                            self.save_hook, self.hooks, self.losses)
+                                            self.save_hook, self.hooks, self.losses, k)
             return self.losses[:done].tolist()
         assert self.table is not None   # bound with the schedule
         t0 = schedule.t
-        self.table.set(schedule.table(count, self.momentum_on))
+        # a row per update: one a group of k micro-batches (the call starts a group)
+        updates = -(-count // k)
+        self.table.set(schedule.table(updates, self.momentum_on))
         done = self.program.train_steps(X, y, order, start, stop, bs, self.kind, self.save_hook,
-                                        self.hooks, self.losses)
+                                        self.hooks, self.losses, k)
         values = self.losses[:done].tolist()
         taken = done - (1 if values and not math.isfinite(values[-1]) else 0)
-        if taken < count:     # stopped early: the schedule as after the updates taken
+        if taken < done:      # stopped at a non-finite loss: the updates of whole groups
+            taken //= k
+        else:
+            taken = -(-taken // k)
+        if taken < updates:   # stopped early: the schedule as after the updates taken
             schedule.rewind(t0 + taken)
         return values
 
