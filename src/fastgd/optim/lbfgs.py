@@ -86,7 +86,8 @@ class LBFGS(Optimizer):
     backend : {"native", "reference"}, default "native"
         Accepted for uniformity with the other optimizers: both are the same numpy code,
         whose vector operations (BLAS dot products, axpys) are where the time goes; there
-        is no fused kernel, so `bind` and `backup` (what `fastgd.fit` uses) are refused.
+        is no fused kernel, so `bind` and `backup` (what `fastgd.fit`'s other loops use)
+        are refused; `fastgd.fit` trains with L-BFGS full batch, one `step` an epoch.
 
     Notes
     -----
@@ -407,8 +408,10 @@ class LBFGS(Optimizer):
                         "to bind")
 
     def backup(self, extra: Any = ()) -> Any:
-        """Refused: L-BFGS has no native back-up (`fastgd.fit` does not train with it)."""
-        raise TypeError("LBFGS has no native back-up; fastgd.fit does not train with it")
+        """Refused: L-BFGS has no native back-up (`fastgd.fit` keeps a copy of the
+        parameters and of `state_dict` instead)."""
+        raise TypeError("LBFGS has no native back-up; fastgd.fit keeps a copy of the "
+                        "parameters and of state_dict() instead")
 
     @property
     def binds_exactly(self) -> bool:

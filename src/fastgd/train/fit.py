@@ -14,6 +14,7 @@ from .._typing import Array, ArrayLike, FloatArray, Real
 from ..nn import losses as _losses
 from ..nn.init import SeedLike
 from ..nn.module import Module
+from ..optim.lbfgs import LBFGS
 from ..optim.optimizer import Optimizer, _frozen
 from . import _inputs as data
 from . import _schedule
@@ -59,6 +60,7 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
         for one output) otherwise.
     loss : loss object or {"mse", "cross_entropy", "bce_with_logits"}
     optimizer : fastgd.optim.Optimizer over ``model.parameters()``
+        `fastgd.optim.LBFGS` trains full batch: see "L-BFGS" in the Notes.
     epochs : int, default 1
     batch_size : int or None, default None
         None: full-batch gradient descent; 1: stochastic; k: mini-batches of k rows.
@@ -149,6 +151,22 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
     optimizer class that overrides ``step`` (its override must run), each step returns to
     Python. Both loops take the same steps, bit for bit.
 
+    **L-BFGS.** With a `fastgd.optim.LBFGS` optimizer each epoch is one
+    ``optimizer.step(closure)`` (up to ``max_iter`` L-BFGS iterations) over the whole training
+    set, as a ``torch.optim.LBFGS`` loop over the epochs does: the closure computes the mean
+    loss of all training rows (in their order: ``shuffle`` and ``seed`` change nothing) and
+    the model's gradients (one call of the compiled program for a native model and loss,
+    else forward and backward layer by layer). ``batch_size`` must be None or at least the
+    number of training rows; ``accept_if_improves``, ``clip_grad_norm`` and ``fused=True``
+    are refused. The History's ``"loss"`` is what ``step`` returns, as in torch: the loss
+    at the start of the epoch's step (the validation metrics are after it). A ``scheduler``
+    steps after every epoch, which is also every L-BFGS step (``scheduler_interval`` "step"
+    and "epoch" are the same; ``ReduceLROnPlateau`` needs "epoch"). A non-finite loss at
+    the start of a step, or where the step ended (when the step evaluated it there), or
+    non-finite parameters after it raise `DivergenceError` after restoring the parameters,
+    the optimizer's state and hyper-parameters and the scheduler to those before the last
+    step with a finite loss.
+
     Raises
     ------
     DivergenceError
@@ -173,6 +191,12 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
     >>> h["loss"][-1] < h["loss"][0]
     True
     """
+    if isinstance(optimizer, LBFGS):    # full batch, one step(closure) an epoch
+        from ._lbfgs import fit_lbfgs
+        return fit_lbfgs(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed,
+                         validation_data, validation_split, early_stopping, callbacks,
+                         accept_if_improves, nonfinite_limit, clip_grad_norm, scheduler,
+                         scheduler_interval, fused, progress)
     # every check first: nothing is touched before the arguments are known to be good
     run = _checked(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed,
                    validation_data, validation_split, early_stopping, callbacks,
