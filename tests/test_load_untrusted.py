@@ -133,13 +133,16 @@ OPTIMIZERS = [("SGD", dict(lr=0.05)), ("SGD", dict(lr=0.05, momentum=0.9, nester
               ("Adagrad", dict(lr=0.05, lr_decay=0.01))]
 
 
-def random_base(seed):
-    """A valid model file (bytes), with or without an optimizer (and state)."""
+def random_base(seed, lbfgs=False):
+    """A valid model file (bytes), with or without an optimizer (and state); with
+    ``lbfgs``, an LBFGS optimizer whenever the model has parameters."""
     rng = np.random.default_rng(seed)
     model = random_model(rng)
     params = model.parameters()
-    if not params or rng.random() < 0.3:
+    if not params or (rng.random() < 0.3 and not lbfgs):
         return saved_bytes(model)
+    if lbfgs:
+        return saved_bytes(model, lbfgs_trained(model, rng))
     name, kw = OPTIMIZERS[rng.integers(len(OPTIMIZERS))]
     cls = getattr(optim, name)
     if len(params) > 1 and rng.random() < 0.4:
@@ -149,6 +152,24 @@ def random_base(seed):
     for _ in range(int(rng.integers(3))):
         opt.step([rng.standard_normal(p.shape).astype(p.dtype) for p in params])
     return saved_bytes(model, opt)
+
+
+def lbfgs_trained(model, rng, history_size=None, steps=None, **kw):
+    """An LBFGS optimizer over ``model`` after a few steps on a random quadratic."""
+    params = model.parameters()
+    history_size = int(rng.integers(1, 4)) if history_size is None else history_size
+    kw.setdefault("max_iter", int(rng.integers(1, 5)))
+    kw.setdefault("line_search_fn", [None, "strong_wolfe"][rng.integers(2)])
+    opt = optim.LBFGS(params, history_size=history_size, **kw)
+    targets = [rng.standard_normal(p.shape).astype(p.dtype) for p in params]
+
+    def closure():
+        return (sum(float(((p - t) ** 2).sum()) for p, t in zip(params, targets)),
+                [2 * (p - t) for p, t in zip(params, targets)])
+
+    for _ in range(int(rng.integers(4)) if steps is None else steps):
+        opt.step(closure)
+    return opt
 
 
 # ----------------------------------------------------------------------------- mutations
@@ -391,7 +412,10 @@ def check_loaded(path, model, opt):
         params = model.parameters()
         held = [p for g in opt.param_groups for p in g["params"]]
         assert len(held) == len(params) and all(a is b for a, b in zip(held, params))
-        opt.step([np.zeros_like(p) for p in params])
+        if isinstance(opt, optim.LBFGS):
+            opt.step(lambda: (1.0, [np.zeros_like(p) for p in params]))
+        else:
+            opt.step([np.zeros_like(p) for p in params])
 
 
 def outcome(path, stats=None):
@@ -428,13 +452,13 @@ def outcome(path, stats=None):
     return results[0] if results[1] == results[0] else f"{results[0]}/{results[1]}"
 
 
-def fuzz(n, seed, folder, measure=False, bases=12, trace=True):
+def fuzz(n, seed, folder, measure=False, bases=12, trace=True, lbfgs=False):
     """Run ``n`` mutants of ``bases`` valid files. Returns the Counter of outcomes, the
     failures ``[(k, label, outcome)]`` and, with ``measure``, the slowest load and (with
     ``trace``, under tracemalloc) the largest allocation peak of one load, as
     ``(value, label, file size)``."""
     rng = np.random.default_rng(seed)
-    valid = [random_base(seed * 1000 + b) for b in range(bases)]
+    valid = [random_base(seed * 1000 + b, lbfgs) for b in range(bases)]
     counts, failures = Counter(), []
     slowest, largest = (0.0, "", 0), (0, "", 0)
     path = os.path.join(folder, "mutant.npz")
@@ -463,6 +487,12 @@ def test_fuzz_every_mutant_loads_or_names_the_file(tmp_path):
     counts, failures, _, _ = fuzz(800, seed=2024, folder=str(tmp_path))
     assert failures == [], failures[:10]
     assert counts["ok"] > 20 and counts["ValueError"] > 400, counts
+
+
+def test_fuzz_lbfgs_files(tmp_path):
+    counts, failures, _, _ = fuzz(300, seed=12, folder=str(tmp_path), lbfgs=True)
+    assert failures == [], failures[:10]
+    assert counts["ok"] > 5 and counts["ValueError"] > 150, counts
 
 
 # ----------------------------------------------------------------------------- cases
@@ -515,8 +545,8 @@ CASES = {
     # the examples of the issue
     "metadata not JSON": (lambda m: zip_bytes(with_meta(m, "{'format': 1")), "not valid JSON"),
     "format only": (lambda m: zip_bytes(with_meta(m, {"format": 1})), "has no 'layers'"),
-    "unknown optimizer": (lambda m: edit_meta(m, lambda d: d["optimizer"].update(type="LBFGS")),
-                          "unknown optimizer type 'LBFGS'"),
+    "unknown optimizer": (lambda m: edit_meta(m, lambda d: d["optimizer"].update(type="Newton")),
+                          "unknown optimizer type 'Newton'"),
     "extra layer config key": (lambda m: edit_meta(
         m, lambda d: d["layers"][0]["config"].update(seed=3)), "unexpected key 'seed'"),
     "npy magic damaged": (lambda m: zip_bytes(put(m, "param_0.npy",
@@ -814,3 +844,119 @@ def _main(argv):
 
 if __name__ == "__main__":
     sys.exit(_main(sys.argv[1:]))
+
+
+# ----------------------------------------------------------------------------- LBFGS
+
+@pytest.fixture(scope="module")
+def lbfgs_base():
+    """A valid file with an LBFGS optimizer whose history (3 pairs of the model's 26
+    parameter elements) is full, as members."""
+    model = nn.MLP([3, 4, 2], dtype=np.float64, seed=0)
+    opt = lbfgs_trained(model, np.random.default_rng(5), history_size=3, steps=6, max_iter=1,
+                        lr=0.1, line_search_fn=None)
+    assert len(opt.state[0]["old_dirs"]) == 3
+    return members_of(saved_bytes(model, opt))
+
+
+def lbfgs_state(fn):
+    return lambda m: edit_meta(m, lambda d: fn(d["optimizer"]["state"]["0"]))
+
+
+def lbfgs_member(name, array):
+    return lambda m: zip_bytes(put(m, f"opt_0_{name}.npy", npy(array)))
+
+
+def longer_history(m):
+    meta = meta_of(m)
+    meta["optimizer"]["state"]["0"]["history"] = 4
+    out = with_meta(m, meta)
+    for name in ("old_dirs", "old_stps"):
+        rows = np.load(io.BytesIO(get(m, f"opt_0_{name}.npy")))
+        out = put(out, f"opt_0_{name}.npy", npy(np.vstack([rows, rows[:1]])))
+    rows = np.load(io.BytesIO(get(m, "opt_0_ro.npy")))
+    return zip_bytes(put(out, "opt_0_ro.npy", npy(np.append(rows, 1.0))))
+
+
+BOTH, ASKED = (False, True), (True,)
+LBFGS_CASES = {
+    "history longer than history_size": (longer_history, "more than history_size=3", ASKED),
+    "history disagrees with old_dirs": (
+        lbfgs_state(lambda e: e.update(history=2)),
+        "opt_0_old_dirs (LBFGS's 'old_dirs') has (3, 26) float64, it "
+        "needs (2, 26) float64", BOTH),
+    "d of another length": (lbfgs_member("d", np.zeros(25)),
+                            "opt_0_d (LBFGS's 'd') has (25,) float64, it needs (26,)", BOTH),
+    "ro of float32": (lbfgs_member("ro", np.ones(3, np.float32)),
+                      "opt_0_ro (LBFGS's 'ro') has (3,) float32", BOTH),
+    "old_stps 3-D": (lbfgs_member("old_stps", np.zeros((3, 26, 1))),
+                     "opt_0_old_stps (LBFGS's 'old_stps') has (3, 26, 1)", BOTH),
+    "member missing": (lambda m: zip_bytes([x for x in m if x[0] != "opt_0_ro.npy"]),
+                       "has a run but the file has no opt_0_ro", BOTH),
+    "member undeclared": (lambda m: zip_bytes(put(m, "opt_0_al.npy", npy(np.zeros(3)))),
+                          "optimizer state its metadata does not declare", BOTH),
+    "n_iter without a run": (lbfgs_state(lambda e: [e.pop(k) for k in
+                                                    ("history", "t", "H_diag", "prev_loss")]),
+                             "has n_iter", BOTH),
+    "part of a run": (lbfgs_state(lambda e: e.pop("t")), "has 'history' but no 't'", BOTH),
+    "t of another type": (lbfgs_state(lambda e: e.update(t={"type": "complex", "value": 1.0})),
+                          "t type must be 'int', 'float' or 'numpy'", BOTH),
+    "t a bare number": (lbfgs_state(lambda e: e.update(t=0.5)), "t must be a JSON object",
+                        BOTH),
+    "t not finite": (lbfgs_state(lambda e: e.update(t={"type": "numpy", "value": float("nan")})),
+                     "t value must be a finite float", BOTH),
+    "t with an extra key": (lbfgs_state(lambda e: e["t"].update(dtype="float16")),
+                            "unexpected key 'dtype'", BOTH),
+    "H_diag a huge int": (lbfgs_state(lambda e: e.update(H_diag={"type": "int",
+                                                                 "value": 2 ** 60})),
+                          "H_diag value must be an int of at most 2**53", BOTH),
+    "prev_loss a string": (lbfgs_state(lambda e: e.update(prev_loss="0.1")),
+                           "prev_loss must be a finite number", BOTH),
+    "func_evals negative": (lbfgs_state(lambda e: e.update(func_evals=-1)),
+                            "func_evals must be an int", BOTH),
+    "n_iter a bool": (lbfgs_state(lambda e: e.update(n_iter=True)), "n_iter must be an int",
+                      BOTH),
+    "history a float": (lbfgs_state(lambda e: e.update(history=3.0)),
+                        "history must be an int", BOTH),
+    "unknown state key": (lbfgs_state(lambda e: e.update(al=[])), "unexpected key 'al'", BOTH),
+    "state of parameter 1": (lambda m: edit_meta(m, lambda d: d["optimizer"]["state"].update(
+        {"1": {"func_evals": 1, "n_iter": 0}})), "unexpected key '1'", BOTH),
+    "state a list": (lambda m: edit_meta(m, lambda d: d["optimizer"].update(state=[])),
+                     "state must be a JSON object", BOTH),
+    "two param groups": (lambda m: edit_meta(m, lambda d: d["optimizer"].update(param_groups=[
+        {**d["optimizer"]["param_groups"][0], "params": [0, 1]},
+        {**d["optimizer"]["param_groups"][0], "params": [2, 3]}])),
+        "cannot be rebuilt: LBFGS doesn't support per-parameter options", ASKED),
+    "unknown hyper-parameter": (lambda m: edit_meta(
+        m, lambda d: d["optimizer"]["param_groups"][0].update(momentum=0.9)),
+        "cannot be rebuilt", ASKED),
+    "line search unknown": (lambda m: edit_meta(
+        m, lambda d: d["optimizer"]["param_groups"][0].update(line_search_fn="armijo")),
+        "line_search_fn", ASKED),
+    "ro not finite": (lbfgs_member("ro", np.array([1.0, np.nan, 2.0])),
+                      "opt_0_ro (LBFGS's 'ro') holds non-finite values", ASKED),
+    "old_dirs pickled": (lambda m: zip_bytes(put(m, "opt_0_old_dirs.npy", npy(
+        np.array([None] * 3, dtype=object), allow_pickle=True))), "holds Python objects", BOTH),
+    "history of 10**12 pairs": (lambda m: zip_bytes(put(with_meta(m, {
+        **meta_of(m), "optimizer": {**meta_of(m)["optimizer"], "state": {"0": {
+            **meta_of(m)["optimizer"]["state"]["0"], "history": 10 ** 12}}}}),
+        "opt_0_old_dirs.npy", header_replace(get(m, "opt_0_old_dirs.npy"), "(3, 26)",
+                                             "(1000000000000, 26)"))),
+        "opt_0_old_dirs.npy' declares (1000000000000, 26) float64", BOTH),
+}
+
+
+def test_lbfgs_base_loads(lbfgs_base, tmp_path):
+    path = write(tmp_path, zip_bytes(lbfgs_base))
+    model, opt = fastgd.load(path, optimizer=True)
+    assert isinstance(opt, optim.LBFGS) and len(opt.state[0]["old_dirs"]) == 3
+    check_loaded(path, model, opt)
+
+
+@pytest.mark.parametrize("case", sorted(LBFGS_CASES))
+def test_a_crafted_lbfgs_entry_is_refused_naming_the_file(case, lbfgs_base, tmp_path):
+    make, fragment, modes = LBFGS_CASES[case]
+    path = write(tmp_path, make(lbfgs_base))
+    assert_refused(path, fragment, optimizer=modes)
+    if modes == ASKED:      # the model alone is fine
+        assert isinstance(fastgd.load(path), nn.Sequential)

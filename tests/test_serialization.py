@@ -2,6 +2,7 @@
 writes, and clear errors on files that are not fastgd models (the atomic writer itself:
 test_atomic.py; crafted and fuzzed files: test_load_untrusted.py)."""
 import json
+import math
 import os
 import pathlib
 
@@ -347,3 +348,72 @@ def test_load_missing_or_misshapen_parameter(tmp_path, how):
     bad = _tampered(tmp_path, **({"drop": "param_2"} if how == "drop" else {"reshape": "param_0"}))
     with pytest.raises(ValueError, match="parameter (2|0) is missing or has the wrong shape"):
         fastgd.load(bad)
+
+
+# ----------------------------------------------------------------------------- LBFGS
+
+
+def lbfgs_state_equal(opt, other):
+    a, b = opt.state_dict(), other.state_dict()
+    assert a["param_groups"] == b["param_groups"]
+    assert set(a["state"]) == set(b["state"])
+    for k, v in a["state"].get(0, {}).items():
+        w = b["state"][0][k]
+        if isinstance(v, list):
+            assert len(w) == len(v)
+            assert all(np.array_equal(x, y) and type(x) is type(y) for x, y in zip(v, w)), k
+        else:
+            assert np.array_equal(v, w) and type(v) is type(w), k
+
+
+def lbfgs_problem(dtype):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((150, 4))
+    y = ((X[:, 0] * X[:, 1] + 0.8 * rng.standard_normal(150)) > 0).astype(np.int64)
+    return X.astype(dtype), y + (X[:, 2] > 1)
+
+
+def lbfgs_fit(model, opt, X, y, epochs):
+    return fastgd.fit(model, X, y, loss="cross_entropy", optimizer=opt, epochs=epochs,
+                      progress=False)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("line_search", [None, "strong_wolfe"])
+def test_lbfgs_round_trip_resumes_bit_for_bit(dtype, line_search, tmp_path):
+    X, y = lbfgs_problem(dtype)
+    model = nn.MLP([4, 16, 3], "tanh", dtype=dtype, seed=1)
+    opt = optim.LBFGS(model.parameters(), max_iter=7, history_size=5,
+                      line_search_fn=line_search)
+    lbfgs_fit(model, opt, X, y, 3)
+    assert len(opt.state[0]["old_dirs"]) == 5        # the history is full
+    path = str(tmp_path / "m.npz")
+    model.save(path, optimizer=opt)
+    model2, opt2 = fastgd.load(path, optimizer=True)
+    assert isinstance(opt2, optim.LBFGS)
+    assert opt2.param_groups[0]["history_size"] == 5
+    assert opt2.param_groups[0]["line_search_fn"] == line_search
+    assert_params_equal(model2.parameters(), model.parameters())
+    lbfgs_state_equal(opt, opt2)
+    h1 = lbfgs_fit(model, opt, X, y, 3)
+    h2 = lbfgs_fit(model2, opt2, X, y, 3)
+    assert h1["loss"] == h2["loss"]
+    assert_params_equal(model2.parameters(), model.parameters())
+    lbfgs_state_equal(opt, opt2)
+
+
+def test_lbfgs_saved_before_any_step_and_after_an_immediate_exit(tmp_path):
+    model = nn.MLP([4, 16, 1], "tanh", dtype=np.float64, seed=1)
+    opt = optim.LBFGS(model.parameters(), lr=0.3, max_iter=4)
+    path = str(tmp_path / "m.npz")
+    model.save(path, optimizer=opt)
+    _, opt2 = fastgd.load(path, optimizer=True)
+    assert opt2.state == {} and opt2.param_groups[0]["lr"] == 0.3
+    # a step that stops at its first evaluation keeps the counters only
+    opt3 = optim.LBFGS(model.parameters(), tolerance_grad=1e9)
+    opt3.step(lambda: (1.0, [np.zeros_like(p) for p in model.parameters()]))
+    assert opt3.state[0] == {"func_evals": 1, "n_iter": 0}
+    model.save(path, optimizer=opt3)
+    _, opt4 = fastgd.load(path, optimizer=True)
+    assert opt4.state[0] == {"func_evals": 1, "n_iter": 0}
+    assert math.isclose(opt4.param_groups[0]["tolerance_grad"], 1e9)

@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import nn, optim
 from .._atomic import atomic_write, fspath
+from . import _lbfgs_file
 from . import init as _init
 
 if TYPE_CHECKING:
@@ -48,8 +49,9 @@ MAX_METADATA = 64 << 20
 
 #: the layers a file may name, by class name (Linear and the activation registry)
 _LAYERS = {cls.__name__: cls for cls in (nn.Linear, *nn.activations.ACTIVATIONS.values())}
-#: the optimizers a file may name, by class name (the registry `fastgd.optim.ALGORITHMS`)
-_OPTIMIZERS = {cls.__name__: cls for cls in optim.ALGORITHMS.values()}
+#: the optimizers a file may name, by class name (the registry `fastgd.optim.ALGORITHMS`,
+#: and LBFGS: see `fastgd.nn._lbfgs_file`)
+_OPTIMIZERS = {cls.__name__: cls for cls in (*optim.ALGORITHMS.values(), optim.LBFGS)}
 _BACKENDS = ("native", "reference")
 _DTYPES = ("float32", "float64")
 _META = "__fastgd__"
@@ -115,6 +117,9 @@ def save(model: nn.Sequential, path: PathArg, optimizer: Optimizer | None = None
         params = model.parameters()
         if len(held) != len(params) or any(a is not b for a, b in zip(held, params)):
             raise ValueError("optimizer must be built on model.parameters() to be saved with it")
+    if isinstance(optimizer, optim.LBFGS):
+        meta["optimizer"] = _lbfgs_file.entry(optimizer, arrays)
+    elif optimizer is not None:
         sd = optimizer.state_dict()
         state_meta: dict[str, Any] = {}
         for i, entry in sd["state"].items():
@@ -475,6 +480,10 @@ def _check_optimizer(reader: _Reader, om: Any, params: list[_Param]) -> dict[str
         reader.fail(f"the optimizer has backend {_short(om['backend'])}, not one of "
                     f"{_BACKENDS}")
     groups = _check_optimizer_groups(reader, om["param_groups"], params)
+    if cls is optim.LBFGS:
+        lbfgs, arrays = _lbfgs_file.check(reader, om["state"], params)
+        return {"cls": cls, "backend": om["backend"], "groups": groups, "entries": lbfgs,
+                "arrays": arrays}
     entries, arrays = _check_optimizer_state(reader, om["state"], cls, params)
     _check_state_per_group(reader, groups, entries, cls)
     return {"cls": cls, "backend": om["backend"], "groups": groups, "entries": entries,
@@ -591,6 +600,8 @@ def _build_model(reader: _Reader, layers: list[tuple[type[nn.Module], dict[str, 
 def _build_optimizer(reader: _Reader, opt: dict[str, Any], params: list[np.ndarray[Any, Any]]
                      ) -> Optimizer:
     cls = opt["cls"]
+    if cls is optim.LBFGS:
+        return _lbfgs_file.build(reader, opt, params)
     groups: list[dict[str, Any]] = []
     for g in opt["groups"]:
         hyper = {k: (tuple(v) if k == "betas" and isinstance(v, list) else v)
