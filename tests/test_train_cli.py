@@ -79,6 +79,37 @@ def test_npz_data_save_and_load_round_trip(tmp_path, capsys):
     assert np.mean(pred == y) >= 0.85
 
 
+def test_lbfgs_trains_full_batch_and_saves_its_optimizer(tmp_path, capsys):
+    model_path = tmp_path / "m.npz"
+    code, out, err = run(capsys, "--optimizer", "lbfgs", "--epochs", "5", "--hidden", "32",
+                         "--save", str(model_path))
+    assert code == 0, err
+    assert "lbfgs lr=1.0 (strong-Wolfe line search); 5 epochs, batch full" in out
+    assert accuracy(out) >= 0.9
+    model, opt = fastgd.load(model_path, optimizer=True)
+    assert isinstance(opt, fastgd.optim.LBFGS)
+    assert opt.param_groups[0]["line_search_fn"] == "strong_wolfe" and opt.state[0]["n_iter"] > 0
+    # --batch-size 0 is full batch too; --lr is taken
+    code, out, err = run(capsys, "--optimizer", "lbfgs", "--epochs", "2", "--hidden", "8",
+                         "--batch-size", "0", "--lr", "0.5")
+    assert code == 0, err
+    assert "lbfgs lr=0.5 (strong-Wolfe line search); 2 epochs, batch full" in out
+
+
+def test_lbfgs_refuses_a_batch_size(capsys):
+    code, _, err = run(capsys, "--optimizer", "lbfgs", "--batch-size", "32")
+    assert code == 2 and "Traceback" not in err
+    assert "--optimizer lbfgs trains full batch: leave out --batch-size (or pass 0), got " \
+        "--batch-size 32" in err
+
+
+def test_help_names_lbfgs(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "lbfgs" in out and "strong-Wolfe" in out
+
+
 def test_plot_writes_a_png(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     png = tmp_path / "loss.png"

@@ -16,9 +16,12 @@ from ..train import History, fit
 from ..train.errors import DivergenceError
 from . import CLIError
 
-#: --optimizer's choices: every algorithm of `fastgd.optim.ALGORITHMS` by name, and
-#: "momentum" (SGD with momentum 0.9)
-OPTIMIZERS = {**optim.ALGORITHMS, "momentum": optim.SGD}
+#: --optimizer's choices: every algorithm of `fastgd.optim.ALGORITHMS` by name, "momentum"
+#: (SGD with momentum 0.9) and "lbfgs" (L-BFGS with the strong-Wolfe line search, full batch)
+OPTIMIZERS: dict[str, Any] = {**optim.ALGORITHMS, "momentum": optim.SGD,
+                              "lbfgs": optim.LBFGS}
+#: the default --lr and --batch-size (lbfgs: torch's lr 1, and the full batch it needs)
+DEFAULT_LR, DEFAULT_BATCH = 1e-3, 32
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,11 +33,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", default="128", metavar="SIZES",
                    help="hidden layer sizes, comma-separated (default 128; '' for none)")
     p.add_argument("--activation", default="relu", choices=list(nn.activations.HIDDEN_ACTIVATIONS))
-    p.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZERS))
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    p.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZERS),
+                   help="default adam; momentum is SGD with momentum 0.9; lbfgs is L-BFGS "
+                        "with the strong-Wolfe line search, full batch, one L-BFGS step (up "
+                        "to 20 iterations) an epoch")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default 1e-3; 1 with --optimizer lbfgs)")
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=32,
-                   help="rows per step; 0 for full-batch gradient descent (default 32)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="rows per step; 0 for full-batch gradient descent (default 32; "
+                        "--optimizer lbfgs trains full batch and takes only 0)")
     p.add_argument("--test-size", type=float, default=0.25,
                    help="fraction held out for the test accuracy (default 0.25)")
     p.add_argument("--seed", type=int, default=0)
@@ -70,6 +78,14 @@ def _read_data(args: argparse.Namespace) -> tuple[FloatArray, Array, str, Array,
         raise CLIError(f"--hidden must be comma-separated integers, got {args.hidden!r}") from None
     if any(h < 1 for h in hidden):
         raise CLIError("--hidden sizes must be positive")
+    lbfgs = args.optimizer == "lbfgs"
+    if lbfgs and args.batch_size not in (None, 0):
+        raise CLIError(f"--optimizer lbfgs trains full batch: leave out --batch-size (or "
+                       f"pass 0), got --batch-size {args.batch_size}")
+    if args.batch_size is None:
+        args.batch_size = 0 if lbfgs else DEFAULT_BATCH
+    if args.lr is None:
+        args.lr = 1.0 if lbfgs else DEFAULT_LR
     for flag, v, ok in (("--epochs", args.epochs, args.epochs >= 1),
                         ("--batch-size", args.batch_size, args.batch_size >= 0),
                         ("--lr", args.lr, args.lr > 0 and np.isfinite(args.lr)),
@@ -87,11 +103,14 @@ def _build(args: argparse.Namespace, X: FloatArray, X_tr: FloatArray, X_te: Floa
     sizes = [X.shape[1], *hidden, len(classes)]
     model = nn.MLP(sizes, args.activation, dtype=dtype, seed=args.seed)
     kw: dict[str, Any] = {"momentum": 0.9} if args.optimizer == "momentum" else {}
+    if args.optimizer == "lbfgs":
+        kw = {"line_search_fn": "strong_wolfe"}
     opt = OPTIMIZERS[args.optimizer](model.parameters(), lr=args.lr, **kw)
+    search = " (strong-Wolfe line search)" if "line_search_fn" in kw else ""
     print(f"data: {name}: {len(X)} samples, {X.shape[1]} features, {len(classes)} classes "
           f"({len(X_tr)} train / {len(X_te)} test)")
     print(f"model: MLP {'-'.join(map(str, sizes))} {args.activation}, {dtype.name}; "
-          f"{args.optimizer} lr={args.lr}; {args.epochs} epochs, "
+          f"{args.optimizer} lr={args.lr}{search}; {args.epochs} epochs, "
           f"batch {'full' if args.batch_size == 0 else args.batch_size}")
     return model, opt, dtype
 
