@@ -42,7 +42,7 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
         nonfinite_limit: int = 3, clip_grad_norm: Real | None = None,
         scheduler: Any = None, scheduler_interval: str = "epoch",
         fused: bool | None = None, progress: bool | None = None,
-        accumulate_steps: int = 1) -> History:
+        accumulate_steps: int = 1, average: Any = None) -> History:
     r"""Train ``model`` on ``(X, y)`` by gradient descent.
 
     Each step takes a batch :math:`B`, computes the mean loss
@@ -110,6 +110,13 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
         ``ValueError`` saying why when it cannot be used.
     progress : bool, optional
         A tqdm progress bar with the running loss; default: on when stderr is a terminal.
+    average : fastgd.optim.swa_utils.AveragedModel, optional
+        A running average of ``model``'s weights (an EMA or SWA, as
+        ``torch.optim.swa_utils.AveragedModel``), updated after every optimizer step
+        (``average.update_parameters(model)``); the built-in averages run in C inside the
+        fused epoch loop, after the update. With validation data the History also records
+        ``"avg_val_loss"`` (and ``"avg_val_accuracy"``) of the averaged model; save it with
+        ``average.module.save(path)``. A divergence restores it with the optimizer.
     accumulate_steps : int, default 1
         Gradient accumulation: the optimizer steps once every ``accumulate_steps``
         consecutive mini-batches (micro-batches), on their gradients averaged with weights
@@ -192,6 +199,9 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
     True
     """
     if isinstance(optimizer, LBFGS):    # full batch, one step(closure) an epoch
+        if average is not None:
+            raise ValueError("average is not supported with LBFGS (one step an epoch): "
+                             "update an AveragedModel from a callback instead")
         from ._lbfgs import fit_lbfgs
         return fit_lbfgs(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed,
                          validation_data, validation_split, early_stopping, callbacks,
@@ -202,7 +212,26 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
                    validation_data, validation_split, early_stopping, callbacks,
                    accept_if_improves, nonfinite_limit, clip_grad_norm, fused, progress,
                    scheduler, scheduler_interval, accumulate_steps)
+    if average is not None:
+        run = run._replace(average=_checked_average(average, model, run.fused))
     return _Training(model, optimizer, run).run()
+
+
+def _checked_average(average: Any, model: Module, fused: bool | None) -> Any:
+    """fit's ``average``: an AveragedModel over arrays like ``model``'s."""
+    from ..optim.swa_utils import AveragedModel
+    if not isinstance(average, AveragedModel):
+        raise TypeError("average must be a fastgd.optim.swa_utils.AveragedModel, got "
+                        f"{type(average).__name__}")
+    ours, theirs = average.module.parameters(), model.parameters()
+    if len(ours) != len(theirs) or any(a.shape != p.shape or a.dtype != p.dtype
+                                       for a, p in zip(ours, theirs)):
+        raise ValueError("average must be an AveragedModel of model (the same parameter "
+                         "shapes and dtypes)")
+    if fused and average._native_averager(model) is None:
+        raise ValueError("fused=True, but the fused epoch loop cannot be used: average has "
+                         "an averaging function of its own (Python), which runs per step")
+    return average
 
 
 class _Run(NamedTuple):
@@ -225,6 +254,7 @@ class _Run(NamedTuple):
     clip_grad_norm: Optional[float]
     schedule: Optional[_schedule.Driver]
     accumulate_steps: int = 1
+    average: Any = None
 
 
 def _checked(model: Module, X: ArrayLike, y: ArrayLike, loss: str | _losses._Loss,
@@ -316,10 +346,15 @@ class _Training:
     def __init__(self, model: Module, optimizer: Optimizer, run: _Run) -> None:
         self.model, self.optimizer, self.r = model, optimizer, run
         self.params = model.parameters()
-        backup = optimizer.backup()    # parameters and optimizer state, before each step
+        # what a step changes (the parameters, the optimizer state, a weight average),
+        # saved before each step
+        extra = [] if run.average is None else run.average._arrays()
+        backup = optimizer.backup(extra)
         backup.discard()               # never restore what an earlier call saved
+        native_average = run.average is None or run.average._native_averager(model) is not None
         self.loop = loop_for(model, run.loss, optimizer, backup, run.accept_if_improves,
-                             run.nonfinite_limit, fused=run.fused is not False,
+                             run.nonfinite_limit,
+                             fused=run.fused is not False and native_average,
                              clip=run.clip_grad_norm, schedule=run.schedule,
                              accumulate=run.accumulate_steps)
         self.n = len(run.X)
@@ -328,6 +363,8 @@ class _Training:
         # the rows of each step (the last may be short)
         self.rows = [self.bs] * (self.nsteps - 1) + [self.n - (self.nsteps - 1) * self.bs]
         self.history = History()
+        if run.average is not None:
+            self.loop.set_average(run.average, model)
         self.best_params: list[FloatArray] | None = None
         self.best_val, self.wait = math.inf, 0
 
@@ -391,6 +428,9 @@ class _Training:
         if r.Xv is not None:
             # yv is given with Xv
             metrics.update(_evaluate(self.model, r.loss, r.Xv, cast(Array, r.yv)))
+            if r.average is not None and r.average.n_averaged:
+                avg = _evaluate(r.average.module, r.loss, r.Xv, cast(Array, r.yv))
+                metrics.update({f"avg_{k}": v for k, v in avg.items()})
         metrics["lr"] = lr
         return metrics
 
@@ -530,6 +570,13 @@ class Loop:
 
     def __init__(self, optimizer: Optimizer, backup: Backup) -> None:
         self.optimizer, self.backup = optimizer, backup
+        # fit's weight average: updated after every optimizer step, in the back-up
+        self.average: Any = None
+        self.avg_model: Any = None
+        self.extra: list[Any] = []
+
+    def set_average(self, average: Any, model: Module) -> None:
+        self.average, self.avg_model, self.extra = average, model, average._arrays()
 
     if TYPE_CHECKING:  # each loop's own
         def steps(self, X: Array, y: Array, order: Array, first: int, count: int,
@@ -540,7 +587,7 @@ class Loop:
         """Take the optimizer's back-up again if its arrays changed (a callback that turned
         on ``amsgrad`` adds one): the new one starts from the state now, which the last
         epoch's checks found finite."""
-        backup = self.optimizer.backup()
+        backup = self.optimizer.backup(self.extra)
         if backup is not self.backup:
             backup.save()
             self.backup = backup
@@ -602,6 +649,8 @@ class StepLoop(Loop):
             if self.clipper is not None:
                 self.clipper.run()
             step(self.grads)
+            if self.average is not None:
+                self.average.update_parameters(self.avg_model)
             if schedule is not None:
                 schedule.step()
             if self.measure is None:
@@ -652,6 +701,8 @@ class StepLoop(Loop):
             if self.clipper is not None:
                 self.clipper.run()
             self.optimizer.step(grads)
+            if self.average is not None:
+                self.average.update_parameters(self.avg_model)
             if schedule is not None:
                 schedule.step()
         return values
@@ -735,6 +786,8 @@ class FusedLoop(Loop):
                 if self.schedule.second == "momentum":
                     self.momentum_on = [bool(g["momentum"]) for g in self.optimizer.param_groups]
             self.hooks = self.clip_hooks + table + [u.hook() for u in updates]
+            if self.average is not None:      # after the updates: the average of the step
+                self.hooks.append(self.average._native_averager(self.avg_model).hook())
             self.save_hook = self.backup.hook()
             self._bound = (key, self.backup)
 
