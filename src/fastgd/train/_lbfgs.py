@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from ..nn.init import SeedLike
 from ..nn.module import Module
 from ..optim import lr_scheduler as _lrs
 from .errors import DivergenceError
-from .fit import _all_finite, _bar, _checked, _evaluate
+from .fit import _all_finite, _bar, _checked, _evaluate, _Training
 from .history import History
 
 if TYPE_CHECKING:
@@ -200,23 +200,10 @@ class _LBFGSTraining:
         metrics["lr"] = lr
         return metrics
 
+    #: early stopping (keeping the best epoch's parameters) and the callbacks: fit's own,
+    #: over the same attributes (r, history, best_val, wait, params, best_params)
     def stop(self, epoch: int, metrics: dict[str, float]) -> bool:
-        """Early stopping (keeping the best epoch's parameters) and the callbacks."""
-        r, history = self.r, self.history
-        if r.early_stopping is not None:
-            if metrics["val_loss"] < self.best_val:
-                self.best_val, self.wait, history.best_epoch = metrics["val_loss"], 0, epoch
-                self.best_params = [p.copy() for p in self.params]
-            else:
-                self.wait += 1
-                if self.wait >= r.early_stopping:
-                    history.stop_reason = "early_stopping"
-                    return True
-        stops = [cb(epoch, dict(metrics)) is True for cb in r.callbacks]
-        if any(stops):
-            history.stop_reason = "callback"
-            return True
-        return False
+        return _Training.stop(cast(Any, self), epoch, metrics)
 
     def diverged(self, epoch: int, what: str, restored: bool) -> DivergenceError:
         if restored:
