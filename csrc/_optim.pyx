@@ -21,6 +21,7 @@ parameter and state untouched.
 """
 cimport numpy as cnp
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.stdint cimport int64_t, intptr_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
@@ -759,6 +760,15 @@ cdef int _check_counter(cnp.ndarray a, object dtype, Py_ssize_t n, str name, str
     return 0
 
 
+class StaleParameter(ValueError):
+    """Raised by `TensorPlan.prepare_tensors` when a tensor no longer lies where the plan's
+    array views it; ``index`` is its position."""
+
+    def __init__(self, index):
+        super().__init__(f"tensor {index} was moved to other memory")
+        self.index = index
+
+
 cdef class TensorPlan:
     """Parameters and their state arrays, validated once, as raw pointers.
 
@@ -830,11 +840,9 @@ cdef class TensorPlan:
         return 0
 
     cdef bint _writes_into(self, cnp.ndarray g) noexcept:
-        """Whether the bytes ``g`` spans overlap memory a kernel call writes (a binary search:
-        the last range starting before g ends is the only candidate, the ranges being
-        disjoint)."""
+        """Whether the bytes ``g`` spans overlap memory a kernel call writes."""
         cdef intptr_t g0 = <intptr_t>cnp.PyArray_DATA(g), g1 = g0
-        cdef Py_ssize_t lo = 0, hi = self.nspans, mid, k, step
+        cdef Py_ssize_t k, step
         if cnp.PyArray_SIZE(g) == 0:
             return False
         for k in range(cnp.PyArray_NDIM(g)):   # the bytes any element lies in (any strides)
@@ -843,7 +851,13 @@ cdef class TensorPlan:
                 g1 += step
             else:
                 g0 += step
-        g1 += cnp.PyArray_ITEMSIZE(g)
+        return self._range_written(g0, g1 + cnp.PyArray_ITEMSIZE(g))
+
+    cdef bint _range_written(self, intptr_t g0, intptr_t g1) noexcept:
+        """Whether the bytes [g0, g1) overlap memory a kernel call writes (a binary search:
+        the last range starting before g1 is the only candidate, the ranges being
+        disjoint)."""
+        cdef Py_ssize_t lo = 0, hi = self.nspans, mid
         while lo < hi:  # first range starting at or after g1
             mid = (lo + hi) // 2
             if self.span_lo[mid] < g1:
@@ -941,6 +955,51 @@ cdef class TensorPlan:
                 return False
         return True
 
+    cdef int _begin(self, int need) except -1:
+        """Start a step's batches: nothing is written, the previous batches are dropped."""
+        cdef int k
+        for k in range(MAX_STATES):
+            if need & (1 << k) and (k >= self.nstates or self.states[k] is None):
+                raise RuntimeError(f"internal error: state list {k} is needed but missing")
+        self.ready = False
+        self.u.batch[0].cnt = 0
+        self.u.batch[1].cnt = 0
+        self.keep.clear()
+        return 0
+
+    cdef void _push(self, Py_ssize_t i, void *g) noexcept:
+        """Put tensor ``i`` with its gradient's data ``g`` into its dtype's batch."""
+        cdef Batch *t = &self.u.batch[0 if self.typenum[i] == cnp.NPY_FLOAT32 else 1]
+        cdef size_t k = t.cnt
+        cdef int j
+        t.p[k] = self.tensors.p[i]
+        t.g[k] = g
+        t.numel[k] = self.tensors.numel[i]
+        t.idx[k] = i
+        for j in range(MAX_STATES):
+            t.s[j][k] = self.tensors.s[j][i]
+        t.cnt += 1
+
+    cdef int _add_array(self, Py_ssize_t i, cnp.ndarray g, str gname, str pname,
+                        Py_ssize_t offset) except -1:
+        """Check the gradient array ``g`` of tensor ``i`` (named ``gname``; its parameter
+        ``pname``) and batch it, copied to the parameter's layout if it has another one."""
+        cdef cnp.ndarray p = <cnp.ndarray>self.params[i]
+        if cnp.PyArray_TYPE(g) != self.typenum[i] or not cnp.PyArray_ISNOTSWAPPED(g):
+            raise TypeError(f"{gname} has dtype {g.dtype.str} but {pname} has {p.dtype.str}")
+        if not _same_layout(g, p) or not cnp.PyArray_ISALIGNED(g):
+            if (<object>g).shape != (<object>p).shape:
+                raise ValueError(f"{gname} has shape {(<object>g).shape} but {pname} "
+                                 f"has shape {(<object>p).shape}")
+            # same shape, another memory layout (or misaligned): an aligned copy in the
+            # parameter's layout
+            g = np.array(g, order="C" if cnp.PyArray_IS_C_CONTIGUOUS(p) else "F")
+            self.keep.append(g)
+        if self._writes_into(g):   # any parameter or state, not only its own
+            raise ValueError(f"{gname} shares memory with {self._shared_with(g, offset)}")
+        self._push(i, cnp.PyArray_DATA(g))
+        return 0
+
     def prepare(self, grads, Py_ssize_t offset, int need):
         """Validate ``grads[offset:offset + n]`` and sort the tensors into dtype batches.
 
@@ -948,20 +1007,12 @@ cdef class TensorPlan:
         ``need`` is a bit mask of the state lists the coming kernel reads. Nothing is
         written here; the next kernel call on this plan consumes the batches.
         """
-        cdef Py_ssize_t i, k, gi
+        cdef Py_ssize_t i, gi
         cdef object go
-        cdef cnp.ndarray g, p
-        cdef int tn, j
-        cdef Batch *t
-        for k in range(MAX_STATES):
-            if need & (1 << k) and (k >= self.nstates or self.states[k] is None):
-                raise RuntimeError(f"internal error: state list {k} is needed but missing")
+        cdef cnp.ndarray p
         if len(grads) < offset + self.n:
             raise ValueError(f"expected at least {offset + self.n} gradients, got {len(grads)}")
-        self.ready = False
-        self.u.batch[0].cnt = 0
-        self.u.batch[1].cnt = 0
-        self.keep.clear()
+        self._begin(need)
         for i in range(self.n):
             gi = offset + i
             go = grads[gi]
@@ -972,32 +1023,58 @@ cdef class TensorPlan:
                 raise ValueError(f"{self.param_name}[{gi}] is read-only; parameters are updated in place")
             if not isinstance(go, np.ndarray):
                 raise TypeError(f"grads[{gi}] must be a numpy.ndarray or None, got {type(go).__name__}")
-            g = <cnp.ndarray>go
-            tn = cnp.PyArray_TYPE(g)
-            if tn != self.typenum[i] or not cnp.PyArray_ISNOTSWAPPED(g):
-                raise TypeError(f"grads[{gi}] has dtype {g.dtype.str} but {self.param_name}[{gi}] "
-                                f"has {p.dtype.str}")
-            if not _same_layout(g, p) or not cnp.PyArray_ISALIGNED(g):
-                if (<object>g).shape != (<object>p).shape:
-                    raise ValueError(f"grads[{gi}] has shape {(<object>g).shape} but {self.param_name}[{gi}] "
-                                     f"has shape {(<object>p).shape}")
-                # same shape, another memory layout (or misaligned): an aligned copy in the
-                # parameter's layout
-                g = np.array(g, order="C" if cnp.PyArray_IS_C_CONTIGUOUS(p) else "F")
-                self.keep.append(g)
-            if self._writes_into(g):   # any parameter or state, not only its own
-                raise ValueError(f"grads[{gi}] shares memory with "
-                                 f"{self._shared_with(g, offset)}")
-            t = &self.u.batch[0 if tn == cnp.NPY_FLOAT32 else 1]
-            k = <Py_ssize_t>t.cnt
-            t.p[k] = self.tensors.p[i]
-            t.g[k] = cnp.PyArray_DATA(g)
-            t.numel[k] = self.tensors.numel[i]
-            t.idx[k] = i
-            for j in range(MAX_STATES):
-                t.s[j][k] = self.tensors.s[j][i]
-            t.cnt += 1
+            self._add_array(i, <cnp.ndarray>go, f"grads[{gi}]", f"{self.param_name}[{gi}]",
+                            offset)
         self.ready = True
+
+    def prepare_tensors(self, list tensors, tuple dtypes, str where, int need, view):
+        """Like `prepare`, with the gradients read from ``tensors[i].grad``: the tensors (of
+        a framework such as PyTorch, exposing ``grad``, ``data_ptr()``, ``dtype``,
+        ``is_cpu``, ``is_contiguous()`` and ``numel()``) whose memory this plan's parameter
+        arrays view, in order.
+
+        A gradient of the parameter's dtype (``dtypes[i]``), dense, on the CPU, contiguous
+        and of the parameter's size is used where it lies; any other goes through
+        ``view(grad, name)`` (an ndarray viewing it, or an error naming it) and the checks
+        of `prepare`. ``where`` names the list in messages (``param_groups[0]['params']``).
+        Returns the list of tensors that have a gradient (the ones the step will update).
+
+        Raises `StaleParameter` when ``tensors[i]`` no longer lies where its array views
+        (its storage was replaced, as ``module.to()`` does): the caller views it again.
+        """
+        cdef Py_ssize_t i, n = self.n
+        cdef object t, g
+        cdef intptr_t ptr
+        cdef size_t nbytes
+        if PyList_GET_SIZE(tensors) != n or len(dtypes) != n:
+            raise ValueError(f"{where} has {len(tensors)} tensors, the plan {n}")
+        self._begin(need)
+        stepped = []
+        for i in range(n):
+            t = <object>PyList_GET_ITEM(tensors, i)
+            g = t.grad
+            if g is None:
+                continue
+            if <intptr_t>t.data_ptr() != <intptr_t>self.tensors.p[i]:
+                raise StaleParameter(i)
+            if not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>self.params[i]):
+                raise ValueError(f"{where}[{i}] is read-only; parameters are updated in place")
+            if (g.dtype is <object>PyTuple_GET_ITEM(dtypes, i) and g.is_cpu
+                    and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>self.params[i])
+                    and g.is_contiguous() and <size_t>g.numel() == self.tensors.numel[i]):
+                ptr = <intptr_t>g.data_ptr()
+                nbytes = self.tensors.numel[i] * (4 if self.typenum[i] == cnp.NPY_FLOAT32 else 8)
+                if nbytes and self._range_written(ptr, ptr + <intptr_t>nbytes):
+                    raise ValueError(f"{where}[{i}].grad shares memory with "
+                                     f"{self._shared_with(view(g, f'{where}[{i}].grad'), 0)}")
+                self._push(i, <void *>ptr)
+            else:
+                self._add_array(i, view(g, f"{where}[{i}].grad"), f"{where}[{i}].grad",
+                                f"{where}[{i}]", 0)
+            self.keep.append(g)     # alive until the kernel has run, whatever other threads do
+            stepped.append(t)
+        self.ready = True
+        return stepped
 
     cdef int run(self, str algo, dict hp, bint increment) except -1:
         """Run one kernel on the batches of the last prepare(), without the GIL."""

@@ -214,6 +214,86 @@ def backend(value: Any) -> str:
     return value
 
 
+def is_array(a: Any) -> bool:
+    """Whether ``a`` is one array (an ndarray, or another library's array that numpy can view:
+    DLPack, the array interface, the buffer protocol) rather than a list of them."""
+    if isinstance(a, np.ndarray):
+        return True
+    if isinstance(a, (list, tuple, dict, str, bytes)):
+        return False
+    t = type(a)
+    return (hasattr(t, "__dlpack__") or hasattr(a, "__array_interface__")
+            or hasattr(a, "__array_struct__") or isinstance(a, (memoryview, bytearray))
+            or _has_buffer(a))
+
+
+def _has_buffer(a: Any) -> bool:
+    try:
+        memoryview(a)
+    except TypeError:
+        return False
+    return True
+
+
+def array_view(a: Any, name: str, *, writeable: bool) -> np.ndarray:
+    """``a`` as an ndarray over its own memory, never a copy.
+
+    An ndarray is returned as it is. Another library's array is viewed through DLPack
+    (``__dlpack__``: a PyTorch tensor, a JAX array), the array interface
+    (``__array_interface__``/``__array_struct__``) or the buffer protocol (``array.array``,
+    ``memoryview``), in that order; ``__array__`` is never used, since it may copy, and an
+    update written into a copy would be lost.
+
+    Parameters
+    ----------
+    a : object
+        The array.
+    name : str
+        The argument's name; every message starts with it.
+    writeable : bool
+        The caller writes into it (a parameter or a state array).
+
+    Raises
+    ------
+    TypeError
+        ``a`` is no array, or numpy cannot view it in place (a GPU tensor, bfloat16, a
+        tensor that requires grad, a sparse or conjugated tensor: the exporter's reason is
+        quoted), or ``writeable`` and the view is read-only.
+
+    Examples
+    --------
+    >>> import array
+    >>> v = array_view(array.array("d", [1.0, 2.0]), "param", writeable=True)
+    >>> v.dtype, v.flags.writeable
+    (dtype('float64'), True)
+    """
+    if isinstance(a, np.ndarray):
+        return a
+    kind = type(a).__name__
+    if hasattr(type(a), "__dlpack__"):
+        try:
+            view = np.from_dlpack(a)
+        except (BufferError, TypeError, ValueError, RuntimeError) as e:
+            hint = (" (pass tensor.detach(), which shares its memory)"
+                    if "require" in str(e) and "grad" in str(e) else "")
+            raise TypeError(f"{name}: numpy cannot view this {kind} in place{hint}: "
+                            f"{str(e).strip() or type(e).__name__}") from None
+    elif hasattr(a, "__array_interface__") or hasattr(a, "__array_struct__"):
+        try:
+            view = np.asarray(a)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{name}: numpy cannot view this {kind} in place: {e}") from None
+    elif _has_buffer(a):
+        view = np.asarray(memoryview(a))
+    else:
+        raise TypeError(f"{name} must be a numpy.ndarray or an array numpy can view in place "
+                        f"(DLPack, the array interface, the buffer protocol), got {kind}")
+    if writeable and not view.flags.writeable:
+        raise TypeError(f"{name} is a read-only {kind}; it is updated in place, so it must "
+                        "be writeable")
+    return view
+
+
 def parameter(a: Any, name: str) -> FloatArray:
     """A parameter array: float32/float64, writeable, contiguous (C or Fortran order)."""
     if not isinstance(a, np.ndarray):
@@ -249,12 +329,20 @@ def disjoint(arrays: Sequence[Array], names: Sequence[str]) -> None:
 
 
 def grads_sequence(grads: Any, n: int) -> Sequence[Any]:
-    """The gradients as a list of length ``n``."""
-    if isinstance(grads, np.ndarray) or not isinstance(grads, (list, tuple)):
-        if isinstance(grads, np.ndarray) or not hasattr(grads, "__iter__"):
+    """The gradients as a list of length ``n``: ndarrays (other libraries' arrays viewed by
+    `array_view`) or None."""
+    if not isinstance(grads, (list, tuple)):
+        if is_array(grads) or not hasattr(grads, "__iter__"):
             raise TypeError("grads must be a sequence of numpy arrays aligned with the "
                             f"parameters, got {type(grads).__name__}")
         grads = list(grads)
     if len(grads) != n:
         raise ValueError(f"grads has {len(grads)} arrays but the optimizer has {n} parameters")
-    return grads
+    out = None  # the caller's sequence is never changed: a copy once a foreign array shows
+    for i, g in enumerate(grads):
+        if g is not None and type(g) is not np.ndarray and is_array(g) \
+                and not isinstance(g, np.ndarray):
+            if out is None:
+                out = list(grads)
+            out[i] = array_view(g, f"grads[{i}]", writeable=False)
+    return grads if out is None else out

@@ -35,7 +35,7 @@ from ._spec import make_function
 
 def _prepare(param, grad, states, step):
     """Validate and normalise to lists. ``states``: ordered {name: array, list or None}."""
-    single = isinstance(param, np.ndarray)
+    single = _checks.is_array(param)
     if single:
         params, grads = [param], [grad]
         lists = {k: None if v is None else [v] for k, v in states.items()}
@@ -51,13 +51,19 @@ def _prepare(param, grad, states, step):
                 raise ValueError(f"{k} has {len(lists[k])} arrays for {len(params)} parameters")
     sfx = (lambda i: "") if single else (lambda i: f"[{i}]")
     for i, p in enumerate(params):
+        # other libraries' arrays (torch tensors, ...) as ndarrays over their own memory
+        p = params[i] = _checks.array_view(p, "param" + sfx(i), writeable=True)
         _checks.parameter(p, "param" + sfx(i))
         g = grads[i]
         if not isinstance(g, np.ndarray):
-            raise TypeError(f"grad{sfx(i)} must be a numpy.ndarray, got {type(g).__name__}")
+            if not _checks.is_array(g):
+                raise TypeError(f"grad{sfx(i)} must be a numpy.ndarray, got {type(g).__name__}")
+            g = grads[i] = _checks.array_view(g, "grad" + sfx(i), writeable=False)
         _checks.like(g, p, "grad" + sfx(i), "param" + sfx(i))
         for k, lst in lists.items():
             if lst is not None:
+                if not isinstance(lst[i], np.ndarray) and _checks.is_array(lst[i]):
+                    lst[i] = _checks.array_view(lst[i], k + sfx(i), writeable=True)
                 _checks.like(lst[i], p, k + sfx(i), "param" + sfx(i))
                 if not lst[i].flags.writeable:
                     raise ValueError(f"{k}{sfx(i)} is read-only")
@@ -108,6 +114,8 @@ def _filled(n, value, dtype):
 def _scalars(value, n, name):
     """A scalar-state argument: a writeable float64 array of ``n`` entries (shape (n,), or
     () for one parameter array), as the 1-d view the kernel updates in place."""
+    if not isinstance(value, np.ndarray) and _checks.is_array(value):
+        value = _checks.array_view(value, name, writeable=True)
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{name} must be a float64 numpy.ndarray with one entry per parameter "
                         f"array, got {type(value).__name__}")

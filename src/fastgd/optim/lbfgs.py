@@ -150,9 +150,11 @@ class LBFGS(Optimizer):
             raise ValueError(f"{where} has unknown hyper-parameter {unknown[0]!r}; expected "
                              f"some of {sorted(_HYPERS)}")
         arrays = group["params"]
-        arrays = [arrays] if isinstance(arrays, np.ndarray) else _as_list(arrays, "params")
+        arrays = [arrays] if _checks.is_array(arrays) else _as_list(arrays, "params")
         if not arrays:
             raise ValueError("params is empty: the optimizer got no parameters")
+        arrays = [_checks.array_view(p, f"params[{i}]", writeable=True)  # torch tensors, ...
+                  for i, p in enumerate(arrays)]
         for i, p in enumerate(arrays):
             _checks.parameter(p, f"params[{i}]")
             if p.dtype != arrays[0].dtype:
@@ -224,6 +226,8 @@ class LBFGS(Optimizer):
             if g is None:
                 views.append(np.zeros(p.size, p.dtype))
                 continue
+            if not isinstance(g, np.ndarray) and _checks.is_array(g):
+                g = _checks.array_view(g, f"closure()[1][{i}]", writeable=False)
             _checks.like(g, p, f"closure()[1][{i}]", f"params[{i}]")
             views.append(g.reshape(-1))
         return loss, np.concatenate(views)  # always a new array, in the parameters' dtype

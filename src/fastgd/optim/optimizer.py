@@ -105,12 +105,13 @@ class Optimizer:
             raise ValueError(f"{where} has unknown hyper-parameter {unknown[0]!r}; expected "
                              f"some of {sorted(self.defaults)}")
         params = param_group["params"]
-        params = [params] if isinstance(params, np.ndarray) else _as_list(params, f"{where}['params']")
+        params = [params] if _checks.is_array(params) else _as_list(params, f"{where}['params']")
         if not params:
             raise ValueError(f"{where} has an empty 'params' list")
         first = sum(len(s.params) for s in self._slots)
-        for i, p in enumerate(params):
-            _checks.parameter(p, f"params[{first + i}]")
+        # other libraries' arrays (a torch tensor's .detach()) as ndarrays over their memory
+        params = [_checks.parameter(_checks.array_view(p, f"params[{first + i}]", writeable=True),
+                                    f"params[{first + i}]") for i, p in enumerate(params)]
         group = {**self.defaults, **param_group, "params": params}
         self.spec.kernel_args(group, where)
         existing = [p for s in self._slots for p in s.params]
@@ -401,6 +402,8 @@ class Optimizer:
         if _STEP not in entry:
             raise ValueError(f"{where} has no 'step'")
         step = entry[_STEP]
+        if not isinstance(step, (int, float, np.ndarray)) and _checks.is_array(step):
+            step = _checks.array_view(step, f"{where}['step']", writeable=False)  # a 0-d tensor
         step = step.item() if isinstance(step, np.ndarray) and step.ndim == 0 else step
         if isinstance(step, (float, np.floating)) and float(step).is_integer():
             step = int(step)
@@ -413,6 +416,8 @@ class Optimizer:
             if scalar.name not in entry:
                 raise ValueError(f"{where} has no {scalar.name!r}")
             value = entry[scalar.name]
+            if not isinstance(value, (int, float, np.ndarray)) and _checks.is_array(value):
+                value = _checks.array_view(value, f"{where}[{scalar.name!r}]", writeable=False)
             value = value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
             out[scalar.name] = _checks.real(value, f"{where}[{scalar.name!r}]")
         for k in self.state_names:
@@ -425,7 +430,10 @@ class Optimizer:
                 out[k] = None
                 continue
             if not isinstance(v, np.ndarray):
-                raise TypeError(f"{where}[{k!r}] must be a numpy.ndarray, got {type(v).__name__}")
+                if not _checks.is_array(v):
+                    raise TypeError(f"{where}[{k!r}] must be a numpy.ndarray, got "
+                                    f"{type(v).__name__}")
+                v = _checks.array_view(v, f"{where}[{k!r}]", writeable=False)
             if v.shape != param.shape:
                 raise ValueError(f"{where}[{k!r}] has shape {v.shape} but its parameter has "
                                  f"shape {param.shape}")
@@ -516,7 +524,7 @@ def _as_list(value: Any, name: str) -> list:
 
 
 def _as_groups(params: Any) -> list:
-    if isinstance(params, np.ndarray):
+    if _checks.is_array(params):
         raise TypeError("params must be a list of arrays (or of parameter-group dicts), not a "
                         "single array: pass [x]")
     params = _as_list(params, "params")
