@@ -66,5 +66,15 @@ def _public_bases(app, name, obj, options, bases):
     bases[:] = shown
 
 
+def _skip_foreign_members(app, what, name, obj, skip, options):
+    """Members a class inherits from another library (``fastgd.torch``'s from
+    ``torch.optim.Optimizer``) are that library's to document: skipped."""
+    module = getattr(obj, "__module__", None) or ""
+    if what == "class" and module.split(".")[0] not in ("fastgd", ""):
+        return True
+    return None
+
+
 def setup(app):
     app.connect("autodoc-process-bases", _public_bases)
+    app.connect("autodoc-skip-member", _skip_foreign_members)
