@@ -465,3 +465,24 @@ def test_docstring_examples():
             if test.examples:
                 result = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS).run(test)
                 assert result.failed == 0, test.name
+
+
+def test_a_user_program_type_checks(tmp_path):
+    """The constructors, made from torch's signatures at import, are in the package's stub:
+    a type checker accepts torch's arguments and finds a wrong one."""
+    api = pytest.importorskip("mypy.api")
+    program = tmp_path / "user.py"
+    program.write_text(
+        "import torch\n"
+        "import fastgd.torch\n"
+        "model = torch.nn.Linear(3, 1)\n"
+        "opt = fastgd.torch.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), fused=True)\n"
+        "sgd = fastgd.torch.SGD(model.parameters(), 0.1, momentum=0.9, nesterov=True)\n"
+        "opt.step()\n"
+        "torch.optim.lr_scheduler.StepLR(opt, step_size=3)\n"
+        "fastgd.torch.Adam(model.parameters(), learning_rate=0.1)\n")
+    out, err, status = api.run([str(program), "--no-incremental", "--cache-dir", "/dev/null",
+                                "--ignore-missing-imports", "--follow-imports=silent"])
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert len(errors) == 1, out + err
+    assert '"learning_rate"' in errors[0] and "user.py:8" in errors[0]
