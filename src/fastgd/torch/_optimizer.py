@@ -48,6 +48,15 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _increment_version(tensors: list[torch.Tensor]) -> None:
+    """Bump the tensors' autograd version counters (one call for all where torch allows)."""
+    try:
+        torch.autograd.graph.increment_version(tensors)
+    except TypeError:  # a torch whose increment_version takes one tensor
+        for t in tensors:
+            torch.autograd.graph.increment_version(t)
+
+
 def _grad_view(g: Any, name: str) -> np.ndarray:
     return _checks.array_view(g, name, writeable=False)
 
@@ -350,7 +359,7 @@ class Optimizer(torch.optim.Optimizer):
             fg.kernel(fg.slot.plan, **hp)
             fg.after_step(self.state, self._has_step)
         if stepped:  # autograd sees the in-place update, as after torch's own step
-            torch.autograd.graph.increment_version(stepped)
+            _increment_version(stepped)
         return loss
 
     # ------------------------------------------------------------------ state dicts
