@@ -279,7 +279,7 @@ def test_closure_hooks_and_zero_grad():
         return loss
 
     loss = opt.step(closure)
-    assert float(loss) == 10.0 and calls == ["pre", "post"]
+    assert float(loss.detach()) == 10.0 and calls == ["pre", "post"]
     torch.testing.assert_close(w.detach(), torch.tensor([1.5, -0.5]))
     opt.zero_grad()
     assert w.grad is None
