@@ -14,10 +14,13 @@ kernels of ``_nn_kernels.pxd``. The kernels never upcast.
 """
 cimport numpy as cnp
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
+from cpython.pycapsule cimport (PyCapsule_GetContext, PyCapsule_GetPointer, PyCapsule_IsValid,
+                                PyCapsule_New, PyCapsule_SetContext)
+from cpython.ref cimport Py_DECREF, Py_INCREF
 from cython cimport floating
 from libc.math cimport isfinite
-from libc.stdint cimport int64_t
+from libc.limits cimport INT_MAX
+from libc.stdint cimport int64_t, intptr_t
 from libc.string cimport memcpy, memset
 
 from _nn_checks cimport _arr, _blas_int, _check_labels, _dim
@@ -51,6 +54,14 @@ cdef extern from "fgd_hook.h" nogil:
         void (*undo)(void *ctx) noexcept nogil
         void (*run_at)(void *ctx, Py_ssize_t k) noexcept nogil
     const char *FGD_HOOK_NAME
+    ctypedef struct fgd_reduce:
+        void (*run)(void *ctx) noexcept nogil
+        void *ctx
+        void *buf
+        Py_ssize_t count
+        int typenum
+        int rank, size
+    const char *FGD_REDUCE_NAME
 
 
 cdef enum:
@@ -377,7 +388,7 @@ cdef class Program:
 
     def train_steps(self, X, y, idx, Py_ssize_t start, Py_ssize_t stop,
                     Py_ssize_t batch_size, str loss_kind, backup, list hooks,
-                    double[::1] losses, Py_ssize_t accumulate=1):
+                    double[::1] losses, Py_ssize_t accumulate=1, reduce=None):
         """Training steps over rows ``idx[start:stop]``, ``batch_size`` rows a batch (the
         last may be shorter), all in C without the GIL.
 
@@ -413,6 +424,20 @@ cdef class Program:
         would, and the backward passes' gradients are summed in the dtype in batch order,
         ((g_0 + g_1) + g_2) + ..., in a buffer the program allocates at the first such call.
         A non-finite loss in a group stops the call before that group's update.
+
+        ``reduce`` (a ``GradientReducer.hook()`` capsule over this program's gradients, or
+        None): data-parallel training. Every rank of the reducer's communicator calls
+        train_steps with the same arguments; step k's batch of r rows is split over the
+        ``size`` ranks, rank q taking its rows ``r q // size`` to ``r (q + 1) // size``, whose
+        loss gradient is computed with the scale of the whole batch, 1 / r (1 / (r
+        out_features) but for cross-entropy). After the backward pass (gradients zero on a
+        rank without rows) the reducer sums the gradients over the ranks in one in-place
+        allreduce, together with a flag of the ranks whose loss was not finite: the
+        gradients are then those of the whole batch's mean loss, and every rank decides
+        alike. ``losses[k]`` gets this rank's share of the batch's mean loss (its rows' loss
+        sum over r; summed over the ranks, the batch's mean loss). A step whose loss is not
+        finite on any rank stops the call on every rank, as above (the replay reduces
+        again). Not with ``accumulate`` > 1.
         """
         cdef int kind = LOSSES[loss_kind]
         if batch_size < 1:
@@ -450,13 +475,29 @@ cdef class Program:
             hk = <fgd_hook **>PyMem_Malloc(nh * sizeof(fgd_hook *))
             if hk == NULL:
                 raise MemoryError()
+        cdef fgd_reduce *red = NULL
+        if reduce is not None:
+            if not PyCapsule_IsValid(reduce, FGD_REDUCE_NAME):
+                raise TypeError("reduce is not a reduction hook (a capsule from "
+                                "fastgd._nn.GradientReducer.hook()) or None")
+            if accumulate > 1:
+                raise ValueError("reduce cannot be combined with accumulate > 1")
+            red = <fgd_reduce *>PyCapsule_GetPointer(reduce, FGD_REDUCE_NAME)
+            self._check_arena(red)
         cdef double *out = &losses[0]   # nsteps >= 1 here: _check_batch refuses no rows
         cdef Py_ssize_t k
         try:
             for h in range(nh):
                 hk[h] = <fgd_hook *>PyCapsule_GetPointer(keep[h], FGD_HOOK_NAME)
             with nogil:
-                if accumulate > 1:
+                if red != NULL:
+                    if self.typenum == cnp.NPY_FLOAT32:
+                        k = self._steps_reduced(kind, <const float *>xp, tp, ip, nsteps,
+                                                rows_all, batch_size, save, hk, nh, out, red)
+                    else:
+                        k = self._steps_reduced(kind, <const double *>xp, tp, ip, nsteps,
+                                                rows_all, batch_size, save, hk, nh, out, red)
+                elif accumulate > 1:
                     if self.typenum == cnp.NPY_FLOAT32:
                         k = self._steps_accumulated(kind, <const float *>xp, tp, ip, nsteps,
                                                     rows_all, batch_size, accumulate, save, hk,
@@ -502,6 +543,85 @@ cdef class Program:
                 mark = k - 1
             self._update_at(ip, k - 1, rows_all, batch_size, hk, nh)
         return k
+
+    cdef int _check_arena(self, fgd_reduce *red) except -1:
+        """That ``red``'s buffer is this program's gradients back to back, then the flag."""
+        if red.typenum != self.typenum or red.count != self.grad_size + 1:
+            raise ValueError("reduce's buffer is not this program's gradient arena (its dtype "
+                             f"or its size, {red.count} elements for {self.grad_size} "
+                             "gradient elements and the flag)")
+        cdef char *at = <char *>red.buf
+        cdef Py_ssize_t item = self.dt.itemsize
+        cdef int i
+        cdef Op *o
+        for i in range(self.nops):
+            o = &self.ops[i]
+            if o.kind != OP_LINEAR:
+                continue
+            if <char *>o.dW != at:
+                raise ValueError(f"op {i}'s dW is not where the gradient arena has it: the "
+                                 "program's gradients must be views of the arena")
+            at += <Py_ssize_t>o.fin * o.fout * item
+            if o.db != NULL:
+                if <char *>o.db != at:
+                    raise ValueError(f"op {i}'s db is not where the gradient arena has it")
+                at += o.fout * item
+        return 0
+
+    cdef Py_ssize_t _steps_reduced(self, int kind, const floating *x, const void *t,
+                                   const int64_t *ip, Py_ssize_t nsteps, Py_ssize_t rows_all,
+                                   Py_ssize_t batch_size, fgd_hook *save, fgd_hook **hk,
+                                   Py_ssize_t nh, double *losses,
+                                   fgd_reduce *red) noexcept nogil:
+        """`_steps` of data-parallel training: each step's rows of this rank, the reduction
+        of the gradients (and of the non-finite flag) over the ranks, then the decision and
+        the updates, the same on every rank."""
+        cdef Py_ssize_t k = 0, mark = -1, j
+        cdef double value
+        cdef bint bad = False
+        while k < nsteps:
+            value = self._reduced_at(kind, x, t, ip, k, rows_all, batch_size, red, &bad)
+            losses[k] = value
+            k += 1
+            if bad:
+                if save != NULL and mark >= 0:
+                    # back to the checkpoint, then again up to the last finite step (the
+                    # same on every rank: the same decisions, so the same reductions)
+                    save.undo(save.ctx)
+                    for j in range(mark, k - 2):
+                        self._reduced_at(kind, x, t, ip, j, rows_all, batch_size, red, &bad)
+                        self._hooks_at(j, hk, nh)
+                    if mark < k - 2:
+                        save.run(save.ctx)
+                break
+            if save != NULL and (mark < 0 or k - 1 - mark >= CHECKPOINT_EVERY or k == nsteps):
+                save.run(save.ctx)
+                mark = k - 1
+            self._hooks_at(k - 1, hk, nh)
+        return k
+
+    cdef double _reduced_at(self, int kind, const floating *x, const void *t,
+                            const int64_t *ip, Py_ssize_t k, Py_ssize_t rows_all,
+                            Py_ssize_t batch_size, fgd_reduce *red,
+                            bint *bad) noexcept nogil:
+        """Step ``k`` on this rank's rows of its batch: gather, forward, loss, backward with
+        the batch's scale, then the reduction; this rank's share of the batch's mean loss,
+        and in ``bad`` whether any rank's loss was not finite."""
+        cdef Py_ssize_t a = k * batch_size
+        cdef Py_ssize_t nb = min(batch_size, rows_all - a)
+        cdef Py_ssize_t lo = nb * red.rank // red.size
+        cdef Py_ssize_t hi = nb * (red.rank + 1) // red.size
+        cdef floating *buf = <floating *>red.buf
+        cdef double value = 0.0
+        if hi > lo:
+            value = self._step(kind, x, t, ip + a + lo, hi - lo, nb, True, True)
+            value = value * (<double>(hi - lo) / <double>nb)
+        else:       # no rows here: this rank adds nothing
+            memset(buf, 0, (red.count - 1) * sizeof(floating))
+        buf[red.count - 1] = 0 if isfinite(value) else 1
+        red.run(red.ctx)
+        bad[0] = buf[red.count - 1] != 0
+        return value
 
     cdef Py_ssize_t _steps_accumulated(self, int kind, const floating *x, const void *t,
                                        const int64_t *ip, Py_ssize_t nsteps,
@@ -691,3 +811,119 @@ cdef class Program:
                 value = self._step(kind, <const double *>xp, tp, ip, stop - start, grad_rows,
                                    train, train)
         return value
+
+
+# ----------------------------------------------------------------------------- data parallel
+
+ctypedef int (*allreduce_ptr_t)(const void *, void *, int, void *, void *, void *) noexcept nogil
+ctypedef int (*allreduce_int_t)(const void *, void *, int, int, int, int) noexcept nogil
+ctypedef int (*abort_ptr_t)(void *, int) noexcept nogil
+ctypedef int (*abort_int_t)(int, int) noexcept nogil
+
+
+cdef struct ReduceCtx:
+    void *allreduce         # MPI_Allreduce
+    void *abort             # MPI_Abort
+    intptr_t comm, dtype, op, in_place   # MPI_Comm, MPI_Datatype, MPI_SUM, MPI_IN_PLACE
+    int pointer_handles     # the handles are pointers (Open MPI), else int (MPICH)
+    char *buf
+    Py_ssize_t count        # elements of buf
+    Py_ssize_t item         # bytes an element
+
+
+cdef void _reduce_run(void *ctx) noexcept nogil:
+    """Sum ``buf`` over the ranks in place: one MPI_Allreduce (more only for more than
+    INT_MAX elements, MPI's count); on an error, MPI_Abort."""
+    cdef ReduceCtx *c = <ReduceCtx *>ctx
+    cdef Py_ssize_t done = 0, n
+    cdef int rc = 0
+    while done < c.count and rc == 0:
+        n = min(c.count - done, <Py_ssize_t>INT_MAX)
+        if c.pointer_handles:
+            rc = (<allreduce_ptr_t>c.allreduce)(<const void *>c.in_place, c.buf + done * c.item,
+                                                <int>n, <void *>c.dtype, <void *>c.op,
+                                                <void *>c.comm)
+        else:
+            rc = (<allreduce_int_t>c.allreduce)(<const void *>c.in_place, c.buf + done * c.item,
+                                                <int>n, <int>c.dtype, <int>c.op, <int>c.comm)
+        done += n
+    if rc != 0:
+        if c.pointer_handles:
+            (<abort_ptr_t>c.abort)(<void *>c.comm, 1)
+        else:
+            (<abort_int_t>c.abort)(<int>c.comm, 1)
+
+
+cdef class GradientReducer:
+    """The reduction of data-parallel training over MPI, for `Program.train_steps`.
+
+    Sums ``arena`` (the program's gradients back to back, then a flag element) over the
+    ranks of an MPI communicator with one in-place ``MPI_Allreduce`` a step, called from C
+    without the GIL through function pointers of the MPI library mpi4py loaded
+    (``fastgd.train._mpi`` finds them; this module never links MPI).
+
+    Parameters
+    ----------
+    arena : numpy.ndarray
+        1-D, C-contiguous, float32 or float64: the buffer summed in place.
+    allreduce, abort : int
+        The addresses of ``MPI_Allreduce`` and ``MPI_Abort``.
+    comm, dtype, op, in_place : int
+        The handles of the communicator, of MPI_FLOAT or MPI_DOUBLE (the arena's dtype), of
+        MPI_SUM, and the value of MPI_IN_PLACE.
+    pointer_handles : bool
+        The MPI library's handles are pointers (Open MPI), else ints (MPICH and its kin).
+    rank, size : int
+        This process's rank in ``comm`` and the number of ranks.
+    """
+    cdef fgd_reduce r
+    cdef ReduceCtx c
+    cdef cnp.ndarray arena
+
+    def __init__(self, arena, intptr_t allreduce, intptr_t abort, intptr_t comm,
+                 intptr_t dtype, intptr_t op, intptr_t in_place, bint pointer_handles,
+                 int rank, int size):
+        if not isinstance(arena, np.ndarray):
+            raise TypeError(f"arena must be a numpy.ndarray, got {type(arena).__name__}")
+        if arena.dtype != np.float32 and arena.dtype != np.float64:
+            raise TypeError(f"arena must be float32 or float64, got {arena.dtype}")
+        if arena.ndim != 1 or not arena.flags.c_contiguous or not arena.flags.writeable:
+            raise ValueError("arena must be 1-D, C-contiguous and writeable")
+        if arena.shape[0] < 1:
+            raise ValueError("arena must hold at least the flag element")
+        if allreduce == 0 or abort == 0:
+            raise ValueError("allreduce and abort must be the addresses of MPI_Allreduce "
+                             "and MPI_Abort")
+        if size < 1 or not 0 <= rank < size:
+            raise ValueError(f"rank must be in 0..size-1 and size >= 1, got {rank}, {size}")
+        self.arena = arena
+        self.c.allreduce = <void *>allreduce
+        self.c.abort = <void *>abort
+        self.c.comm, self.c.dtype, self.c.op, self.c.in_place = comm, dtype, op, in_place
+        self.c.pointer_handles = pointer_handles
+        self.c.buf = <char *>cnp.PyArray_DATA(arena)
+        self.c.count = arena.shape[0]
+        self.c.item = arena.dtype.itemsize
+        self.r.run = _reduce_run
+        self.r.ctx = &self.c
+        self.r.buf = self.c.buf
+        self.r.count = self.c.count
+        self.r.typenum = cnp.PyArray_TYPE(arena)
+        self.r.rank, self.r.size = rank, size
+
+    def run(self):
+        """One reduction, from Python (every rank must call it)."""
+        with nogil:
+            _reduce_run(&self.c)
+
+    def hook(self):
+        """A PyCapsule (named ``FGD_REDUCE_NAME``) holding this reducer's ``fgd_reduce``;
+        it keeps the reducer alive."""
+        cap = PyCapsule_New(&self.r, FGD_REDUCE_NAME, _release_reducer)
+        PyCapsule_SetContext(cap, <void *>self)
+        Py_INCREF(self)
+        return cap
+
+
+cdef void _release_reducer(object capsule) noexcept:
+    Py_DECREF(<object>PyCapsule_GetContext(capsule))

@@ -22,4 +22,23 @@ typedef struct fgd_hook {
 
 #define FGD_HOOK_NAME "fastgd.step_hook"
 
+/* The gradient reduction of data-parallel training (fastgd._nn.GradientReducer.hook(), in a
+ * PyCapsule named FGD_REDUCE_NAME): fastgd._nn.Program.train_steps calls run(ctx) after each
+ * backward pass and before the updates. buf holds count elements of the program's dtype
+ * (NumPy type number typenum): every parameter gradient of the program back to back (op
+ * order, dW then db), then one flag element, which the loop sets to 0 (this rank's loss is
+ * finite) or 1; run sums buf over the size ranks in place (one MPI_Allreduce), so the flag
+ * then counts the ranks whose loss was not finite. rank: this process's rank, 0..size-1.
+ * run never returns on a failure of the transport (it aborts the job). */
+typedef struct fgd_reduce {
+    void (*run)(void *ctx);
+    void *ctx;
+    void *buf;
+    ptrdiff_t count;
+    int typenum;
+    int rank, size;
+} fgd_reduce;
+
+#define FGD_REDUCE_NAME "fastgd.reduce_hook"
+
 #endif

@@ -42,7 +42,7 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
         nonfinite_limit: int = 3, clip_grad_norm: Real | None = None,
         scheduler: Any = None, scheduler_interval: str = "epoch",
         fused: bool | None = None, progress: bool | None = None,
-        accumulate_steps: int = 1, average: Any = None) -> History:
+        accumulate_steps: int = 1, average: Any = None, comm: Any = None) -> History:
     r"""Train ``model`` on ``(X, y)`` by gradient descent.
 
     Each step takes a batch :math:`B`, computes the mean loss
@@ -143,6 +143,37 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
         the last optimizer step, the last whose micro-batch losses were all finite.
         The History's losses stay the per-row means over each epoch. Both loops (the fused
         one in C) take the same steps, bit for bit. Not with ``accept_if_improves``.
+    comm : mpi4py.MPI.Intracomm, optional
+        Data-parallel training over the ranks of an MPI communicator (e.g.
+        ``mpi4py.MPI.COMM_WORLD`` under ``mpiexec -n K``; needs ``fastgd[mpi]``). Every rank
+        calls `fit` with the same model, optimizer, data and arguments (checked: a
+        difference raises ``ValueError`` on every rank; ``seed=None`` draws one seed on rank
+        0 for all). Every global mini-batch :math:`B` (the same order on every rank) is
+        split evenly over the :math:`K` ranks, rank :math:`q` taking
+        :math:`B_q`, rows :math:`\lfloor |B| q / K \rfloor` to
+        :math:`\lfloor |B| (q+1) / K \rfloor`; its loss gradient is scaled by
+        :math:`1/|B|`, and after the backward pass the fused epoch loop (in C, no Python a
+        step) sums the gradients over the ranks with one in-place ``MPI_Allreduce`` over
+        the model's gradients laid out in one flat buffer:
+
+        .. math:: g = \sum_{q=0}^{K-1} \frac{1}{|B|} \sum_{i \in B_q}
+                     \nabla \ell_i(\theta) = \nabla L_B(\theta),
+
+        the gradient of the whole batch's mean loss (also for a short last batch, and a
+        rank with no rows of it adds zeros), so every rank takes the step one process
+        would take on :math:`B`, up to where the sum over its rows is split, and all ranks
+        hold the same bits. Every decision is collective: a non-finite loss on any rank
+        raises the same `DivergenceError` on all of them, the validation metrics (computed
+        on every rank), early stopping and a callback's stop (True on any rank) are the
+        same on every rank, checked after every epoch with a checksum of the parameters.
+        The progress bar is on rank 0; the History is the same on every rank. Any other
+        exception on a rank (or a rank that dies) ends every rank with ``MPI_Abort``
+        instead of leaving them waiting. Save from rank 0 only
+        (``if comm.rank == 0: model.save(path)``, atomic); the file holds nothing about the
+        ranks, so training resumes on any number of them. Needs the fused epoch loop (a
+        native Sequential, loss and optimizer), without ``accept_if_improves`` or
+        ``accumulate_steps`` > 1, and not with L-BFGS. The model's gradient arrays become
+        views of the flat buffer (and its program is compiled again over them).
 
     Returns
     -------
@@ -198,6 +229,21 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
     >>> h["loss"][-1] < h["loss"][0]
     True
     """
+    if comm is not None:
+        if isinstance(optimizer, LBFGS):
+            raise ValueError("comm is not supported with LBFGS (full batch, one step an "
+                             "epoch): use a first-order optimizer")
+        from . import _mpi
+
+        def checked() -> _Run:
+            run = _checked(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed,
+                           validation_data, validation_split, early_stopping, callbacks,
+                           accept_if_improves, nonfinite_limit, clip_grad_norm, fused,
+                           progress, scheduler, scheduler_interval, accumulate_steps)
+            if average is not None:
+                run = run._replace(average=_checked_average(average, model, run.fused))
+            return run
+        return _mpi.fit_distributed(model, optimizer, comm, checked)
     if isinstance(optimizer, LBFGS):    # full batch, one step(closure) an epoch
         if average is not None:
             raise ValueError("average is not supported with LBFGS (one step an epoch): "
