@@ -17,13 +17,15 @@ import ctypes
 import hashlib
 import os
 import sys
+import time
 import traceback
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import numpy as np
 
 from .. import _nn
 from .errors import DivergenceError
+from .fit import Chunks, FusedLoop, _Training
 
 if TYPE_CHECKING:
     from ..nn.module import Module
@@ -144,20 +146,46 @@ def _views_of(arena: np.ndarray, grads: list[np.ndarray]) -> bool:
 class _ReducedProgram:
     """The model's program, as `FusedLoop` calls it, with the reduction hook: each
     ``train_steps`` call reduces the gradients of every step over the ranks, then sums the
-    ranks' shares of the steps' losses (one allreduce a call, not a step)."""
+    ranks' shares of the steps' losses and their times (one allreduce a call, not a step).
+
+    Every rank must take the same number of steps a call (each step is one reduction), so
+    the calls are sized from the ranks' mean time (`_SharedChunks`), the same on all."""
 
     def __init__(self, program: _nn.Program, reducer: _nn.GradientReducer, comm: Any) -> None:
         self.program, self.reducer, self.comm = program, reducer, comm
         self.hook = reducer.hook()
+        self.seconds = 0.0        # the ranks' mean time of the last call
+        self.buffer = np.empty(0)
 
     def train_steps(self, X: np.ndarray, y: np.ndarray, idx: np.ndarray, start: int, stop: int,
                     batch_size: int, kind: str, backup: object, hooks: list[object],
                     losses: np.ndarray, accumulate: int = 1) -> int:
+        t0 = time.perf_counter()
         done = self.program.train_steps(X, y, idx, start, stop, batch_size, kind, backup,
                                         hooks, losses, accumulate, reduce=self.hook)
-        if done:
-            self.comm.Allreduce(mpi().IN_PLACE, losses[:done], op=mpi().SUM)
+        # done is the same on every rank: a step's decision to stop is the reduced flag's
+        if len(self.buffer) < done + 1:
+            self.buffer = np.empty(max(done + 1, 2 * len(self.buffer)))
+        buf = self.buffer[:done + 1]
+        buf[:done] = losses[:done]
+        buf[done] = time.perf_counter() - t0
+        MPI = mpi()
+        self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+        losses[:done] = buf[:done]
+        self.seconds = float(buf[done]) / self.comm.Get_size()
         return done
+
+
+class _SharedChunks(Chunks):
+    """`Chunks` sized from the ranks' mean time of a call (`_ReducedProgram.seconds`)
+    instead of this rank's: every rank then takes the same steps a call."""
+
+    def __init__(self, program: _ReducedProgram) -> None:
+        super().__init__()
+        self.program = program
+
+    def took(self, count: int, elapsed: float) -> None:
+        super().took(count, self.program.seconds)
 
 
 class CollectiveError(RuntimeError):
@@ -172,7 +200,7 @@ def _digest(*arrays: Any) -> str:
             continue
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(memoryview(a).cast("B"))
+        h.update(memoryview(cast(Any, a)).cast("B"))
     return h.hexdigest()
 
 
@@ -214,7 +242,6 @@ def _fingerprint(model: Module, optimizer: Optimizer, run: _Run) -> dict[str, st
 
 def refusal(model: Module, run: _Run, optimizer: Optimizer) -> str:
     """Why data-parallel training cannot take this combination, or ""."""
-    from .fit import FusedLoop
     why = FusedLoop.refusal(model, run.loss, optimizer, run.accept_if_improves)
     if why:
         return f"comm needs the fused epoch loop, but {why}"
@@ -271,11 +298,7 @@ def fit_distributed(model: Module, optimizer: Optimizer, comm: Any,
                                   sym.pointer_handles, rank, size)
     run = run._replace(progress=run.progress and rank == 0,
                        callbacks=[_collective(cb, comm) for cb in run.callbacks])
-    training = _DistributedTraining(model, optimizer, run, comm)
-    from .fit import FusedLoop
-    loop = training.loop
-    assert isinstance(loop, FusedLoop)
-    loop.program = _ReducedProgram(loop.program, reducer, comm)   # type: ignore[assignment]
+    training = _DistributedTraining(model, optimizer, run, comm, reducer)
     return run_or_abort(training.run, comm)
 
 
@@ -308,18 +331,21 @@ def _collective(callback: Callable[[int, dict[str, float]], object],
     return call
 
 
-def _training_class() -> type:
-    from .fit import _Training
-    return _Training
-
-
-class _DistributedTraining(_training_class()):  # type: ignore[misc]
+class _DistributedTraining(_Training):
     """`fit`'s `_Training`, checking after every epoch that the ranks agree (their
     metrics and a checksum of the parameters) before any decision is taken on them."""
 
-    def __init__(self, model: Module, optimizer: Optimizer, run: _Run, comm: Any) -> None:
+    def __init__(self, model: Module, optimizer: Optimizer, run: _Run, comm: Any,
+                 reducer: _nn.GradientReducer) -> None:
         super().__init__(model, optimizer, run)
         self.comm = comm
+        loop = self.loop
+        assert isinstance(loop, FusedLoop)      # refusal() passed
+        self.program = _ReducedProgram(loop.program, reducer, comm)
+        loop.program = self.program           # type: ignore[assignment]
+
+    def chunks(self) -> Chunks:
+        return _SharedChunks(self.program)
 
     def stop(self, epoch: int, metrics: dict[str, float]) -> bool:
         mine = ({k: v for k, v in metrics.items() if k != "time"},

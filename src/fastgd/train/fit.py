@@ -418,7 +418,7 @@ class _Training:
         r, history = self.r, self.history
         rng = np.random.default_rng(r.seed)
         order = np.arange(self.n, dtype=np.int64)
-        chunk, bar = Chunks(), _bar(r.epochs * self.nsteps, r.progress)
+        chunk, bar = self.chunks(), _bar(r.epochs * self.nsteps, r.progress)
         try:
             for epoch in range(r.epochs):
                 t0 = time.perf_counter()
@@ -441,6 +441,10 @@ class _Training:
             for p, b in zip(self.params, self.best_params):
                 np.copyto(p, b)
         return history
+
+    def chunks(self) -> Chunks:
+        """What sizes the calls of the loop (data-parallel training shares one)."""
+        return Chunks()
 
     def epoch(self, epoch: int, order: Array, chunk: Chunks, bar: Any) -> dict[str, float]:
         """Train one epoch; its metrics."""
