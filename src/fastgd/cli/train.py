@@ -50,17 +50,66 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save", metavar="MODEL.npz", help="save the trained model (and optimizer)")
     p.add_argument("--plot", metavar="LOSS.png", help="plot the loss curves (needs matplotlib)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--distributed", action="store_true",
+                   help="train data-parallel over the MPI ranks (needs fastgd[mpi]); the "
+                        "default when started by mpiexec with more than one process")
 
 
 def run(args: argparse.Namespace) -> int:
+    comm = _communicator(args)
+    if comm is None:
+        _train_and_report(args, *_prepare(args))
+        return 0
+    # every rank reads the data and builds the same model; rank 0 alone prints. An error
+    # on any rank before training is raised on all of them (none waits for the others)
+    if comm.Get_rank() != 0:
+        sys.stdout = sys.stderr = open(os.devnull, "w")
+    else:
+        print(f"fastgd train: data-parallel over {comm.Get_size()} MPI ranks",
+              file=sys.stderr, flush=True)
+    prepared: _Prepared | None = None
+    error = None
+    try:
+        prepared = _prepare(args)
+        if args.optimizer == "lbfgs":
+            raise CLIError("--optimizer lbfgs (full batch, one step an epoch) cannot train "
+                           "data-parallel: leave out --distributed and mpiexec")
+    except CLIError as exc:
+        error = str(exc)
+    errors = [e for e in comm.allgather(error) if e is not None]
+    if errors:
+        raise CLIError(errors[0])
+    assert prepared is not None
+    _train_and_report(args, *prepared, comm=comm)
+    return 0
+
+
+def _communicator(args: argparse.Namespace) -> Any:
+    """MPI's COMM_WORLD with --distributed or when mpiexec started several processes, else
+    None (mpi4py is imported only then)."""
+    from ..train import _mpi
+    if not (args.distributed or _mpi.launched_by_mpi()):
+        return None
+    try:
+        return _mpi.mpi().COMM_WORLD
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+
+
+#: what `_prepare` gives `_train_and_report`
+_Prepared = tuple[nn.Sequential, optim.Optimizer, np.dtype[Any], Array, FloatArray,
+                  FloatArray, Array, Array]
+
+
+def _prepare(args: argparse.Namespace) -> _Prepared:
+    """The model, optimizer, dtype, classes and the training and test splits."""
     X, y, name, classes, hidden = _read_data(args)
     X_tr, X_te, y_tr, y_te = datasets.train_test_split(X, y.astype(np.int64), args.test_size,
                                                         seed=args.seed)
     if len(X_tr) == 0 or len(X_te) == 0:
         raise CLIError(f"--test-size {args.test_size} leaves an empty split of {len(X)} rows")
     model, opt, dtype = _build(args, X, X_tr, X_te, name, classes, hidden)
-    _train_and_report(args, model, opt, dtype, classes, X_tr, X_te, y_tr, y_te)
-    return 0
+    return model, opt, dtype, classes, X_tr, X_te, y_tr, y_te
 
 
 def _read_data(args: argparse.Namespace) -> tuple[FloatArray, Array, str, Array, list[int]]:
@@ -117,9 +166,9 @@ def _build(args: argparse.Namespace, X: FloatArray, X_tr: FloatArray, X_te: Floa
 
 def _train_and_report(args: argparse.Namespace, model: nn.Sequential, opt: optim.Optimizer,
                       dtype: DTypeLike, classes: Array, X_tr: FloatArray, X_te: FloatArray,
-                      y_tr: Array, y_te: Array) -> None:
-    """Train on the standardized training split, then save/plot as asked and print the test
-    accuracy."""
+                      y_tr: Array, y_te: Array, comm: Any = None) -> None:
+    """Train on the standardized training split (data-parallel over ``comm``'s ranks when
+    given), then save/plot as asked (once, on rank 0) and print the test accuracy."""
     mean, std = X_tr.mean(axis=0), X_tr.std(axis=0)
     std[std == 0] = 1.0
     t0 = time.perf_counter()
@@ -135,7 +184,7 @@ def _train_and_report(args: argparse.Namespace, model: nn.Sequential, opt: optim
         history = fit(model, ((X_tr - mean) / std).astype(dtype), y_tr, loss="cross_entropy",
                       optimizer=opt, epochs=args.epochs,
                       batch_size=None if args.batch_size == 0 else args.batch_size,
-                      seed=args.seed, progress=bar, callbacks=[report])
+                      seed=args.seed, progress=bar, callbacks=[report], comm=comm)
     except DivergenceError as exc:
         raise CLIError(str(exc)) from None
     seconds = time.perf_counter() - t0
@@ -144,12 +193,16 @@ def _train_and_report(args: argparse.Namespace, model: nn.Sequential, opt: optim
     print(f"trained in {seconds:.2f} s; final training loss {history['loss'][-1]:.4f}")
     if args.save:
         try:
-            model.save(args.save, optimizer=opt)
+            if comm is None:
+                model.save(args.save, optimizer=opt)
+            else:
+                from ..train._mpi import save_on_root
+                save_on_root(model, args.save, opt, comm)
         except OSError as exc:
             raise CLIError(f"cannot write {args.save}: {exc.strerror or exc}") from None
         print(f"saved model to {args.save} (it takes raw, unscaled features; classes "
               f"{list(classes)[:10]}{'...' if len(classes) > 10 else ''})")
-    if args.plot:
+    if args.plot and (comm is None or comm.Get_rank() == 0):
         _plot(history, args.plot)
         print(f"saved loss curve to {args.plot}")
     print(f"test accuracy: {accuracy:.4f}")
