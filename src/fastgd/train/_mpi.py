@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import _nn
 from .errors import DivergenceError
-from .fit import Chunks, FusedLoop, _Training
+from .fit import Chunks, FusedLoop, StepLoop, _Training
 
 if TYPE_CHECKING:
     from ..nn.module import Module
@@ -188,6 +188,57 @@ class _SharedChunks(Chunks):
         super().took(count, self.program.seconds)
 
 
+class _SharedSteps:
+    """`StepLoop`'s ``train`` and ``measure`` over this rank's share of each batch: the
+    per-step loop of data-parallel training (for ``accept_if_improves``, ``fused=False``,
+    an optimizer or weight average with Python steps). ``train`` computes the gradients
+    of this rank's rows with the batch's scale, sums them over the ranks in place (the
+    flat arena, one ``MPI_Allreduce`` from C), then sums the ranks' shares of the batch's
+    mean loss (a second, of one double); ``measure`` sums the shares of the loss after
+    the trial step (a third). Every rank thus sees the same losses and takes the same
+    decisions: step, undo, stop."""
+
+    def __init__(self, model: Sequential, kind: str, reducer: _nn.GradientReducer,
+                 comm: Any) -> None:
+        assert model.program is not None   # refusal() passed
+        self.program, self.kind, self.reducer, self.comm = model.program, kind, reducer, comm
+        self.arena = gradient_arena(model)
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self.one = np.zeros(1)
+
+    def _rows(self, start: int, stop: int) -> tuple[int, int, int]:
+        """This rank's rows of the batch ``start:stop``, and the batch's size."""
+        nb = stop - start
+        return start + nb * self.rank // self.size, start + nb * (self.rank + 1) // self.size, nb
+
+    def _sum(self, value: float) -> float:
+        MPI = mpi()
+        self.one[0] = value
+        self.comm.Allreduce(MPI.IN_PLACE, self.one, op=MPI.SUM)
+        return float(self.one[0])
+
+    def train(self, X: np.ndarray, y: np.ndarray, order: np.ndarray, start: int, stop: int,
+              grad_rows: int = 0) -> float:
+        lo, hi, nb = self._rows(start, stop)
+        value = 0.0
+        if hi > lo:
+            value = self.program.train_batch(X, y, order, lo, hi, self.kind, nb)
+            value = value * ((hi - lo) / nb)      # as the fused loop's share
+        else:           # no rows here: this rank adds nothing
+            self.arena[:-1] = 0
+        self.arena[-1] = 0
+        self.reducer.run()
+        return self._sum(value)
+
+    def measure(self, X: np.ndarray, y: np.ndarray, order: np.ndarray, start: int,
+                stop: int) -> float:
+        lo, hi, nb = self._rows(start, stop)
+        value = 0.0
+        if hi > lo:
+            value = self.program.loss_batch(X, y, order, lo, hi, self.kind) * ((hi - lo) / nb)
+        return self._sum(value)
+
+
 class CollectiveError(RuntimeError):
     """An error every rank raises at the same point (so it is raised, not aborted)."""
 
@@ -236,22 +287,22 @@ def _fingerprint(model: Module, optimizer: Optimizer, run: _Run) -> dict[str, st
         "the other arguments of fit": repr((run.epochs, run.batch_size, run.shuffle,
                                             run.early_stopping, len(run.callbacks),
                                             run.clip_grad_norm, run.accumulate_steps,
-                                            run.loss.kind)),
+                                            run.loss.kind, run.accept_if_improves,
+                                            run.nonfinite_limit, run.fused,
+                                            run.average is not None)),
     }
 
 
 def refusal(model: Module, run: _Run, optimizer: Optimizer) -> str:
     """Why data-parallel training cannot take this combination, or ""."""
-    why = FusedLoop.refusal(model, run.loss, optimizer, run.accept_if_improves)
-    if why:
-        return f"comm needs the fused epoch loop, but {why}"
-    if run.fused is False:
-        return "comm needs the fused epoch loop: fused=False cannot be used with it"
+    if getattr(model, "program", None) is None:
+        return ("comm needs a compiled native Sequential (its gradients are reduced in one "
+                "flat buffer), but the model is not one")
+    if run.loss.backend != "native":
+        return "comm needs a native loss (backend='native')"
     if run.accumulate_steps > 1:
         return ("comm splits each batch over the ranks: use a larger batch_size instead of "
                 "accumulate_steps > 1")
-    if run.average is not None and run.average._native_averager(model) is None:
-        return "comm needs the fused epoch loop, but average has a Python averaging function"
     return ""
 
 
@@ -340,12 +391,19 @@ class _DistributedTraining(_Training):
         super().__init__(model, optimizer, run)
         self.comm = comm
         loop = self.loop
-        assert isinstance(loop, FusedLoop)      # refusal() passed
-        self.program = _ReducedProgram(loop.program, reducer, comm)
-        loop.program = self.program           # type: ignore[assignment]
+        self.program: _ReducedProgram | None = None
+        if isinstance(loop, FusedLoop):
+            self.program = _ReducedProgram(loop.program, reducer, comm)
+            loop.program = self.program           # type: ignore[assignment]
+        else:   # accept_if_improves, fused=False, a Python optimizer or average function
+            assert isinstance(loop, StepLoop)
+            shared = _SharedSteps(cast("Sequential", model), run.loss.kind, reducer, comm)
+            loop.train = shared.train
+            if loop.measure is not None:
+                loop.measure = shared.measure
 
     def chunks(self) -> Chunks:
-        return _SharedChunks(self.program)
+        return Chunks() if self.program is None else _SharedChunks(self.program)
 
     def stop(self, epoch: int, metrics: dict[str, float]) -> bool:
         mine = ({k: v for k, v in metrics.items() if k != "time"},

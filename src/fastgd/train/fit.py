@@ -170,10 +170,16 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
         exception on a rank (or a rank that dies) ends every rank with ``MPI_Abort``
         instead of leaving them waiting. Save from rank 0 only
         (``if comm.rank == 0: model.save(path)``, atomic); the file holds nothing about the
-        ranks, so training resumes on any number of them. Needs the fused epoch loop (a
-        native Sequential, loss and optimizer), without ``accept_if_improves`` or
-        ``accumulate_steps`` > 1, and not with L-BFGS. The model's gradient arrays become
-        views of the flat buffer (and its program is compiled again over them).
+        ranks, so training resumes on any number of them. With the fused loop's
+        requirements met (a native optimizer, no ``accept_if_improves``) the reduction runs
+        inside the C epoch loop; otherwise (``accept_if_improves``, ``fused=False``, an
+        optimizer or weight average with Python steps) the per-step loop reduces the
+        gradients the same way and sums the batch's loss (and, with ``accept_if_improves``,
+        the loss after the trial step) over the ranks, so that every rank accepts or undoes
+        the same steps. Needs a compiled native Sequential and a native loss; not with
+        ``accumulate_steps`` > 1 (use a larger batch) nor L-BFGS. The model's gradient
+        arrays become views of the flat buffer (and its program is compiled again over
+        them).
 
     Returns
     -------
