@@ -115,11 +115,7 @@ def resume(dtype: Any, path: str, comm: Any, first: bool) -> dict[str, Any]:
     fastgd.fit(model, X, y, loss="cross_entropy", optimizer=optimizer, epochs=2,
                batch_size=16, seed=1 if first else 2, progress=False, comm=comm)
     if first:
-        if comm is None:
-            model.save(path, optimizer=optimizer)
-        else:
-            from fastgd.train._mpi import save_on_root
-            save_on_root(model, path, optimizer, comm)
+        model.save(path, optimizer=optimizer, comm=comm)
     return {f"p{i}": p.copy() for i, p in enumerate(model.parameters())}
 
 
@@ -163,6 +159,16 @@ def main() -> None:
             result["error2"] = ""
         except ValueError as exc:
             result["error2"] = str(exc)
+    elif case == "save_errors":
+        model, optimizer = build(dtype, "sgd", 0.05, [6, 16, 3])
+        result = {}
+        for key, path in [("missing_dir", os.path.join(out, "no", "such", "m.npz")),
+                          ("bad_type", 123)]:
+            try:
+                model.save(path, optimizer=optimizer, comm=comm)   # type: ignore[arg-type]
+                result[key] = ""
+            except (OSError, TypeError) as exc:
+                result[key] = f"{type(exc).__name__}: {exc}"
     elif case.startswith("resume"):
         result = resume(dtype, os.path.join(out, "ckpt.npz"), comm, case == "resume_first")
     else:

@@ -180,6 +180,28 @@ def test_save_and_resume_on_other_rank_counts(dtype: Any, tmp_path: Path) -> Non
     assert_params_close(under_mpi("resume_again", dtype, three, ranks=3)[0], one, dtype)
 
 
+def test_save_failing_on_rank_0_raises_on_every_rank(tmp_path: Path) -> None:
+    """model.save(comm=...) writes on rank 0 only: its error reaches every rank (none is
+    left waiting), as the same type."""
+    results = under_mpi("save_errors", np.float64, tmp_path)
+    for r in results:
+        assert str(r["missing_dir"]).startswith("FileNotFoundError: [Errno 2]")
+        assert str(r["bad_type"]) == "TypeError: path must be a str or os.PathLike, got int"
+    assert not (tmp_path / "no").exists()
+
+
+def test_save_with_comm_in_one_process(tmp_path: Path) -> None:
+    from mpi4py import MPI
+    model, opt = mpi_worker.build(np.float64, "adam", 0.1, [6, 16, 3])
+    model.save(tmp_path / "m.npz", optimizer=opt, comm=MPI.COMM_SELF)
+    back = fastgd.load(tmp_path / "m.npz")
+    for a, b in zip(back.parameters(), model.parameters()):
+        assert np.array_equal(a, b)
+    with pytest.raises(TypeError, match="comm must be an mpi4py intra-communicator"):
+        model.save(tmp_path / "n.npz", comm="world")
+    assert not (tmp_path / "n.npz").exists()
+
+
 def test_mismatched_arguments_raise_on_every_rank(tmp_path: Path) -> None:
     results = under_mpi("mismatch", np.float64, tmp_path)
     for r in results:

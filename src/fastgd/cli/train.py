@@ -193,11 +193,7 @@ def _train_and_report(args: argparse.Namespace, model: nn.Sequential, opt: optim
     print(f"trained in {seconds:.2f} s; final training loss {history['loss'][-1]:.4f}")
     if args.save:
         try:
-            if comm is None:
-                model.save(args.save, optimizer=opt)
-            else:
-                from ..train._mpi import save_on_root
-                save_on_root(model, args.save, opt, comm)
+            model.save(args.save, optimizer=opt, comm=comm)
         except OSError as exc:
             raise CLIError(f"cannot write {args.save}: {exc.strerror or exc}") from None
         print(f"saved model to {args.save} (it takes raw, unscaled features; classes "

@@ -195,11 +195,22 @@ class Sequential(Module):
     def gradients(self) -> list[FloatArray]:
         return [g for layer in self.layers for g in layer.gradients()]
 
-    def save(self, path: PathArg, optimizer: Optimizer | None = None) -> None:
+    def save(self, path: PathArg, optimizer: Optimizer | None = None, *,
+             comm: Any = None) -> None:
         """Save the architecture, the parameters and optionally ``optimizer``'s state to an
-        .npz file, atomically (see ``fastgd.load``)."""
+        .npz file, atomically (see ``fastgd.load``).
+
+        With ``comm`` (an mpi4py communicator, after ``fit(..., comm=comm)``; every rank
+        calls ``save`` alike) the file is written once, by rank 0, and every rank returns
+        when it is written or raises the same error when it could not be. The file holds
+        nothing about the ranks: training resumes from it on any number of them.
+        """
         from .serialization import save
-        save(self, path, optimizer)
+        if comm is None:
+            save(self, path, optimizer)
+            return
+        from ..train import _mpi
+        _mpi.save_on_root(self, path, optimizer, _mpi.check_comm(comm))
 
     def __getitem__(self, i: int) -> Module:
         return self.layers[i]

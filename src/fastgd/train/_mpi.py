@@ -416,15 +416,28 @@ class _DistributedTraining(_Training):
         return bool(super().stop(epoch, metrics))
 
 
-def save_on_root(model: Sequential, path: str, optimizer: Optimizer | None, comm: Any) -> None:
+def save_on_root(model: Sequential, path: Any, optimizer: Optimizer | None, comm: Any) -> None:
     """``model.save(path, optimizer)`` once, on rank 0 (atomically, as ``save`` writes), and
-    the outcome on every rank: an ``OSError`` on all of them when it failed."""
-    failure = None
+    the outcome on every rank: the other ranks raise an error of the same type (an
+    ``OSError`` with its errno; a ``TypeError`` or ``ValueError`` for a bad argument) when
+    it failed, rather than wait for a rank 0 that raised."""
+    failure: tuple[str, int | None, str] | None = None
+    error: BaseException | None = None
     if comm.Get_rank() == 0:
         try:
             model.save(path, optimizer=optimizer)
-        except OSError as exc:
-            failure = (exc.errno, exc.strerror or str(exc))
+        except Exception as exc:
+            error = exc
+            failure = (type(exc).__name__, getattr(exc, "errno", None),
+                       (getattr(exc, "strerror", None) or str(exc)))
     failure = comm.bcast(failure, root=0)
-    if failure is not None:
-        raise OSError(failure[0], failure[1], path)
+    if error is not None:
+        raise error
+    if failure is None:
+        return
+    kind, errno, message = failure
+    if kind in ("TypeError", "ValueError"):
+        raise (TypeError if kind == "TypeError" else ValueError)(message)
+    if errno is not None:
+        raise OSError(errno, message, str(path))
+    raise RuntimeError(f"rank 0 could not save {path}: {kind}: {message}")

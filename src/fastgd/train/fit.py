@@ -168,9 +168,9 @@ def fit(model: Module, X: ArrayLike, y: ArrayLike, *, loss: str | _losses._Loss,
         same on every rank, checked after every epoch with a checksum of the parameters.
         The progress bar is on rank 0; the History is the same on every rank. Any other
         exception on a rank (or a rank that dies) ends every rank with ``MPI_Abort``
-        instead of leaving them waiting. Save from rank 0 only
-        (``if comm.rank == 0: model.save(path)``, atomic); the file holds nothing about the
-        ranks, so training resumes on any number of them. With the fused loop's
+        instead of leaving them waiting. ``model.save(path, comm=comm)`` on every rank
+        writes the file once (rank 0, atomically); it holds nothing about the ranks, so
+        training resumes on any number of them. With the fused loop's
         requirements met (a native optimizer, no ``accept_if_improves``) the reduction runs
         inside the C epoch loop; otherwise (``accept_if_improves``, ``fused=False``, an
         optimizer or weight average with Python steps) the per-step loop reduces the
