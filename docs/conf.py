@@ -20,7 +20,11 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
     "numpydoc",
+    # Markdown pages (scaling.md), with $...$ and $$...$$ mathematics
+    "myst_parser",
 ]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+myst_enable_extensions = ["dollarmath"]
 
 templates_path = ["_templates"]
 exclude_patterns = ["_build", "figures/README*"]
