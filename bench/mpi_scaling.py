@@ -25,7 +25,10 @@ time a step = compute(512 / K) + allreduce(bytes, K):
   the one flag element, ``bytes`` a step) between the two ranks, alone, the slowest
   rank's time of each call, median of 50 a run, median over the rounds;
 
-and fits compute(b) = fixed + per_row * b (least squares).
+and fits compute(b) = fixed + per_row * b (least squares). From these it projects the time
+a step on K = 1..64 machines on 10 and 25 Gb Ethernet (a ring allreduce: 2 (K - 1)
+latencies and 2 (K - 1) / K times the bytes over a link's bandwidth), and the global batch
+below which the allreduce takes longer than the compute.
 
 The machine is shared: each number is a median over epochs (or calls). The script reports;
 it asserts nothing. ``--json FILE`` also writes the figures.
@@ -142,6 +145,46 @@ def launch(what: str, args: argparse.Namespace, ranks: int | None = None) -> dic
         return result
 
 
+#: networks of docs/scaling.md's projection: (name, latency a message in s, bandwidth of a
+#: link in bytes/s, what a TCP/MPI stack typically reaches)
+NETWORKS = [("10 GbE", 30e-6, 1.1e9), ("25 GbE", 20e-6, 2.8e9)]
+
+
+def allreduce_model(nbytes: float, ranks: int, latency: float, bandwidth: float) -> float:
+    """The time of a ring allreduce (reduce-scatter then all-gather, what MPI libraries run
+    for large messages) of ``nbytes`` over ``ranks`` machines: 2 (K - 1) messages of
+    nbytes / K each way."""
+    if ranks == 1:
+        return 0.0
+    return 2 * (ranks - 1) * latency + 2 * (ranks - 1) / ranks * nbytes / bandwidth
+
+
+def project(figures: dict[str, Any], batch: int = BATCH) -> None:
+    """docs/scaling.md's table: time a step = compute(batch / K) + allreduce(bytes, K)."""
+    fixed, per_row = figures["fit"]["fixed"], figures["fit"]["per_row"]
+    nbytes = figures["bytes"]
+    one = fixed + per_row * batch
+    print(f"\nprojection, global batch {batch}: compute(b) = {1e3 * fixed:.2f} ms + "
+          f"{1e6 * per_row:.1f} us x b, {nbytes:,} bytes a step")
+    head = "".join(f"{name + ' step (ms)':>20}{'speed-up':>10}{'comm':>7}"
+                   for name, _, _ in NETWORKS)
+    print(f"{'K':>4}{'rows/rank':>11}{'compute (ms)':>14}{head}")
+    for k in (1, 2, 4, 8, 16, 32, 64):
+        comp = fixed + per_row * batch / k
+        row = f"{k:>4}{batch / k:>11.0f}{1e3 * comp:>14.2f}"
+        for _, lat, bw in NETWORKS:
+            comm = allreduce_model(nbytes, k, lat, bw)
+            row += f"{1e3 * (comp + comm):>20.2f}{one / (comp + comm):>10.2f}"
+            row += f"{100 * comm / (comp + comm):>6.0f}%"
+        print(row)
+    print("global batch below which the allreduce takes longer than the compute "
+          "(K (allreduce - fixed) / per_row):")
+    for name, lat, bw in NETWORKS:
+        print(f"  {name}: " + ", ".join(
+            f"K={k}: {max(0.0, k * (allreduce_model(nbytes, k, lat, bw) - fixed) / per_row):.0f}"
+            for k in (2, 4, 8, 16, 32, 64)))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=4, help="timed epochs a run (after one warm-up)")
@@ -150,11 +193,16 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=8192, help="training rows (16 steps of 512)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--project", metavar="FIGURES.json",
+                   help="only print the projection from figures written by --json")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         child(args)
+        return
+    if args.project:
+        project(json.loads(Path(args.project).read_text()))
         return
     import platform
 
@@ -221,6 +269,7 @@ def main() -> None:
           f"{1e3 * a2:.2f} = {1e3 * model2:.2f} ms a step; measured "
           f"{1e3 * figures['runs']['mpiexec -n 2']['step']:.2f} ms")
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    project(figures)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
 
