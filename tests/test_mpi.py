@@ -251,6 +251,30 @@ def test_cli_distributed_without_mpi_launch(tmp_path: Path) -> None:
     assert "test accuracy" in proc.stdout
 
 
+def test_without_mpi4py(tmp_path: Path) -> None:
+    """Without mpi4py: fit(comm=...) and fastgd train --distributed say what to install."""
+    fake = tmp_path / "fake" / "mpi4py"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('no mpi4py here')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(fake.parent), str(HERE)]))
+    code = ("import fastgd, mpi_worker\n"
+            "model, opt = mpi_worker.build('float64', 'sgd', 0.1, [6, 16, 3])\n"
+            "X, y = mpi_worker.data('float64', 20)\n"
+            "try:\n"
+            "    fastgd.fit(model, X, y, loss='cross_entropy', optimizer=opt, comm=1)\n"
+            "except ImportError as exc:\n"
+            "    print(exc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert "comm needs mpi4py: pip install 'fastgd[mpi]'" in proc.stdout, proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "fastgd", "train", "--epochs", "1",
+                           "--quiet", "--distributed"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "pip install 'fastgd[mpi]'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_import_fastgd_does_not_import_mpi() -> None:
     code = ("import sys, fastgd, fastgd.train, fastgd.cli.train; "
             "assert 'mpi4py' not in sys.modules, 'imported'")
