@@ -297,7 +297,7 @@ def test_schedulers_drive_it(make):
         opt = cls([w], lr=0.1)
         sched = make(opt)
         lrs = []
-        for t in range(12):
+        for _ in range(12):
             opt.zero_grad()
             loss = ((w - 0.3) ** 2).sum()
             loss.backward()
