@@ -1,0 +1,735 @@
+"""`MLPClassifier` and `MLPRegressor`: scikit-learn's multilayer perceptrons on fastgd's
+native training path.
+
+The semantics follow ``sklearn/neural_network/_multilayer_perceptron.py``: the objective of a
+batch of :math:`m` rows is
+
+.. math::
+    L = \\ell(y, \\hat y) + \\frac{\\alpha}{2m}\\sum_l \\lVert W_l\\rVert_F^2
+
+(the intercepts are not penalised; :math:`\\ell` is the mean log-loss, or half the mean squared
+error for regression), minimised by mini-batch Adam or SGD (each epoch one
+``Program.train_steps`` call with the optimizer's bound native updates, the penalty as the
+optimizer's ``weight_decay`` on a group of the weights) or by full-batch L-BFGS (scipy's
+``L-BFGS-B`` with loss and gradient from one ``Program.train_batch`` call per evaluation).
+"""
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils._param_validation import InvalidParameterError, Interval, Options, StrOptions
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .. import optim as _optim_pkg
+from ..nn.activations import ACTIVATIONS
+from ..nn.linear import Linear
+from ..nn.sequential import Sequential
+
+_ACT = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+_SOLVERS = ("lbfgs", "sgd", "adam")
+
+
+def _solver_ok(name: object) -> bool:
+    if not isinstance(name, str):
+        return False
+    if name in _SOLVERS:
+        return True
+    try:
+        _optim_pkg.by_name(name)
+    except (KeyError, ValueError, TypeError):
+        return False
+    return True
+
+
+def _logistic(z: np.ndarray) -> np.ndarray:
+    out: np.ndarray = 0.5 * (1.0 + np.tanh(0.5 * z))
+    return out
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return out
+
+
+class _BaseMLP(BaseEstimator):
+    _parameter_constraints: dict[str, list[Any]] = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [str],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"),
+                             Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *,
+                 solver: str = "adam", alpha: float = 0.0001, batch_size: Any = "auto",
+                 learning_rate: str = "constant", learning_rate_init: float = 0.001,
+                 power_t: float = 0.5, max_iter: int = 200, shuffle: bool = True,
+                 random_state: Any = None, tol: float = 1e-4, verbose: bool = False,
+                 warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, n_iter_no_change: int = 10,
+                 max_fun: int = 15000) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+
+    # ---- what the subclasses define
+    _loss_kind: str
+
+    def _targets(self, y: np.ndarray, incremental: bool, classes: Any = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def _out_activation(self) -> str:
+        raise NotImplementedError
+
+    # ---- the network
+    def _layer_sizes(self, n_features: int) -> list[int]:
+        hidden = self.hidden_layer_sizes
+        if not hasattr(hidden, "__iter__"):
+            hidden = [hidden]
+        hidden = list(hidden)
+        if any(not isinstance(h, (Integral, np.integer)) or h <= 0 for h in hidden):
+            raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden)
+        return [n_features] + [int(h) for h in hidden] + [self.n_outputs_]
+
+    def _build(self, sizes: list[int], dtype: np.dtype) -> None:
+        """The network and scikit-learn's Glorot-uniform initialisation of it."""
+        rng = self._random_state
+        layers: list[Any] = []
+        self.coefs_, self.intercepts_ = [], []
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for i in range(len(sizes) - 1):
+            fan_in, fan_out = sizes[i], sizes[i + 1]
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            lin = Linear(fan_in, fan_out, dtype=dtype)
+            lin.W = rng.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype, copy=False)
+            b = rng.uniform(-bound, bound, fan_out).astype(dtype, copy=False)
+            lin.b = b
+            layers.append(lin)
+            if i < len(sizes) - 2:
+                layers.append(ACTIVATIONS[_ACT[self.activation]]())
+        self._attach(Sequential(*layers))
+
+    def _attach(self, model: Sequential) -> None:
+        self._model = model
+        lins = [m for m in model.layers if isinstance(m, Linear)]
+        self.coefs_ = [lin.W for lin in lins]
+        self.intercepts_ = [lin.b for lin in lins]
+        self._lins = lins
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for k in ("_model", "_lins", "_optimizer", "_hooks"):
+            state.pop(k, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "coefs_" in state:
+            self._rebuild_from_arrays()
+
+    def _rebuild_from_arrays(self) -> None:
+        coefs, intercepts = self.coefs_, self.intercepts_
+        dtype = coefs[0].dtype
+        layers: list[Any] = []
+        for i, (W, b) in enumerate(zip(coefs, intercepts)):
+            lin = Linear(W.shape[0], W.shape[1], dtype=dtype)
+            lin.W, lin.b = W, b
+            layers.append(lin)
+            if i < len(coefs) - 1:
+                layers.append(ACTIVATIONS[_ACT[self.activation]]())
+        self._attach(Sequential(*layers))
+
+    def _sync(self) -> None:
+        """Rebuild the network if the user replaced coefs_/intercepts_ arrays."""
+        lins = getattr(self, "_lins", None)
+        if (lins is None or len(lins) != len(self.coefs_)
+                or any(lin.W is not W or lin.b is not b
+                       for lin, W, b in zip(lins, self.coefs_, self.intercepts_))):
+            self._rebuild_from_arrays()
+
+    # ---- forward
+    def _raw(self, X: np.ndarray) -> np.ndarray:
+        self._sync()
+        out: np.ndarray = self._model.predict(X)
+        return out
+
+    def _forward_out(self, X: np.ndarray) -> np.ndarray:
+        z = self._raw(X)
+        act = self.out_activation_
+        if act == "logistic":
+            return _logistic(z)
+        if act == "softmax":
+            return _softmax(z)
+        return z
+
+    def _penalty(self) -> float:
+        return float(sum(np.dot(W.ravel(), W.ravel()) for W in self.coefs_))
+
+    # ---- fitting
+    def _check_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, Any]:
+        X, y = validate_data(self, X, y, accept_sparse=False, multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset,
+                             y_numeric=not is_classifier(self))
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        return X, y
+
+    def _fit(self, X: Any, y: Any, sample_weight: Any, incremental: bool,
+             classes: Any = None) -> Any:
+        first = not (incremental or self.warm_start) or not hasattr(self, "coefs_")
+        X, y = self._check_input(X, y, incremental, reset=first)
+        if sample_weight is not None:
+            from sklearn.utils.validation import _check_sample_weight
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        Y = self._targets(y, incremental and not first, classes)
+        if first:
+            self._random_state = check_random_state(self.random_state)
+        elif not hasattr(self, "_random_state"):
+            self._random_state = check_random_state(self.random_state)
+        if not first and self.coefs_[0].dtype != X.dtype:
+            X = X.astype(self.coefs_[0].dtype)
+        Y = Y.astype(X.dtype, copy=False) if self._loss_kind != "cross_entropy" else Y
+        if first:
+            self.n_outputs_ = Y.shape[1] if Y.ndim == 2 else len(self.classes_)
+            sizes = self._layer_sizes(X.shape[1])
+            self.n_layers_ = len(sizes)
+            self.out_activation_ = self._out_activation()
+            self._build(sizes, X.dtype)
+            self.n_iter_ = 0
+            self.t_ = 0
+            self.loss_curve_: list[float] = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_: list[float] | None = []
+                self.best_validation_score_: float | None = -np.inf
+                self.best_loss_: float | None = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+        else:
+            self._sync()
+            self._layer_sizes(X.shape[1])
+        if self.solver == "lbfgs":
+            if incremental:
+                raise AttributeError("partial_fit is only available for stochastic "
+                                     "optimizers. %s is not stochastic." % self.solver)
+            self._fit_lbfgs(X, Y, sample_weight)
+        else:
+            self._fit_stochastic(X, Y, y, sample_weight, incremental, first)
+        return self
+
+    # loss of the native program (mean over batch of the data term)
+    def _data_loss_scale(self) -> float:
+        # fastgd's mse is mean((p - y)^2) over all elements, scikit-learn's squared loss
+        # half of it; fastgd's BCE is a mean over all elements, scikit-learn's log-loss of
+        # logistic outputs a sum over the outputs and a mean over the rows
+        if self._loss_kind == "mse":
+            return 0.5
+        if self._loss_kind == "bce_with_logits":
+            return float(self.n_outputs_)
+        return 1.0
+
+    def _new_optimizer(self, n_rows_batch: int) -> Any:
+        weights = [lin.W for lin in self._lins]
+        biases = [lin.b for lin in self._lins]
+        s = self._data_loss_scale()
+        # The native loss is L/s: the penalty alpha/(2m)|W|^2 on L becomes weight decay
+        # alpha/(m s) on L/s, and SGD's step lr on L becomes lr*s on L/s.
+        wd = float(self.alpha) / (n_rows_batch * s)
+        lr = float(self.learning_rate_init)
+        groups = [{"params": weights, "weight_decay": wd},
+                  {"params": biases, "weight_decay": 0.0}]
+        if self.solver == "adam":
+            return _optim_pkg.Adam(groups, lr=lr, betas=(self.beta_1, self.beta_2),
+                                   eps=float(self.epsilon) / s)
+        if self.solver == "sgd":
+            mom = float(self.momentum)
+            return _optim_pkg.SGD(groups, lr=lr * s, momentum=mom,
+                                  nesterov=bool(self.nesterovs_momentum and mom > 0))
+        cls = _optim_pkg.by_name(self.solver)
+        return cls(groups, lr=lr)
+
+    def _set_lr(self, lr: float) -> None:
+        s = self._data_loss_scale() if self.solver == "sgd" else 1.0
+        for g in self._optimizer.param_groups:
+            g["lr"] = lr * s
+        self._hooks = None
+
+    def _fit_stochastic(self, X: np.ndarray, Y: np.ndarray, y: np.ndarray,
+                        sample_weight: Any, incremental: bool, first: bool) -> None:
+        if sample_weight is not None:
+            raise ValueError("sample_weight is only supported by solver='lbfgs' in this "
+                             "version of fastgd.sklearn")
+        n = X.shape[0]
+        early_stopping = self.early_stopping and not incremental
+        Xv = yv = None
+        if early_stopping:
+            strat = y if is_classifier(self) and y.ndim == 1 else None
+            X, Xv, Y, _Yv, _y, yv = train_test_split(
+                X, Y, y, random_state=self._random_state,
+                test_size=self.validation_fraction, stratify=strat)
+            if is_classifier(self):
+                yv = yv if yv.ndim == 1 or yv.shape[1] > 1 else yv.ravel()
+            n = X.shape[0]
+            if n < 2 or Xv.shape[0] < 2:
+                raise ValueError("The validation set is too small; increase "
+                                 "validation_fraction or provide more samples.")
+        if self.batch_size == "auto":
+            bs = min(200, n)
+        else:
+            if self.batch_size > n:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
+                              "It is going to be clipped", stacklevel=3)
+            bs = int(np.clip(self.batch_size, 1, n))
+        if first or not hasattr(self, "_optimizer") or getattr(self, "_opt_bs", None) != bs:
+            keep_lr = getattr(self, "_lr", None) if not first else None
+            self._optimizer = self._new_optimizer(bs)
+            self._opt_bs = bs
+            self._lr = float(self.learning_rate_init) if keep_lr is None else keep_lr
+            self._set_lr(self._lr)
+            self._hooks = None
+        X = np.ascontiguousarray(X)
+        Y = np.ascontiguousarray(Y)
+        program = self._model.program
+        assert program is not None
+        grads = self._model.gradients()   # [dW0, db0, dW1, ...]; the groups: weights, biases
+        grads = grads[0::2] + grads[1::2]
+        losses = np.empty(-(-n // bs))
+        sizes = np.array([sl.stop - sl.start for sl in gen_batches(n, bs)], dtype=np.float64)
+        order = np.arange(n, dtype=np.intp)
+        scale = self._data_loss_scale()
+        rng = self._random_state
+        max_iter = 1 if incremental else self.max_iter
+        try:
+            for _it in range(max_iter):
+                if self._hooks is None:
+                    self._hooks = [u.hook() for u in self._optimizer.bind(grads)]
+                if self.shuffle:
+                    order = rng.permutation(n).astype(np.intp, copy=False)
+                done = program.train_steps(X, Y, order, 0, n, bs, self._loss_kind, None,
+                                           self._hooks, losses)
+                vals = losses[:done]
+                if done < len(losses) or not np.all(np.isfinite(vals)):
+                    raise ValueError("Solver produced non-finite parameter weights. The "
+                                     "input data may contain large values and need to be "
+                                     "preprocessed.")
+                # scikit-learn's epoch loss: batch losses (with their penalty, here at the
+                # epoch's end weights) weighted by batch rows
+                pen = 0.5 * float(self.alpha) * self._penalty() / sizes
+                self.loss_ = float(np.dot(vals * scale + pen, sizes) / n)
+                self.n_iter_ += 1
+                self.t_ += n
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                if early_stopping:
+                    assert Xv is not None
+                    score = float(self._score_for_stopping(Xv, yv))
+                    assert self.validation_scores_ is not None
+                    self.validation_scores_.append(score)
+                    if self.verbose:
+                        print("Validation score: %f" % score)
+                self._update_no_improvement_count(early_stopping)
+                if self.solver == "sgd" and self.learning_rate == "invscaling":
+                    self._lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+                    self._set_lr(self._lr)
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if early_stopping:
+                        msg = ("Validation score did not improve more than tol=%f for %d "
+                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                    else:
+                        msg = ("Training loss did not improve more than tol=%f for %d "
+                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                    if self.solver == "sgd" and self.learning_rate == "adaptive":
+                        if self._lr > 1e-6:
+                            self._lr /= 5.0
+                            self._set_lr(self._lr)
+                            if self.verbose:
+                                print(msg + " Setting learning rate to %f" % self._lr)
+                            self._no_improvement_count = 0
+                            continue
+                        if self.verbose:
+                            print(msg + " Learning rate too small. Stopping.")
+                        break
+                    if self.verbose:
+                        print(msg + " Stopping.")
+                    break
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and "
+                                  "the optimization hasn't converged yet." % self.max_iter,
+                                  ConvergenceWarning, stacklevel=3)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.", stacklevel=3)
+        if early_stopping and getattr(self, "_best", None) is not None:
+            for lin, (W, b) in zip(self._lins, self._best):
+                lin.W, lin.b = W, b
+
+    def _score_for_stopping(self, X: np.ndarray, y: Any) -> float:
+        return float(self.score(X, y))
+
+    def _update_no_improvement_count(self, early_stopping: bool) -> None:
+        if early_stopping:
+            assert self.validation_scores_ is not None
+            last = self.validation_scores_[-1]
+            best = self.best_validation_score_
+            assert best is not None
+            if last < best + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if last > best:
+                self.best_validation_score_ = last
+                self._best = [(lin.W.copy(), lin.b.copy()) for lin in self._lins]
+        else:
+            best_loss = self.best_loss_
+            assert best_loss is not None
+            if self.loss_curve_[-1] > best_loss - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < best_loss:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _fit_lbfgs(self, X: np.ndarray, Y: np.ndarray, sample_weight: Any) -> None:
+        program = self._model.program
+        assert program is not None
+        X = np.ascontiguousarray(X)
+        Y = np.ascontiguousarray(Y)
+        params = self._model.parameters()
+        grads = self._model.gradients()
+        shapes = [p.shape for p in params]
+        sizes = [p.size for p in params]
+        bounds = np.cumsum([0] + sizes)
+        n = X.shape[0]
+        order = np.arange(n, dtype=np.intp)
+        scale = self._data_loss_scale()
+        alpha = float(self.alpha)
+        is_weight = [isinstance(i, int) and i % 2 == 0 for i in range(len(params))]
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight, dtype=np.float64)
+            sw_sum = float(sw.sum())
+        dtype = X.dtype
+        packed = np.empty(int(bounds[-1]), dtype=np.float64)
+
+        def unpack(theta: np.ndarray) -> None:
+            for k, p in enumerate(params):
+                p[...] = theta[bounds[k]:bounds[k + 1]].reshape(shapes[k])
+
+        def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            unpack(theta)
+            if sample_weight is None:
+                value = program.train_batch(X, Y, order, 0, n, self._loss_kind) * scale
+                for k, g in enumerate(grads):
+                    packed[bounds[k]:bounds[k + 1]] = g.ravel()
+                packed[:] *= scale
+            else:
+                value = self._weighted_loss_grad(X, Y, sw, sw_sum, params, grads, packed,
+                                                 bounds)
+            pen = 0.0
+            for k, p in enumerate(params):
+                if is_weight[k]:
+                    pen += float(np.dot(p.ravel(), p.ravel()))
+                    packed[bounds[k]:bounds[k + 1]] += (alpha / n) * p.ravel()
+            value += 0.5 * alpha * pen / n
+            return float(value), packed.copy()
+
+        theta0 = np.concatenate([p.ravel() for p in params]).astype(np.float64)
+        iprint = 1 if self.verbose is True else (-1 if not self.verbose else int(self.verbose))
+        opt = scipy.optimize.minimize(
+            loss_grad, theta0, method="L-BFGS-B", jac=True,
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter,
+                     "gtol": self.tol, "iprint": iprint} if iprint >= 0 and _old_scipy()
+            else {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+        self.n_iter_ = _check_optimize_result("lbfgs", opt, self.max_iter)
+        self.loss_ = float(opt.fun)
+        unpack(opt.x.astype(dtype, copy=False))
+        self.loss_curve_ = [self.loss_]
+        self.best_loss_ = None if self.early_stopping else self.loss_
+
+    def _weighted_loss_grad(self, X: np.ndarray, Y: np.ndarray, sw: np.ndarray,
+                            sw_sum: float, params: list[np.ndarray], grads: list[np.ndarray],
+                            packed: np.ndarray, bounds: np.ndarray) -> float:
+        """Loss and gradient with sample weights: a weighted mean, through the layers'
+        own forward/backward (rows scaled in the output gradient)."""
+        n = X.shape[0]
+        z = self._model.forward(X)
+        w = (sw * (n / sw_sum)).astype(z.dtype)
+        if self._loss_kind == "mse":
+            diff = z - Y
+            per = 0.5 * (diff ** 2).mean(axis=1)
+            g = diff / diff.shape[1]
+        elif self._loss_kind == "bce_with_logits":
+            p = _logistic(z)
+            eps = np.finfo(z.dtype).eps
+            pc = np.clip(p, eps, 1 - eps)
+            per = -(Y * np.log(pc) + (1 - Y) * np.log(1 - pc)).sum(axis=1)
+            per = per / 1.0
+            g = p - Y
+        else:
+            p = _softmax(z)
+            per = -np.log(np.clip(p[np.arange(n), Y], np.finfo(z.dtype).tiny, None))
+            g = p
+            g[np.arange(n), Y] -= 1
+        value = float(np.dot(per, w) / n)
+        self._model.backward((g * w[:, None] / n).astype(z.dtype))
+        for k, gr in enumerate(grads):
+            packed[bounds[k]:bounds[k + 1]] = gr.ravel()
+        return value
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
+        """Fit the model to ``X`` and ``y`` (scikit-learn's `fit`).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights of the rows in the mean loss (solver='lbfgs').
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        self._validate_solver()
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    def _validate_solver(self) -> None:
+        if not _solver_ok(self.solver):
+            raise InvalidParameterError(
+                f"The 'solver' parameter of {type(self).__name__} must be a str among "
+                f"{{'lbfgs', 'sgd', 'adam'}} or a fastgd.optim optimizer name "
+                f"({', '.join(_optim_pkg.__all__[1:])}). Got {self.solver!r} instead.")
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
+
+
+def _old_scipy() -> bool:
+    return False
+
+
+def _check_optimize_result(solver: str, result: Any, max_iter: int) -> int:
+    if result.status != 0:
+        msg = result.message
+        if isinstance(msg, bytes):
+            msg = msg.decode("latin1")
+        warnings.warn("%s failed to converge after %d iteration(s) (status=%d):\n%s\n"
+                      % (solver, result.nit, result.status, msg), ConvergenceWarning,
+                      stacklevel=4)
+    return int(min(result.nit, max_iter))
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier, as `sklearn.neural_network.MLPClassifier`, trained
+    by fastgd's native fused epoch loop.
+
+    Parameters are scikit-learn's (same names, defaults and meaning); ``solver`` also takes
+    any `fastgd.optim` optimizer name (its default hyper-parameters, ``lr`` from
+    ``learning_rate_init``).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from fastgd.sklearn import MLPClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = MLPClassifier((64,), max_iter=20, random_state=0).fit(X / 16, y)
+    >>> clf.score(X / 16, y) > 0.9
+    True
+    """
+
+    def _out_activation(self) -> str:
+        return "softmax" if self._loss_kind == "cross_entropy" else "logistic"
+
+    def _targets(self, y: np.ndarray, incremental: bool, classes: Any = None) -> np.ndarray:
+        from sklearn.utils.multiclass import check_classification_targets
+        check_classification_targets(y)
+        if not incremental:
+            if classes is not None:
+                classes_ = unique_labels(np.asarray(classes))
+            else:
+                classes_ = None
+            self._label_binarizer = LabelBinarizer()
+            if classes_ is not None:
+                self._label_binarizer.fit(classes_)
+            else:
+                self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes_ = self.classes_
+            kind = type_of_target(y)
+            if kind == "multilabel-indicator" or self._label_binarizer.y_type_ == \
+                    "multilabel-indicator":
+                if self._label_binarizer.y_type_ != kind:
+                    raise ValueError("`y` has different type than the previous call.")
+            elif not np.isin(unique_labels(y), self.classes_).all():
+                raise ValueError("`y` has classes not in `self.classes_`. `self.classes_` "
+                                 "has %s. 'y' has %s." % (self.classes_, unique_labels(y)))
+        ytype = self._label_binarizer.y_type_
+        if ytype == "multiclass":
+            self._loss_kind = "cross_entropy"
+            return np.searchsorted(self.classes_, y).astype(np.int64)
+        self._loss_kind = "bce_with_logits"
+        return np.asarray(self._label_binarizer.transform(y))
+
+    def _check_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, Any]:
+        X, y = validate_data(self, X, y, accept_sparse=False, multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        return X, y
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None,
+                    sample_weight: Any = None) -> MLPClassifier:
+        """One epoch over ``X`` and ``y``; ``classes`` (all labels) is required on the first
+        call."""
+        if not hasattr(self, "coefs_"):
+            self._validate_params()
+            self._validate_solver()
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+        if self.solver == "lbfgs":
+            raise AttributeError("partial_fit is only available for stochastic optimizers. "
+                                 "lbfgs is not stochastic.")
+        self._fit(X, y, sample_weight, incremental=True, classes=classes)
+        return self
+
+    def _predict_raw(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=False, reset=False,
+                          dtype=(np.float64, np.float32))
+        if X.dtype != self.coefs_[0].dtype:
+            X = X.astype(self.coefs_[0].dtype)
+        return self._forward_out(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels of ``X``."""
+        p = self._predict_raw(X)
+        if self.n_outputs_ == 1:
+            p = p.ravel()
+        out: np.ndarray = self._label_binarizer.inverse_transform(p)
+        return out
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities of ``X``, shape (n_samples, n_classes)."""
+        p = self._predict_raw(X)
+        if self.n_outputs_ == 1:
+            p = p.ravel()
+        if p.ndim == 1:
+            return np.vstack([1 - p, p]).T
+        return p
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """Logarithm of `predict_proba`."""
+        out: np.ndarray = np.log(self.predict_proba(X))
+        return out
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor, as `sklearn.neural_network.MLPRegressor`, trained
+    by fastgd's native fused epoch loop (squared loss, identity output).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgd.sklearn import MLPRegressor
+    >>> X = np.linspace(-1, 1, 200)[:, None]; y = X.ravel() ** 2
+    >>> reg = MLPRegressor((32,), solver="lbfgs", random_state=0).fit(X, y)
+    >>> reg.score(X, y) > 0.95
+    True
+    """
+
+    _loss_kind = "mse"
+
+    def _out_activation(self) -> str:
+        return "identity"
+
+    def _targets(self, y: np.ndarray, incremental: bool, classes: Any = None) -> np.ndarray:
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        return np.asarray(Y)
+
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
+        """One epoch over ``X`` and ``y``."""
+        if not hasattr(self, "coefs_"):
+            self._validate_params()
+            self._validate_solver()
+        if self.solver == "lbfgs":
+            raise AttributeError("partial_fit is only available for stochastic optimizers. "
+                                 "lbfgs is not stochastic.")
+        self._fit(X, y, sample_weight, incremental=True)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions for ``X``: shape (n_samples,) or (n_samples, n_outputs)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=False, reset=False,
+                          dtype=(np.float64, np.float32))
+        if X.dtype != self.coefs_[0].dtype:
+            X = X.astype(self.coefs_[0].dtype)
+        z = self._forward_out(X)
+        if z.shape[1] == 1:
+            return z.ravel()
+        return z
