@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import scipy.optimize
+import scipy.special
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -28,7 +29,8 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils._param_validation import InvalidParameterError, Interval, Options, StrOptions
 from sklearn.utils.multiclass import type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils._available_if import available_if
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .. import optim as _optim_pkg
 from ..nn.activations import ACTIVATIONS
@@ -52,7 +54,7 @@ def _solver_ok(name: object) -> bool:
 
 
 def _logistic(z: np.ndarray) -> np.ndarray:
-    out: np.ndarray = 0.5 * (1.0 + np.tanh(0.5 * z))
+    out: np.ndarray = scipy.special.expit(z)
     return out
 
 
@@ -148,19 +150,21 @@ class _BaseMLP(BaseEstimator):
         """The network and scikit-learn's Glorot-uniform initialisation of it."""
         rng = self._random_state
         layers: list[Any] = []
-        self.coefs_, self.intercepts_ = [], []
+        inits: list[tuple[np.ndarray, np.ndarray]] = []
         factor = 2.0 if self.activation == "logistic" else 6.0
         for i in range(len(sizes) - 1):
             fan_in, fan_out = sizes[i], sizes[i + 1]
             bound = np.sqrt(factor / (fan_in + fan_out))
-            lin = Linear(fan_in, fan_out, dtype=dtype)
-            lin.W = rng.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype, copy=False)
-            b = rng.uniform(-bound, bound, fan_out).astype(dtype, copy=False)
-            lin.b = b
-            layers.append(lin)
+            W = rng.uniform(-bound, bound, (fan_in, fan_out))
+            b = rng.uniform(-bound, bound, fan_out)
+            inits.append((W, b))
+            layers.append(Linear(fan_in, fan_out, dtype=dtype))
             if i < len(sizes) - 2:
                 layers.append(ACTIVATIONS[_ACT[self.activation]]())
-        self._attach(Sequential(*layers))
+        model = Sequential(*layers)   # (it initialises the layers: set them after)
+        for lin, (W, b) in zip([m for m in model.layers if isinstance(m, Linear)], inits):
+            lin.W, lin.b = W.astype(dtype, copy=False), b.astype(dtype, copy=False)
+        self._attach(model)
 
     def _attach(self, model: Sequential) -> None:
         self._model = model
@@ -184,13 +188,15 @@ class _BaseMLP(BaseEstimator):
         coefs, intercepts = self.coefs_, self.intercepts_
         dtype = coefs[0].dtype
         layers: list[Any] = []
-        for i, (W, b) in enumerate(zip(coefs, intercepts)):
-            lin = Linear(W.shape[0], W.shape[1], dtype=dtype)
-            lin.W, lin.b = W, b
-            layers.append(lin)
+        for i, W in enumerate(coefs):
+            layers.append(Linear(W.shape[0], W.shape[1], dtype=dtype))
             if i < len(coefs) - 1:
                 layers.append(ACTIVATIONS[_ACT[self.activation]]())
-        self._attach(Sequential(*layers))
+        model = Sequential(*layers)
+        for lin, W, b in zip([m for m in model.layers if isinstance(m, Linear)], coefs,
+                             intercepts):
+            lin.W, lin.b = W, b
+        self._attach(model)
 
     def _sync(self) -> None:
         """Rebuild the network if the user replaced coefs_/intercepts_ arrays."""
@@ -224,7 +230,7 @@ class _BaseMLP(BaseEstimator):
                              dtype=(np.float64, np.float32), reset=reset,
                              y_numeric=not is_classifier(self))
         if y.ndim == 2 and y.shape[1] == 1:
-            y = y.ravel()
+            y = column_or_1d(y, warn=True)
         return X, y
 
     def _fit(self, X: Any, y: Any, sample_weight: Any, incremental: bool,
@@ -311,17 +317,18 @@ class _BaseMLP(BaseEstimator):
 
     def _fit_stochastic(self, X: np.ndarray, Y: np.ndarray, y: np.ndarray,
                         sample_weight: Any, incremental: bool, first: bool) -> None:
-        if sample_weight is not None:
-            raise ValueError("sample_weight is only supported by solver='lbfgs' in this "
-                             "version of fastgd.sklearn")
         n = X.shape[0]
+        sw = None if sample_weight is None else np.asarray(sample_weight, np.float64)
         early_stopping = self.early_stopping and not incremental
         Xv = yv = None
         if early_stopping:
             strat = y if is_classifier(self) and y.ndim == 1 else None
-            X, Xv, Y, _Yv, _y, yv = train_test_split(
-                X, Y, y, random_state=self._random_state,
-                test_size=self.validation_fraction, stratify=strat)
+            parts = train_test_split(X, Y, y, *(() if sw is None else (sw,)),
+                                     random_state=self._random_state,
+                                     test_size=self.validation_fraction, stratify=strat)
+            X, Xv, Y, _Yv, _y, yv = parts[:6]
+            sw_val = None if sw is None else parts[7]
+            sw = None if sw is None else parts[6]
             if is_classifier(self):
                 yv = yv if yv.ndim == 1 or yv.shape[1] > 1 else yv.ravel()
             n = X.shape[0]
@@ -348,6 +355,7 @@ class _BaseMLP(BaseEstimator):
         assert program is not None
         grads = self._model.gradients()   # [dW0, db0, dW1, ...]; the groups: weights, biases
         grads = grads[0::2] + grads[1::2]
+        opt_grads = grads
         losses = np.empty(-(-n // bs))
         sizes = np.array([sl.stop - sl.start for sl in gen_batches(n, bs)], dtype=np.float64)
         order = np.arange(n, dtype=np.intp)
@@ -360,8 +368,11 @@ class _BaseMLP(BaseEstimator):
                     self._hooks = [u.hook() for u in self._optimizer.bind(grads)]
                 if self.shuffle:
                     order = rng.permutation(n).astype(np.intp, copy=False)
-                done = program.train_steps(X, Y, order, 0, n, bs, self._loss_kind, None,
-                                           self._hooks, losses)
+                if sw is None:
+                    done = program.train_steps(X, Y, order, 0, n, bs, self._loss_kind, None,
+                                               self._hooks, losses)
+                else:
+                    done = self._weighted_epoch(X, Y, sw, order, bs, losses, opt_grads)
                 vals = losses[:done]
                 if done < len(losses) or not np.all(np.isfinite(vals)):
                     raise ValueError("Solver produced non-finite parameter weights. The "
@@ -369,8 +380,10 @@ class _BaseMLP(BaseEstimator):
                                      "preprocessed.")
                 # scikit-learn's epoch loss: batch losses (with their penalty, here at the
                 # epoch's end weights) weighted by batch rows
-                pen = 0.5 * float(self.alpha) * self._penalty() / sizes
-                self.loss_ = float(np.dot(vals * scale + pen, sizes) / n)
+                denoms = sizes if sw is None else self._batch_weight_sums(sw, order, bs)
+                pen = 0.5 * float(self.alpha) * self._penalty() / denoms
+                data = vals * scale if sw is None else vals
+                self.loss_ = float(np.dot(data + pen, sizes) / n)
                 self.n_iter_ += 1
                 self.t_ += n
                 self.loss_curve_.append(self.loss_)
@@ -378,7 +391,7 @@ class _BaseMLP(BaseEstimator):
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
                 if early_stopping:
                     assert Xv is not None
-                    score = float(self._score_for_stopping(Xv, yv))
+                    score = float(self.score(Xv, yv, sample_weight=sw_val))
                     assert self.validation_scores_ is not None
                     self.validation_scores_.append(score)
                     if self.verbose:
@@ -420,8 +433,36 @@ class _BaseMLP(BaseEstimator):
             for lin, (W, b) in zip(self._lins, self._best):
                 lin.W, lin.b = W, b
 
-    def _score_for_stopping(self, X: np.ndarray, y: Any) -> float:
-        return float(self.score(X, y))
+    @staticmethod
+    def _batch_weight_sums(sw: np.ndarray, order: np.ndarray, bs: int) -> np.ndarray:
+        n = len(order)
+        return np.array([sw[order[sl]].sum() for sl in gen_batches(n, bs)])
+
+    def _weighted_epoch(self, X: np.ndarray, Y: np.ndarray, sw: np.ndarray, order: np.ndarray,
+                        bs: int, losses: np.ndarray, grads: list[np.ndarray]) -> int:
+        """An epoch with sample weights, step by step in Python (the fused loop has no
+        row weights): each batch's weighted loss and gradient, the penalty
+        alpha / (2 sum(w_batch)) |W|^2, and the optimizer's step. Returns the steps."""
+        s = self._data_loss_scale()
+        wd = float(self.alpha) / (self._opt_bs * s)
+        n_w = len(self._lins)
+        k = 0
+        for k, sl in enumerate(gen_batches(len(order), bs)):
+            idx = order[sl]
+            wb = sw[idx]
+            value = self._weighted_backprop(X[idx], Y[idx], wb)
+            swb = float(wb.sum())
+            if not np.isfinite(value) or swb <= 0:
+                losses[k] = value if swb > 0 else 0.0
+                if swb > 0:
+                    return k + 1
+            for j, g in enumerate(grads):
+                g *= g.dtype.type(1.0 / s)
+                if j < n_w:   # the optimizer adds wd W; the penalty of this batch's weights
+                    g += g.dtype.type(float(self.alpha) / (swb * s) - wd) * self._lins[j].W
+            self._optimizer.step(grads)
+            losses[k] = value
+        return k + 1
 
     def _update_no_improvement_count(self, early_stopping: bool) -> None:
         if early_stopping:
@@ -463,7 +504,7 @@ class _BaseMLP(BaseEstimator):
         is_weight = [isinstance(i, int) and i % 2 == 0 for i in range(len(params))]
         if sample_weight is not None:
             sw = np.asarray(sample_weight, dtype=np.float64)
-            sw_sum = float(sw.sum())
+        denom = n if sample_weight is None else float(np.sum(sample_weight))
         dtype = X.dtype
         packed = np.empty(int(bounds[-1]), dtype=np.float64)
 
@@ -479,57 +520,49 @@ class _BaseMLP(BaseEstimator):
                     packed[bounds[k]:bounds[k + 1]] = g.ravel()
                 packed[:] *= scale
             else:
-                value = self._weighted_loss_grad(X, Y, sw, sw_sum, params, grads, packed,
-                                                 bounds)
+                value = self._weighted_backprop(X, Y, sw)
+                for k, g in enumerate(grads):
+                    packed[bounds[k]:bounds[k + 1]] = g.ravel()
             pen = 0.0
             for k, p in enumerate(params):
                 if is_weight[k]:
                     pen += float(np.dot(p.ravel(), p.ravel()))
-                    packed[bounds[k]:bounds[k + 1]] += (alpha / n) * p.ravel()
-            value += 0.5 * alpha * pen / n
+                    packed[bounds[k]:bounds[k + 1]] += (alpha / denom) * p.ravel()
+            value += 0.5 * alpha * pen / denom
             return float(value), packed.copy()
 
         theta0 = np.concatenate([p.ravel() for p in params]).astype(np.float64)
-        iprint = 1 if self.verbose is True else (-1 if not self.verbose else int(self.verbose))
         opt = scipy.optimize.minimize(
             loss_grad, theta0, method="L-BFGS-B", jac=True,
-            options={"maxfun": self.max_fun, "maxiter": self.max_iter,
-                     "gtol": self.tol, "iprint": iprint} if iprint >= 0 and _old_scipy()
-            else {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
         self.n_iter_ = _check_optimize_result("lbfgs", opt, self.max_iter)
         self.loss_ = float(opt.fun)
         unpack(opt.x.astype(dtype, copy=False))
         self.loss_curve_ = [self.loss_]
         self.best_loss_ = None if self.early_stopping else self.loss_
 
-    def _weighted_loss_grad(self, X: np.ndarray, Y: np.ndarray, sw: np.ndarray,
-                            sw_sum: float, params: list[np.ndarray], grads: list[np.ndarray],
-                            packed: np.ndarray, bounds: np.ndarray) -> float:
-        """Loss and gradient with sample weights: a weighted mean, through the layers'
-        own forward/backward (rows scaled in the output gradient)."""
+    def _weighted_backprop(self, X: np.ndarray, Y: np.ndarray, w: np.ndarray) -> float:
+        """scikit-learn's weighted data loss of a batch, sum(w_i loss_i) / sum(w), through
+        the layers' own forward/backward (the rows scaled in the output gradient); the
+        gradients are left in the model's gradient arrays."""
         n = X.shape[0]
         z = self._model.forward(X)
-        w = (sw * (n / sw_sum)).astype(z.dtype)
+        wn = (w / w.sum()).astype(z.dtype)
         if self._loss_kind == "mse":
             diff = z - Y
-            per = 0.5 * (diff ** 2).mean(axis=1)
-            g = diff / diff.shape[1]
+            per = 0.5 * (diff.astype(np.float64) ** 2).mean(axis=1)
+            g = diff / z.dtype.type(diff.shape[1])
         elif self._loss_kind == "bce_with_logits":
-            p = _logistic(z)
-            eps = np.finfo(z.dtype).eps
-            pc = np.clip(p, eps, 1 - eps)
-            per = -(Y * np.log(pc) + (1 - Y) * np.log(1 - pc)).sum(axis=1)
-            per = per / 1.0
-            g = p - Y
+            z64 = z.astype(np.float64)
+            per = (np.maximum(z64, 0) - z64 * Y + np.log1p(np.exp(-np.abs(z64)))).sum(axis=1)
+            g = _logistic(z) - Y
         else:
-            p = _softmax(z)
-            per = -np.log(np.clip(p[np.arange(n), Y], np.finfo(z.dtype).tiny, None))
-            g = p
-            g[np.arange(n), Y] -= 1
-        value = float(np.dot(per, w) / n)
-        self._model.backward((g * w[:, None] / n).astype(z.dtype))
-        for k, gr in enumerate(grads):
-            packed[bounds[k]:bounds[k + 1]] = gr.ravel()
+            p = _softmax(z.astype(np.float64))
+            per = -np.log(np.clip(p[np.arange(n), Y], np.finfo(np.float64).tiny, None))
+            p[np.arange(n), Y] -= 1
+            g = p.astype(z.dtype)
+        value = float(np.dot(per, wn))
+        self._model.backward(np.ascontiguousarray(g * wn[:, None], dtype=z.dtype))
         return value
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
@@ -563,8 +596,11 @@ class _BaseMLP(BaseEstimator):
         return tags
 
 
-def _old_scipy() -> bool:
-    return False
+def _stochastic(est: Any) -> bool:
+    if est.solver == "lbfgs":
+        raise AttributeError("partial_fit is only available for stochastic optimizers. "
+                             "lbfgs is not stochastic.")
+    return True
 
 
 def _check_optimize_result(solver: str, result: Any, max_iter: int) -> int:
@@ -634,9 +670,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         X, y = validate_data(self, X, y, accept_sparse=False, multi_output=True,
                              dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
-            y = y.ravel()
+            y = column_or_1d(y, warn=True)
         return X, y
 
+    @available_if(_stochastic)
     def partial_fit(self, X: Any, y: Any, classes: Any = None,
                     sample_weight: Any = None) -> MLPClassifier:
         """One epoch over ``X`` and ``y``; ``classes`` (all labels) is required on the first
@@ -711,6 +748,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         return np.asarray(Y)
 
+    @available_if(_stochastic)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
         """One epoch over ``X`` and ``y``."""
         if not hasattr(self, "coefs_"):

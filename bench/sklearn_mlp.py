@@ -1,0 +1,79 @@
+"""fastgd.sklearn's MLP estimators against scikit-learn's, side by side in one run.
+
+Cases (the goals of issue 15): digits, hidden (128,), adam, batch 32, 30 iterations
+(>= 10x); 20,000 x 40 synthetic classification, (256, 128), batch 64, 10 iterations (>= 3x);
+solver='lbfgs' on digits, (128,), 100 iterations (>= 2x). Prints the median fit time of each
+over ``--repeats`` runs (alternating), the ratio, and the held-out accuracy of each.
+
+    python bench/sklearn_mlp.py [--repeats 5]
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+from sklearn.datasets import load_digits, make_classification
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier as SkMLP
+
+from fastgd.sklearn import MLPClassifier as FgMLP
+
+
+def _cases() -> list[tuple[str, Any, Any, dict[str, Any], float]]:
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    Xs, ys = make_classification(20_000, 40, n_informative=20, n_classes=4, random_state=0)
+    return [
+        ("digits (128,) adam bs32 30 it", X, y,
+         dict(hidden_layer_sizes=(128,), solver="adam", batch_size=32, max_iter=30), 10.0),
+        ("20000x40 (256,128) adam bs64 10 it", Xs, ys,
+         dict(hidden_layer_sizes=(256, 128), solver="adam", batch_size=64, max_iter=10), 3.0),
+        ("digits (128,) lbfgs 100 it", X, y,
+         dict(hidden_layer_sizes=(128,), solver="lbfgs", max_iter=100), 2.0),
+    ]
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    print(f"CPU: {_cpu()}; repeats: {args.repeats} (medians)")
+    for name, X, y, params, goal in _cases():
+        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0)
+        times: dict[str, list[float]] = {"sklearn": [], "fastgd": []}
+        scores: dict[str, list[float]] = {"sklearn": [], "fastgd": []}
+        for r in range(args.repeats):
+            for label, cls in (("sklearn", SkMLP), ("fastgd", FgMLP)):
+                est = cls(random_state=r, **params)
+                t = time.perf_counter()
+                est.fit(Xtr, ytr)
+                times[label].append(time.perf_counter() - t)
+                scores[label].append(est.score(Xte, yte))
+        ts, tf = statistics.median(times["sklearn"]), statistics.median(times["fastgd"])
+        ratio = ts / tf
+        print(f"{name:38s} sklearn {ts * 1e3:8.1f} ms  fastgd {tf * 1e3:8.1f} ms  "
+              f"ratio {ratio:6.2f}x (goal >= {goal:g}x {'met' if ratio >= goal else 'MISSED'})"
+              f"  accuracy sklearn {np.mean(scores['sklearn']):.4f} "
+              f"fastgd {np.mean(scores['fastgd']):.4f}")
+
+
+if __name__ == "__main__":
+    main()
