@@ -147,29 +147,29 @@ CASES = [
     ("min-betas-short", lambda: minimize(method="adam", betas=(0.9,)), TypeError, "betas"),
     ("min-amsgrad-1", lambda: minimize(method="adam", amsgrad=1), TypeError, "amsgrad"),
     # --- LinearRegression
-    ("lr-solver", lambda: LinearRegression(solver="newton"), ValueError, "solver"),
-    ("lr-objective-None", lambda: LinearRegression(objective=None), ValueError, "objective"),
-    ("lr-lr-0", lambda: LinearRegression(lr=0), ValueError, "lr"),
-    ("lr-lr-str", lambda: LinearRegression(lr="0.1"), TypeError, "lr"),
-    ("lr-max_iter-0", lambda: LinearRegression(max_iter=0), ValueError, "max_iter"),
-    ("lr-max_iter-str", lambda: LinearRegression(max_iter="3"), TypeError, "max_iter"),
-    ("lr-max_iter-True", lambda: LinearRegression(max_iter=True), TypeError, "max_iter"),
-    ("lr-tol--1", lambda: LinearRegression(tol=-1), ValueError, "tol"),
-    ("lr-tol-inf", lambda: LinearRegression(tol=INF), ValueError, "tol"),
-    ("lr-n_iter_no_change-0", lambda: LinearRegression(n_iter_no_change=0), ValueError,
+    ("lr-solver", lambda: _lr_fit(solver="newton"), ValueError, "solver"),
+    ("lr-objective-None", lambda: _lr_fit(objective=None), ValueError, "objective"),
+    ("lr-lr-0", lambda: _lr_fit(lr=0), ValueError, "lr"),
+    ("lr-lr-str", lambda: _lr_fit(lr="0.1"), TypeError, "lr"),
+    ("lr-max_iter-0", lambda: _lr_fit(max_iter=0), ValueError, "max_iter"),
+    ("lr-max_iter-str", lambda: _lr_fit(max_iter="3"), TypeError, "max_iter"),
+    ("lr-max_iter-True", lambda: _lr_fit(max_iter=True), TypeError, "max_iter"),
+    ("lr-tol--1", lambda: _lr_fit(tol=-1), ValueError, "tol"),
+    ("lr-tol-inf", lambda: _lr_fit(tol=INF), ValueError, "tol"),
+    ("lr-n_iter_no_change-0", lambda: _lr_fit(n_iter_no_change=0), ValueError,
      "n_iter_no_change"),
-    ("lr-batch_size-2.5", lambda: LinearRegression(batch_size=2.5), TypeError, "batch_size"),
-    ("lr-batch_size--1", lambda: LinearRegression(batch_size=-1), ValueError, "batch_size"),
-    ("lr-fit_intercept-1", lambda: LinearRegression(fit_intercept=1), TypeError,
+    ("lr-batch_size-2.5", lambda: _lr_fit(batch_size=2.5), TypeError, "batch_size"),
+    ("lr-batch_size--1", lambda: _lr_fit(batch_size=-1), ValueError, "batch_size"),
+    ("lr-fit_intercept-1", lambda: _lr_fit(fit_intercept=1), TypeError,
      "fit_intercept"),
-    ("lr-shuffle-None", lambda: LinearRegression(shuffle=None), TypeError, "shuffle"),
-    ("lr-random_state--1", lambda: LinearRegression(random_state=-1), ValueError,
+    ("lr-shuffle-None", lambda: _lr_fit(shuffle=None), TypeError, "shuffle"),
+    ("lr-random_state--1", lambda: _lr_fit(random_state=-1), ValueError,
      "random_state"),
-    ("lr-random_state-str", lambda: LinearRegression(random_state="abc"), TypeError,
+    ("lr-random_state-str", lambda: _lr_fit(random_state="abc"), TypeError,
      "random_state"),
-    ("lr-random_state-2.5", lambda: LinearRegression(random_state=2.5), TypeError,
+    ("lr-random_state-2.5", lambda: _lr_fit(random_state=2.5), TypeError,
      "random_state"),
-    ("lr-set_params", lambda: LinearRegression().set_params(max_iter=0), ValueError,
+    ("lr-set_params", lambda: LinearRegression().set_params(max_iter=0).fit(*_lr_data()), ValueError,
      "max_iter"),
     ("lr-fit-X-None", lambda: LinearRegression().fit(None, [1.0]), TypeError, "X"),
     ("lr-fit-X-1-D", lambda: LinearRegression().fit([1.0, 2.0], [1.0, 2.0]), ValueError, "X"),
@@ -282,9 +282,9 @@ def test_bad_argument_is_named(call, exc, name):
 # ---------------------------------------------------------------------------- same message
 INT_ARGS = [
     ("max_iter", lambda v: minimize(max_iter=v)),
-    ("max_iter", lambda v: LinearRegression(max_iter=v)),
-    ("n_iter_no_change", lambda v: LinearRegression(n_iter_no_change=v)),
-    ("batch_size", lambda v: LinearRegression(batch_size=v)),
+    ("max_iter", lambda v: _lr_fit(max_iter=v)),
+    ("n_iter_no_change", lambda v: _lr_fit(n_iter_no_change=v)),
+    ("batch_size", lambda v: _lr_fit(batch_size=v)),
     ("max_checks_per_param", lambda v: gradcheck(max_checks_per_param=v)),
     ("in_features", lambda v: nn.Linear(v, 2)),
     ("out_features", lambda v: nn.Linear(3, v)),
@@ -305,7 +305,7 @@ def test_every_integer_argument_has_the_same_type_message(name, call, value, kin
 
 
 @pytest.mark.parametrize("name, call", [a for a in INT_ARGS if a[0] != "max_iter"] +
-                         [("max_iter", lambda v: LinearRegression(max_iter=v))])
+                         [("max_iter", lambda v: _lr_fit(max_iter=v))])
 def test_every_positive_integer_argument_has_the_same_range_message(name, call):
     with pytest.raises(ValueError) as info:
         call(0)
@@ -317,7 +317,7 @@ SEED_ARGS = [
     ("seed", lambda v: nn.Linear(3, 2, seed=v)),
     ("seed", lambda v: nn.MLP([3, 2], seed=v)),
     ("seed", lambda v: split(seed=v)),
-    ("random_state", lambda v: LinearRegression(random_state=v)),
+    ("random_state", lambda v: _lr_fit(random_state=v)),
 ]
 
 
@@ -352,6 +352,11 @@ def _same(a, b):
             _same(u, v)
         return
     np.testing.assert_array_equal(a, b)
+
+
+def _lr_fit(**params):
+    """LinearRegression(**params) fitted: its parameters are validated in fit."""
+    return LinearRegression(**params).fit(*_lr_data())
 
 
 def _lr_data():
@@ -537,11 +542,14 @@ def test_a_refused_minimize_never_calls_fun():
     assert calls == []
 
 
-def test_a_refused_set_params_keeps_the_old_parameters():
+def test_linear_regression_validates_in_fit_not_in_set_params():
+    # scikit-learn's contract: __init__ and set_params store, fit validates
     m = LinearRegression(max_iter=50, random_state=3)
+    assert m.set_params(max_iter=10, random_state="abc") is m
+    assert m.max_iter == 10 and m.random_state == "abc"
     with pytest.raises(TypeError, match="random_state"):
-        m.set_params(max_iter=10, random_state="abc")
-    assert m.max_iter == 50 and m.random_state == 3
+        m.fit(*_lr_data())
+    assert not hasattr(m, "coef_")
 
 
 # ---------------------------------------------------------------------------- valid edge cases

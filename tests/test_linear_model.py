@@ -270,9 +270,10 @@ def test_scikit_learn_estimator_api(rng):
     assert m.set_params(batch_size=8) is m and m.batch_size == 8
     with pytest.raises(ValueError, match="invalid parameter 'alpha'"):
         m.set_params(alpha=1.0)
+    m.set_params(solver="newton")                             # stored; fit validates it
     with pytest.raises(ValueError, match="solver"):
-        m.set_params(solver="newton")
-    assert m.solver == "sgd"                                  # unchanged after a bad set
+        m.fit(rng.standard_normal((5, 2)), rng.standard_normal(5))
+    m.set_params(solver="sgd")
     assert repr(m) == "LinearRegression(solver='sgd', lr=0.05, batch_size=8)"
     base = pytest.importorskip("sklearn.base")
     c = base.clone(m)
@@ -299,8 +300,11 @@ def test_scikit_learn_estimator_api(rng):
     (dict(random_state="seed"), TypeError, "random_state must be None, an int >= 0"),
 ])
 def test_bad_parameters_raise(kw, exc, match):
+    m = LinearRegression(**kw)          # stored as given (scikit-learn's contract)
+    assert all(getattr(m, k) is v for k, v in kw.items())
     with pytest.raises(exc, match=match):
-        LinearRegression(**kw)
+        m.fit(np.ones((4, 1)), np.arange(4.0))
+    assert not hasattr(m, "coef_")
 
 
 @pytest.mark.parametrize("X, y, exc, match", [

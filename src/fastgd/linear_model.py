@@ -106,8 +106,9 @@ class LinearRegression:
     Raises
     ------
     TypeError, ValueError
-        From the constructor, ``set_params`` and ``fit``, for a parameter of the wrong type
-        or out of range, naming it (``set_params`` then keeps the old parameters).
+        From ``fit``, for a parameter of the wrong type or out of range, naming it (the
+        constructor and ``set_params`` only store the parameters, as scikit-learn's
+        estimators do).
 
     Examples
     --------
@@ -133,7 +134,6 @@ class LinearRegression:
         self.fit_intercept = fit_intercept
         self.shuffle = shuffle
         self.random_state = random_state
-        self._validate_params()
 
     # ------------------------------------------------------------------ scikit-learn API
     @classmethod
@@ -151,15 +151,8 @@ class LinearRegression:
             if k not in names:
                 raise ValueError(f"invalid parameter {k!r} for LinearRegression; expected some "
                                  f"of {names}")
-        old = self.get_params()
         for k, v in params.items():
             setattr(self, k, v)
-        try:
-            self._validate_params()
-        except (TypeError, ValueError):
-            for k, v in old.items():
-                setattr(self, k, v)
-            raise
         return self
 
     def __repr__(self) -> str:
