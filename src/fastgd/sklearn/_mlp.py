@@ -129,6 +129,9 @@ class _BaseMLP(BaseEstimator):
 
     # ---- what the subclasses define
     _loss_kind: str
+    # the optimizer's native updates bound to the gradients (`_bind`)
+    _hooks: list[Any] | None
+    _tail_hooks: list[Any]
 
     def _targets(self, y: np.ndarray, incremental: bool, classes: Any = None) -> np.ndarray:
         raise NotImplementedError
@@ -175,7 +178,7 @@ class _BaseMLP(BaseEstimator):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for k in ("_model", "_lins", "_optimizer", "_hooks"):
+        for k in ("_model", "_lins", "_optimizer", "_hooks", "_tail_hooks", "_bound_for"):
             state.pop(k, None)
         return state
 
@@ -195,7 +198,7 @@ class _BaseMLP(BaseEstimator):
         model = Sequential(*layers)
         for lin, W, b in zip([m for m in model.layers if isinstance(m, Linear)], coefs,
                              intercepts):
-            lin.W, lin.b = W, b
+            lin.W, lin.b = np.asarray(W), np.asarray(b)
         self._attach(model)
 
     def _sync(self) -> None:
@@ -219,6 +222,9 @@ class _BaseMLP(BaseEstimator):
             return _logistic(z)
         if act == "softmax":
             return _softmax(z)
+        if act == "exp":
+            out: np.ndarray = np.exp(z)
+            return out
         return z
 
     def _penalty(self) -> float:
@@ -278,26 +284,40 @@ class _BaseMLP(BaseEstimator):
             self._fit_stochastic(X, Y, y, sample_weight, incremental, first)
         return self
 
-    # loss of the native program (mean over batch of the data term)
+    # the native program's loss against scikit-learn's
     def _data_loss_scale(self) -> float:
-        # fastgd's mse is mean((p - y)^2) over all elements, scikit-learn's squared loss
-        # half of it; fastgd's BCE is a mean over all elements, scikit-learn's log-loss of
-        # logistic outputs a sum over the outputs and a mean over the rows
+        """scikit-learn's data loss over the native program's: fastgd's mse is
+        mean((p - y)^2) over all elements, scikit-learn's squared loss half of it; fastgd's
+        BCE is a mean over all elements, scikit-learn's log-loss of logistic outputs a sum
+        over the outputs and a mean over the rows."""
         if self._loss_kind == "mse":
             return 0.5
         if self._loss_kind == "bce_with_logits":
             return float(self.n_outputs_)
         return 1.0
 
-    def _new_optimizer(self, n_rows_batch: int) -> Any:
+    def _grad_scale(self) -> float:
+        """scikit-learn's gradient over the native program's. scikit-learn's output delta is
+        always p - y per row (its `_backprop`), so for squared error with k outputs its
+        gradient is that of 0.5 * k * mean((p - y)^2), k times the gradient of the loss it
+        reports; the training steps here follow scikit-learn's gradient. 1 where the
+        gradient is computed in Python (the Poisson loss)."""
+        if self._loss_kind == "mse":
+            return 0.5 * float(self.n_outputs_)
+        if self._loss_kind == "poisson":
+            return 1.0
+        return self._data_loss_scale()
+
+    def _new_optimizer(self) -> Any:
+        """scikit-learn's optimizer of ``solver`` over two groups, the weights (with the
+        penalty as weight decay, set by `_bind` for the batch size) and the intercepts."""
         weights = [lin.W for lin in self._lins]
         biases = [lin.b for lin in self._lins]
-        s = self._data_loss_scale()
-        # The native loss is L/s: the penalty alpha/(2m)|W|^2 on L becomes weight decay
-        # alpha/(m s) on L/s, and SGD's step lr on L becomes lr*s on L/s.
-        wd = float(self.alpha) / (n_rows_batch * s)
+        s = self._grad_scale()
+        # The native gradient is g/s: SGD's step lr on g becomes lr*s on g/s (`_set_lr`),
+        # and Adam's eps on g becomes eps/s.
         lr = float(self.learning_rate_init)
-        groups = [{"params": weights, "weight_decay": wd},
+        groups = [{"params": weights, "weight_decay": 0.0},
                   {"params": biases, "weight_decay": 0.0}]
         if self.solver == "adam":
             return _optim_pkg.Adam(groups, lr=lr, betas=(self.beta_1, self.beta_2),
@@ -306,19 +326,56 @@ class _BaseMLP(BaseEstimator):
             mom = float(self.momentum)
             return _optim_pkg.SGD(groups, lr=lr * s, momentum=mom,
                                   nesterov=bool(self.nesterovs_momentum and mom > 0))
-        cls = _optim_pkg.by_name(self.solver)
+        cls: Any = _optim_pkg.by_name(self.solver)
         return cls(groups, lr=lr)
 
+    def _weight_decay(self, rows: int) -> float:
+        """The penalty alpha/(2 m)|W|^2 of a batch of m rows on the loss L is weight decay
+        alpha/(m s) on the native loss L/s."""
+        return float(self.alpha) / (rows * self._grad_scale())
+
+    def _bind(self, grads: list[np.ndarray], n: int, bs: int) -> None:
+        """The optimizer's native updates as hooks for the full batches of ``bs`` rows and
+        for a last batch of n % bs rows, each with its own penalty scale (scikit-learn
+        scales the penalty by the rows of each batch); the two share the optimizer's state.
+        The weights' group is left with the full batches' weight decay (`_weighted_epoch`)."""
+        group = self._optimizer.param_groups[0]
+        tail = n % bs
+        if tail:
+            group["weight_decay"] = self._weight_decay(tail)
+            self._tail_hooks = [u.hook() for u in self._optimizer.bind(grads)]
+        else:
+            self._tail_hooks = []
+        group["weight_decay"] = self._weight_decay(bs)
+        self._hooks = [u.hook() for u in self._optimizer.bind(grads)]
+        self._bound_for = (n, bs)
+
     def _set_lr(self, lr: float) -> None:
-        s = self._data_loss_scale() if self.solver == "sgd" else 1.0
-        for g in self._optimizer.param_groups:
-            g["lr"] = lr * s
+        """Set the learning rate (scikit-learn's, on L) of every group; the hooks are bound
+        again before the next epoch.
+
+        SGD: scikit-learn's velocity is v = momentum v - lr g, the update p += v; fastgd's
+        (torch's) buffer is b = momentum b + g, the update p -= lr b. They agree while v =
+        -lr b, so when lr changes (invscaling, adaptive) the buffer is rescaled by
+        old/new lr to keep scikit-learn's velocity."""
+        s = self._grad_scale() if self.solver == "sgd" else 1.0
+        opt = self._optimizer
+        old, new = float(opt.param_groups[0]["lr"]), lr * s
+        if self.solver == "sgd" and old != new:
+            for entry in opt.state.values():
+                buf = entry.get("momentum_buffer")
+                if buf is not None:
+                    buf *= buf.dtype.type(old / new)
+        for g in opt.param_groups:
+            g["lr"] = new
         self._hooks = None
 
     def _fit_stochastic(self, X: np.ndarray, Y: np.ndarray, y: np.ndarray,
                         sample_weight: Any, incremental: bool, first: bool) -> None:
         n = X.shape[0]
         sw = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+        if sw is None and self._loss_kind == "poisson":   # (no native Poisson loss)
+            sw = np.ones(n)
         early_stopping = self.early_stopping and not incremental
         Xv = yv = None
         if early_stopping:
@@ -342,13 +399,12 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
                               "It is going to be clipped", stacklevel=3)
             bs = int(np.clip(self.batch_size, 1, n))
-        if first or not hasattr(self, "_optimizer") or getattr(self, "_opt_bs", None) != bs:
-            keep_lr = getattr(self, "_lr", None) if not first else None
-            self._optimizer = self._new_optimizer(bs)
-            self._opt_bs = bs
-            self._lr = float(self.learning_rate_init) if keep_lr is None else keep_lr
+        if not incremental or not hasattr(self, "_optimizer"):
+            # as scikit-learn: a new optimizer for every fit (also with warm_start), kept
+            # from one partial_fit call to the next
+            self._optimizer = self._new_optimizer()
+            self._lr = float(self.learning_rate_init)
             self._set_lr(self._lr)
-            self._hooks = None
         X = np.ascontiguousarray(X)
         Y = np.ascontiguousarray(Y)
         program = self._model.program
@@ -362,15 +418,24 @@ class _BaseMLP(BaseEstimator):
         scale = self._data_loss_scale()
         rng = self._random_state
         max_iter = 1 if incremental else self.max_iter
+        n_full = n - n % bs
+        if getattr(self, "_bound_for", None) != (n, bs):
+            self._hooks = None     # (partial_fit with another number of rows)
         try:
             for _it in range(max_iter):
                 if self._hooks is None:
-                    self._hooks = [u.hook() for u in self._optimizer.bind(grads)]
-                if self.shuffle:
-                    order = rng.permutation(n).astype(np.intp, copy=False)
+                    self._bind(grads, n, bs)
+                assert self._hooks is not None
+                if self.shuffle:   # as sklearn.utils.shuffle of the previous epoch's order
+                    order = order[rng.permutation(n)]
                 if sw is None:
-                    done = program.train_steps(X, Y, order, 0, n, bs, self._loss_kind, None,
-                                               self._hooks, losses)
+                    # the full batches, then the shorter last one with its own penalty scale
+                    done = program.train_steps(X, Y, order, 0, n_full, bs, self._loss_kind,
+                                               None, self._hooks, losses)
+                    if n_full < n and done == n_full // bs:
+                        done += program.train_steps(X, Y, order, n_full, n, bs,
+                                                    self._loss_kind, None,
+                                                    self._tail_hooks, losses[done:])
                 else:
                     done = self._weighted_epoch(X, Y, sw, order, bs, losses, opt_grads)
                 vals = losses[:done]
@@ -381,7 +446,8 @@ class _BaseMLP(BaseEstimator):
                 # scikit-learn's epoch loss: batch losses (with their penalty, here at the
                 # epoch's end weights) weighted by batch rows
                 denoms = sizes if sw is None else self._batch_weight_sums(sw, order, bs)
-                pen = 0.5 * float(self.alpha) * self._penalty() / denoms
+                pen = 0.5 * float(self.alpha) * self._penalty() / np.where(denoms > 0, denoms,
+                                                                              np.inf)
                 data = vals * scale if sw is None else vals
                 self.loss_ = float(np.dot(data + pen, sizes) / n)
                 self.n_iter_ += 1
@@ -443,25 +509,26 @@ class _BaseMLP(BaseEstimator):
         """An epoch with sample weights, step by step in Python (the fused loop has no
         row weights): each batch's weighted loss and gradient, the penalty
         alpha / (2 sum(w_batch)) |W|^2, and the optimizer's step. Returns the steps."""
-        s = self._data_loss_scale()
-        wd = float(self.alpha) / (self._opt_bs * s)
+        s = self._grad_scale()
+        wd = float(self._optimizer.param_groups[0]["weight_decay"])
         n_w = len(self._lins)
         k = 0
         for k, sl in enumerate(gen_batches(len(order), bs)):
             idx = order[sl]
             wb = sw[idx]
-            value = self._weighted_backprop(X[idx], Y[idx], wb)
             swb = float(wb.sum())
-            if not np.isfinite(value) or swb <= 0:
-                losses[k] = value if swb > 0 else 0.0
-                if swb > 0:
-                    return k + 1
+            if swb <= 0:           # only rows of weight 0: nothing to learn from
+                losses[k] = 0.0
+                continue
+            value = self._weighted_backprop(X[idx], Y[idx], wb)
+            losses[k] = value
+            if not np.isfinite(value):
+                return k + 1
             for j, g in enumerate(grads):
                 g *= g.dtype.type(1.0 / s)
                 if j < n_w:   # the optimizer adds wd W; the penalty of this batch's weights
                     g += g.dtype.type(float(self.alpha) / (swb * s) - wd) * self._lins[j].W
             self._optimizer.step(grads)
-            losses[k] = value
         return k + 1
 
     def _update_no_improvement_count(self, early_stopping: bool) -> None:
@@ -476,7 +543,7 @@ class _BaseMLP(BaseEstimator):
                 self._no_improvement_count = 0
             if last > best:
                 self.best_validation_score_ = last
-                self._best = [(lin.W.copy(), lin.b.copy()) for lin in self._lins]
+                self._best = [(np.array(lin.W), np.array(lin.b)) for lin in self._lins]
         else:
             best_loss = self.best_loss_
             assert best_loss is not None
@@ -502,9 +569,11 @@ class _BaseMLP(BaseEstimator):
         scale = self._data_loss_scale()
         alpha = float(self.alpha)
         is_weight = [isinstance(i, int) and i % 2 == 0 for i in range(len(params))]
-        if sample_weight is not None:
-            sw = np.asarray(sample_weight, dtype=np.float64)
-        denom = n if sample_weight is None else float(np.sum(sample_weight))
+        gscale = self._grad_scale()
+        sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if sw is None and self._loss_kind == "poisson":   # (no native Poisson loss)
+            sw = np.ones(n)
+        denom = n if sw is None else float(np.sum(sw))
         dtype = X.dtype
         packed = np.empty(int(bounds[-1]), dtype=np.float64)
 
@@ -514,11 +583,11 @@ class _BaseMLP(BaseEstimator):
 
         def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
             unpack(theta)
-            if sample_weight is None:
+            if sw is None:
                 value = program.train_batch(X, Y, order, 0, n, self._loss_kind) * scale
                 for k, g in enumerate(grads):
                     packed[bounds[k]:bounds[k + 1]] = g.ravel()
-                packed[:] *= scale
+                packed[:] *= gscale
             else:
                 value = self._weighted_backprop(X, Y, sw)
                 for k, g in enumerate(grads):
@@ -548,10 +617,18 @@ class _BaseMLP(BaseEstimator):
         n = X.shape[0]
         z = self._model.forward(X)
         wn = (w / w.sum()).astype(z.dtype)
+        # the output delta is p - y for every loss, as scikit-learn's (`_grad_scale`)
         if self._loss_kind == "mse":
-            diff = z - Y
-            per = 0.5 * (diff.astype(np.float64) ** 2).mean(axis=1)
-            g = diff / z.dtype.type(diff.shape[1])
+            g = z - Y
+            per = 0.5 * (g.astype(np.float64) ** 2).mean(axis=1)
+        elif self._loss_kind == "poisson":
+            # half the Poisson deviance of p = exp(z): y log(y / p) - y + p, summed over
+            # the outputs (scikit-learn's poisson_loss)
+            z64 = z.astype(np.float64)
+            Y64 = Y.astype(np.float64)
+            p = np.exp(z64)
+            per = (scipy.special.xlogy(Y64, Y64) - Y64 * z64 - Y64 + p).sum(axis=1)
+            g = (p - Y64).astype(z.dtype)
         elif self._loss_kind == "bce_with_logits":
             z64 = z.astype(np.float64)
             per = (np.maximum(z64, 0) - z64 * Y + np.log1p(np.exp(-np.abs(z64)))).sum(axis=1)
@@ -588,7 +665,8 @@ class _BaseMLP(BaseEstimator):
             raise InvalidParameterError(
                 f"The 'solver' parameter of {type(self).__name__} must be a str among "
                 f"{{'lbfgs', 'sgd', 'adam'}} or a fastgd.optim optimizer name "
-                f"({', '.join(_optim_pkg.__all__[1:])}). Got {self.solver!r} instead.")
+                f"({', '.join(sorted(_optim_pkg.ALGORITHMS))}). Got {self.solver!r} "
+                "instead.")
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -727,25 +805,66 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor, as `sklearn.neural_network.MLPRegressor`, trained
-    by fastgd's native fused epoch loop (squared loss, identity output).
+    by fastgd's native fused epoch loop.
+
+    ``loss="squared_error"`` (half the mean squared error, identity output) trains on the
+    native path; ``loss="poisson"`` (half the Poisson deviance, exponential output, y >= 0)
+    has no native loss: its gradient is computed in Python each batch through the layers'
+    own forward and backward, with the same optimizers (slower).
 
     Examples
     --------
     >>> import numpy as np
     >>> from fastgd.sklearn import MLPRegressor
     >>> X = np.linspace(-1, 1, 200)[:, None]; y = X.ravel() ** 2
-    >>> reg = MLPRegressor((32,), solver="lbfgs", random_state=0).fit(X, y)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(32,), solver="lbfgs", random_state=0).fit(X, y)
     >>> reg.score(X, y) > 0.95
     True
     """
 
-    _loss_kind = "mse"
+    _parameter_constraints: dict[str, list[Any]] = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(self, loss: str = "squared_error", hidden_layer_sizes: Any = (100,),
+                 activation: str = "relu", *, solver: str = "adam", alpha: float = 0.0001,
+                 batch_size: Any = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5, max_iter: int = 200,
+                 shuffle: bool = True, random_state: Any = None, tol: float = 1e-4,
+                 verbose: bool = False, warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, n_iter_no_change: int = 10,
+                 max_fun: int = 15000) -> None:
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha,
+            batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun)
+        self.loss = loss
+
+    @property
+    def _loss_kind(self) -> str:  # type: ignore[override]
+        return "poisson" if self.loss == "poisson" else "mse"
 
     def _out_activation(self) -> str:
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = self.loss == "poisson"
+        return tags
 
     def _targets(self, y: np.ndarray, incremental: bool, classes: Any = None) -> np.ndarray:
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        if self.loss == "poisson" and np.any(Y < 0):
+            raise ValueError("Some value(s) of y are negative which is not allowed for "
+                             "loss='poisson'.")
         return np.asarray(Y)
 
     @available_if(_stochastic)
