@@ -247,10 +247,8 @@ class _BaseMLP(BaseEstimator):
             from sklearn.utils.validation import _check_sample_weight
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
         Y = self._targets(y, incremental and not first, classes)
-        if first:
-            self._random_state = check_random_state(self.random_state)
-        elif not hasattr(self, "_random_state"):
-            self._random_state = check_random_state(self.random_state)
+        # as scikit-learn: from random_state again on every call (fit, partial_fit)
+        self._random_state = check_random_state(self.random_state)
         if not first and self.coefs_[0].dtype != X.dtype:
             X = X.astype(self.coefs_[0].dtype)
         Y = Y.astype(X.dtype, copy=False) if self._loss_kind != "cross_entropy" else Y
@@ -262,16 +260,8 @@ class _BaseMLP(BaseEstimator):
             self._build(sizes, X.dtype)
             self.n_iter_ = 0
             self.t_ = 0
-            self.loss_curve_: list[float] = []
-            self._no_improvement_count = 0
-            if self.early_stopping:
-                self.validation_scores_: list[float] | None = []
-                self.best_validation_score_: float | None = -np.inf
-                self.best_loss_: float | None = None
-            else:
-                self.best_loss_ = np.inf
-                self.validation_scores_ = None
-                self.best_validation_score_ = None
+            if self.solver != "lbfgs":
+                self._init_curves()
         else:
             self._sync()
             self._layer_sizes(X.shape[1])
@@ -283,6 +273,19 @@ class _BaseMLP(BaseEstimator):
         else:
             self._fit_stochastic(X, Y, y, sample_weight, incremental, first)
         return self
+
+    def _init_curves(self) -> None:
+        """The stochastic solvers' attributes (scikit-learn's; none of them for L-BFGS)."""
+        self.loss_curve_: list[float] = []
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_: list[float] | None = []
+            self.best_validation_score_: float | None = -np.inf
+            self.best_loss_: float | None = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
 
     # the native program's loss against scikit-learn's
     def _data_loss_scale(self) -> float:
@@ -373,6 +376,8 @@ class _BaseMLP(BaseEstimator):
     def _fit_stochastic(self, X: np.ndarray, Y: np.ndarray, y: np.ndarray,
                         sample_weight: Any, incremental: bool, first: bool) -> None:
         n = X.shape[0]
+        if not hasattr(self, "loss_curve_"):     # (warm start from an L-BFGS fit)
+            self._init_curves()
         sw = None if sample_weight is None else np.asarray(sample_weight, np.float64)
         if sw is None and self._loss_kind == "poisson":   # (no native Poisson loss)
             sw = np.ones(n)
@@ -421,6 +426,7 @@ class _BaseMLP(BaseEstimator):
         n_full = n - n % bs
         if getattr(self, "_bound_for", None) != (n, bs):
             self._hooks = None     # (partial_fit with another number of rows)
+        self.n_iter_ = 0        # as scikit-learn: the epochs of this call
         try:
             for _it in range(max_iter):
                 if self._hooks is None:
@@ -607,8 +613,6 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_ = _check_optimize_result("lbfgs", opt, self.max_iter)
         self.loss_ = float(opt.fun)
         unpack(opt.x.astype(dtype, copy=False))
-        self.loss_curve_ = [self.loss_]
-        self.best_loss_ = None if self.early_stopping else self.loss_
 
     def _weighted_backprop(self, X: np.ndarray, Y: np.ndarray, w: np.ndarray) -> float:
         """scikit-learn's weighted data loss of a batch, sum(w_i loss_i) / sum(w), through
