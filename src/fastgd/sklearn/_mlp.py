@@ -654,7 +654,9 @@ class _BaseMLP(BaseEstimator):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,), optional
-            Weights of the rows in the mean loss (solver='lbfgs').
+            Weights of the rows in the mean loss and the penalty's scale, as scikit-learn's
+            (every solver; the stochastic ones then take their steps from Python, each
+            batch's weighted gradient through the layers' forward and backward).
 
         Returns
         -------
@@ -697,12 +699,85 @@ def _check_optimize_result(solver: str, result: Any, max_iter: int) -> int:
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
-    """Multi-layer perceptron classifier, as `sklearn.neural_network.MLPClassifier`, trained
-    by fastgd's native fused epoch loop.
+    r"""Multi-layer perceptron classifier: `sklearn.neural_network.MLPClassifier`'s
+    parameters, defaults, attributes and methods, trained on fastgd's native path (the
+    network compiled into one program, each epoch one C call with the optimizer fused in).
 
-    Parameters are scikit-learn's (same names, defaults and meaning); ``solver`` also takes
-    any `fastgd.optim` optimizer name (its default hyper-parameters, ``lr`` from
-    ``learning_rate_init``).
+    Binary and multilabel targets get a logistic output and the summed binary log-loss,
+    multiclass targets a softmax and the log-loss. SGD and L-BFGS train the same weights
+    as scikit-learn's estimator up to rounding (same initialisation, shuffling, batches,
+    penalty and schedules).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int, default (100,)
+        The sizes of the hidden layers (each >= 1).
+    activation : {"identity", "logistic", "tanh", "relu"}, default "relu"
+        The hidden layers' activation.
+    solver : {"adam", "sgd", "lbfgs"} or a `fastgd.optim.ALGORITHMS` name, default "adam"
+        "adam" and "sgd" are scikit-learn's (``beta_1``, ``beta_2``, ``epsilon``;
+        ``momentum``, ``nesterovs_momentum``); "lbfgs" is scipy's L-BFGS-B over the full
+        batch (``max_iter`` iterations, ``max_fun`` evaluations). Another name ("rmsprop",
+        "adamw", "nadam", ...) trains with that fastgd optimizer, its defaults, ``lr`` from
+        ``learning_rate_init`` and the penalty as its ``weight_decay``.
+    alpha : float, default 0.0001
+        The L2 penalty :math:`\frac{\alpha}{2m}\sum_l\lVert W_l\rVert_F^2` of a batch of
+        :math:`m` rows (of their weights' sum with ``sample_weight``), on the weights only.
+    batch_size : int or "auto", default "auto"
+        Rows per step of the stochastic solvers; "auto" is ``min(200, n_samples)``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
+        The schedule of "sgd": constant; ``learning_rate_init / (t_ + 1) ** power_t`` after
+        every epoch; divided by 5 when ``n_iter_no_change`` epochs gain less than ``tol``.
+    learning_rate_init : float, default 0.001
+    power_t : float, default 0.5
+    max_iter : int, default 200
+        Epochs of the stochastic solvers, iterations of L-BFGS.
+    shuffle : bool, default True
+        Shuffle the rows every epoch (the previous epoch's order, as scikit-learn).
+    random_state : None, int or numpy.random.RandomState
+        The initialisation (Glorot uniform, scikit-learn's draws), the shuffling and the
+        validation split; drawn from again on every call of ``fit`` and ``partial_fit``.
+    tol : float, default 1e-4
+    verbose : bool, default False
+        Print "Iteration N, loss = ..." after every epoch.
+    warm_start : bool, default False
+        ``fit`` starts from the current weights (with a new optimizer, as scikit-learn).
+    momentum : float, default 0.9
+    nesterovs_momentum : bool, default True
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the rows (stratified for a classifier with one
+        label per row), stop when its score has not gained ``tol`` for
+        ``n_iter_no_change`` epochs, and keep the best weights.
+    validation_fraction : float, default 0.1
+    beta_1, beta_2, epsilon : float, default 0.9, 0.999, 1e-8
+        Adam's. (fastgd adds ``epsilon`` to :math:`\sqrt{\hat v}` after the bias
+        correction, as torch; scikit-learn before it: the steps differ where a gradient is
+        as small as ``epsilon``.)
+    n_iter_no_change : int, default 10
+    max_fun : int, default 15000
+        The most loss evaluations of L-BFGS.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels (of each output for multilabel targets).
+    loss_ : float
+        The loss (with the penalty) after the last epoch or at the L-BFGS solution.
+    best_loss_, loss_curve_, validation_scores_, best_validation_score_
+        As scikit-learn's (the stochastic solvers only). The epoch loss adds the penalty at
+        the epoch's end weights (scikit-learn: at each batch's).
+    coefs_, intercepts_ : list of ndarray
+        The weights, shapes ``(n_in, n_out)`` and ``(n_out,)``, in the dtype of the training
+        data: float32 stays float32, other input becomes float64.
+    n_iter_ : int
+        The epochs (iterations) of the last call.
+    t_ : int
+        Rows seen by the stochastic solvers over all calls.
+    n_layers_, n_outputs_ : int
+    out_activation_ : str
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        The column names of a DataFrame ``X``.
 
     Examples
     --------
@@ -796,6 +871,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return np.vstack([1 - p, p]).T
         return p
 
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """The mean accuracy on ``X`` and ``y`` (`sklearn.base.ClassifierMixin.score`;
+        subset accuracy for multilabel targets)."""
+        return float(ClassifierMixin.score(self, X, y, sample_weight=sample_weight))
+
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """Logarithm of `predict_proba`."""
         out: np.ndarray = np.log(self.predict_proba(X))
@@ -808,13 +888,84 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    """Multi-layer perceptron regressor, as `sklearn.neural_network.MLPRegressor`, trained
-    by fastgd's native fused epoch loop.
+    r"""Multi-layer perceptron regressor: `sklearn.neural_network.MLPRegressor`'s
+    parameters, defaults, attributes and methods, trained on fastgd's native path.
 
-    ``loss="squared_error"`` (half the mean squared error, identity output) trains on the
-    native path; ``loss="poisson"`` (half the Poisson deviance, exponential output, y >= 0)
-    has no native loss: its gradient is computed in Python each batch through the layers'
-    own forward and backward, with the same optimizers (slower).
+    Parameters
+    ----------
+    loss : {"squared_error", "poisson"}, default "squared_error"
+        Half the mean squared error with an identity output (the native fused loss), or
+        half the Poisson deviance with an exponential output (y >= 0; its gradient is
+        computed in Python each batch through the layers' own forward and backward, with
+        the same optimizers: slower). As scikit-learn's, the output delta is
+        :math:`\hat y - y` per row, so with k outputs the steps follow k times the gradient
+        of the mean squared error it reports.
+    hidden_layer_sizes : array-like of int, default (100,)
+        The sizes of the hidden layers (each >= 1).
+    activation : {"identity", "logistic", "tanh", "relu"}, default "relu"
+        The hidden layers' activation.
+    solver : {"adam", "sgd", "lbfgs"} or a `fastgd.optim.ALGORITHMS` name, default "adam"
+        "adam" and "sgd" are scikit-learn's (``beta_1``, ``beta_2``, ``epsilon``;
+        ``momentum``, ``nesterovs_momentum``); "lbfgs" is scipy's L-BFGS-B over the full
+        batch (``max_iter`` iterations, ``max_fun`` evaluations). Another name ("rmsprop",
+        "adamw", "nadam", ...) trains with that fastgd optimizer, its defaults, ``lr`` from
+        ``learning_rate_init`` and the penalty as its ``weight_decay``.
+    alpha : float, default 0.0001
+        The L2 penalty :math:`\frac{\alpha}{2m}\sum_l\lVert W_l\rVert_F^2` of a batch of
+        :math:`m` rows (of their weights' sum with ``sample_weight``), on the weights only.
+    batch_size : int or "auto", default "auto"
+        Rows per step of the stochastic solvers; "auto" is ``min(200, n_samples)``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
+        The schedule of "sgd": constant; ``learning_rate_init / (t_ + 1) ** power_t`` after
+        every epoch; divided by 5 when ``n_iter_no_change`` epochs gain less than ``tol``.
+    learning_rate_init : float, default 0.001
+    power_t : float, default 0.5
+    max_iter : int, default 200
+        Epochs of the stochastic solvers, iterations of L-BFGS.
+    shuffle : bool, default True
+        Shuffle the rows every epoch (the previous epoch's order, as scikit-learn).
+    random_state : None, int or numpy.random.RandomState
+        The initialisation (Glorot uniform, scikit-learn's draws), the shuffling and the
+        validation split; drawn from again on every call of ``fit`` and ``partial_fit``.
+    tol : float, default 1e-4
+    verbose : bool, default False
+        Print "Iteration N, loss = ..." after every epoch.
+    warm_start : bool, default False
+        ``fit`` starts from the current weights (with a new optimizer, as scikit-learn).
+    momentum : float, default 0.9
+    nesterovs_momentum : bool, default True
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the rows (stratified for a classifier with one
+        label per row), stop when its score has not gained ``tol`` for
+        ``n_iter_no_change`` epochs, and keep the best weights.
+    validation_fraction : float, default 0.1
+    beta_1, beta_2, epsilon : float, default 0.9, 0.999, 1e-8
+        Adam's. (fastgd adds ``epsilon`` to :math:`\sqrt{\hat v}` after the bias
+        correction, as torch; scikit-learn before it: the steps differ where a gradient is
+        as small as ``epsilon``.)
+    n_iter_no_change : int, default 10
+    max_fun : int, default 15000
+        The most loss evaluations of L-BFGS.
+
+    Attributes
+    ----------
+    loss_ : float
+        The loss (with the penalty) after the last epoch or at the L-BFGS solution.
+    best_loss_, loss_curve_, validation_scores_, best_validation_score_
+        As scikit-learn's (the stochastic solvers only). The epoch loss adds the penalty at
+        the epoch's end weights (scikit-learn: at each batch's).
+    coefs_, intercepts_ : list of ndarray
+        The weights, shapes ``(n_in, n_out)`` and ``(n_out,)``, in the dtype of the training
+        data: float32 stays float32, other input becomes float64.
+    n_iter_ : int
+        The epochs (iterations) of the last call.
+    t_ : int
+        Rows seen by the stochastic solvers over all calls.
+    n_layers_, n_outputs_ : int
+    out_activation_ : str
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        The column names of a DataFrame ``X``.
 
     Examples
     --------
@@ -882,6 +1033,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                                  "lbfgs is not stochastic.")
         self._fit(X, y, sample_weight, incremental=True)
         return self
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """:math:`R^2` of the predictions (`sklearn.base.RegressorMixin.score`)."""
+        return float(RegressorMixin.score(self, X, y, sample_weight=sample_weight))
 
     def predict(self, X: Any) -> np.ndarray:
         """Predictions for ``X``: shape (n_samples,) or (n_samples, n_outputs)."""
