@@ -556,3 +556,17 @@ def test_synthetic_wide_case_trains(small):
     a = sknn.MLPClassifier(**kw).fit(Xtr, ytr).score(Xte, yte)
     b = MLPClassifier(**kw).fit(Xtr, ytr).score(Xte, yte)
     assert abs(a - b) < 0.03 and b > 0.7
+
+
+def test_import_fastgd_does_not_import_sklearn():
+    import subprocess
+    import sys
+    code = ("import sys, fastgd, fastgd.linear_model, fastgd.nn, fastgd.optim; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'pandas')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+    code = "import sys, fastgd.sklearn; print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "True"
