@@ -5,7 +5,11 @@ Cases (the goals of issue 15): digits, hidden (128,), adam, batch 32, 30 iterati
 solver='lbfgs' on digits, (128,), 100 iterations (>= 2x). Prints the median fit time of each
 over ``--repeats`` runs (alternating), the ratio, and the held-out accuracy of each.
 
-    python bench/sklearn_mlp.py [--repeats 5]
+    python bench/sklearn_mlp.py [--repeats 5] [--threads N]
+
+``--threads N`` limits both libraries to N threads (threadpoolctl for numpy's and scipy's
+BLAS, `fastgd.set_num_threads`); by default each uses its own default. On a machine whose
+cores are shared with other work, ``--threads 1`` keeps BLAS workers from contending.
 """
 from __future__ import annotations
 
@@ -53,9 +57,16 @@ def _cpu() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
-    print(f"CPU: {_cpu()}; repeats: {args.repeats} (medians)")
+    if args.threads is not None:
+        import fastgd
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(args.threads)
+        fastgd.set_num_threads(args.threads)
+    print(f"CPU: {_cpu()}; repeats: {args.repeats} (medians); threads: "
+          f"{'default' if args.threads is None else args.threads}")
     for name, X, y, params, goal in _cases():
         Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0)
         times: dict[str, list[float]] = {"sklearn": [], "fastgd": []}
