@@ -5,7 +5,11 @@ Cases (the goals of issue 15): digits, hidden (128,), adam, batch 32, 30 iterati
 solver='lbfgs' on digits, (128,), 100 iterations (>= 2x). Prints the median fit time of each
 over ``--repeats`` runs (alternating), the ratio, and the held-out accuracy of each.
 
-    python bench/sklearn_mlp.py [--repeats 5] [--threads N]
+    python bench/sklearn_mlp.py [--repeats 5] [--threads N] [--dtype float32]
+
+``--dtype float32`` gives both libraries float32 input (both then train in float32, but
+scikit-learn's L-BFGS, whose weights become float64); by default the data is float64, as
+``load_digits`` and ``make_classification`` return it.
 
 ``--threads N`` limits both libraries to N threads (threadpoolctl for numpy's and scipy's
 BLAS, `fastgd.set_num_threads`); by default each uses its own default. On a machine whose
@@ -58,6 +62,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     args = ap.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
     if args.threads is not None:
@@ -66,9 +71,10 @@ def main() -> None:
         threadpool_limits(args.threads)
         fastgd.set_num_threads(args.threads)
     print(f"CPU: {_cpu()}; repeats: {args.repeats} (medians); threads: "
-          f"{'default' if args.threads is None else args.threads}")
+          f"{'default' if args.threads is None else args.threads}; input {args.dtype}")
     for name, X, y, params, goal in _cases():
-        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0)
+        Xtr, Xte, ytr, yte = train_test_split(X.astype(args.dtype), y, test_size=0.25,
+                                              random_state=0)
         times: dict[str, list[float]] = {"sklearn": [], "fastgd": []}
         scores: dict[str, list[float]] = {"sklearn": [], "fastgd": []}
         for r in range(args.repeats):
