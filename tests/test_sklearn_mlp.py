@@ -325,6 +325,7 @@ def test_dtype_kept_end_to_end(small, in_dtype, out_dtype, solver):
     m = MLPClassifier((8,), solver=solver, max_iter=3, random_state=0).fit(X, y)
     assert all(W.dtype == out_dtype for W in m.coefs_ + m.intercepts_)
     assert m.predict_proba(X).dtype == out_dtype
+    assert all(g.dtype == out_dtype for g in m._model.gradients())
     if solver != "lbfgs":
         for entry in m._optimizer.state.values():
             assert all(v.dtype == out_dtype for v in entry.values() if hasattr(v, "dtype"))
