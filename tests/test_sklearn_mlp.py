@@ -447,6 +447,29 @@ def test_pipeline_grid_search_cross_val_clone_pickle(small):
         assert not hasattr(clone(est), "coefs_")
 
 
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_unpickled_estimator_trains_on_as_the_original(small, solver, dtype):
+    # the optimizer's state (Adam's moments and step, SGD's velocity) travels in the pickle
+    _quiet()
+    X, y = small
+    X = X.astype(dtype)
+    kw = dict(hidden_layer_sizes=(16,), solver=solver, learning_rate_init=0.01,
+              random_state=0)
+    a = MLPClassifier(**kw).partial_fit(X, y, classes=np.arange(10))
+    b = pickle.loads(pickle.dumps(a))
+    for _ in range(2):
+        a.partial_fit(X, y)
+        b.partial_fit(X, y)
+    _assert_same_weights(a, b, 0.0, dtype)
+    s = sknn.MLPClassifier(**kw).partial_fit(X, y, classes=np.arange(10))
+    s = pickle.loads(pickle.dumps(s))
+    for _ in range(2):
+        s.partial_fit(X, y)
+    if solver == "sgd":
+        _assert_same_weights(s, a, TOL[dtype], dtype)
+
+
 # ---------------------------------------------------------------------------- bad input
 def _error(call):
     with pytest.raises(Exception) as info:

@@ -177,15 +177,26 @@ class _BaseMLP(BaseEstimator):
         self._lins = lins
 
     def __getstate__(self) -> dict[str, Any]:
+        """The estimator's attributes without the compiled network and the native
+        bindings; the optimizer as its state dict (a later ``partial_fit`` or warm start of
+        the unpickled estimator continues as this one would, as scikit-learn's)."""
         state = self.__dict__.copy()
-        for k in ("_model", "_lins", "_optimizer", "_hooks", "_tail_hooks", "_bound_for"):
+        opt = state.pop("_optimizer", None)
+        if opt is not None:
+            state["_optimizer_state"] = opt.state_dict()
+        for k in ("_model", "_lins", "_hooks", "_tail_hooks", "_bound_for"):
             state.pop(k, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        opt_state = state.pop("_optimizer_state", None)
         self.__dict__.update(state)
         if "coefs_" in state:
             self._rebuild_from_arrays()
+            if opt_state is not None:
+                self._optimizer = self._new_optimizer()
+                self._optimizer.load_state_dict(opt_state)
+                self._hooks = None
 
     def _rebuild_from_arrays(self) -> None:
         coefs, intercepts = self.coefs_, self.intercepts_
