@@ -548,6 +548,35 @@ def test_partial_fit_errors_as_sklearns(small):
         MLPRegressor(loss="poisson", max_iter=2).fit(X, X[:, 20] - 1)
 
 
+def test_warm_start_with_other_classes_is_refused_as_sklearn(small):
+    _quiet()
+    X, y = small
+    for yy in (y % 5, np.c_[y > 4, y % 2]):
+        errors = []
+        for cls in (sknn.MLPClassifier, MLPClassifier):
+            m = cls((8,), warm_start=True, max_iter=2, random_state=0).fit(X, y)
+            before = [W.copy() for W in m.coefs_]
+            errors.append(_error(lambda m=m, yy=yy: m.fit(X, yy)))
+            np.testing.assert_array_equal(m.classes_, np.arange(10))
+            if cls is MLPClassifier:
+                assert all(np.array_equal(a, b) for a, b in zip(before, m.coefs_))
+        assert type(errors[0]) is type(errors[1]) is ValueError
+        if yy.ndim == 1:
+            assert str(errors[1]) == str(errors[0])
+    m = MLPClassifier((8,), warm_start=True, max_iter=2, random_state=0).fit(X, y)
+    m.fit(X[::-1], y[::-1])                     # the same classes: trains on
+    assert m.n_iter_ == 2
+    r = MLPRegressor(hidden_layer_sizes=(8,), warm_start=True, max_iter=2).fit(X, X[:, :2])
+    t_, before = r.t_, [W.copy() for W in r.coefs_]
+    for Y in (X[:, :3], X[:, 0]):
+        with pytest.raises(ValueError, match="y has [13] outputs, but MLPRegressor was fitted "
+                           "with 2"):
+            r.fit(X, Y)
+        with pytest.raises(ValueError, match="outputs"):
+            r.partial_fit(X, Y)
+    assert r.t_ == t_ and all(np.array_equal(a, b) for a, b in zip(before, r.coefs_))
+
+
 def test_column_y_warns_as_sklearn(small):
     X, y = small
     from sklearn.exceptions import DataConversionWarning

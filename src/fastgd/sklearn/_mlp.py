@@ -257,7 +257,7 @@ class _BaseMLP(BaseEstimator):
         if sample_weight is not None:
             from sklearn.utils.validation import _check_sample_weight
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
-        Y = self._targets(y, incremental and not first, classes)
+        Y = self._targets(y, not first, classes)
         # as scikit-learn: from random_state again on every call (fit, partial_fit)
         self._random_state = check_random_state(self.random_state)
         if not first and self.coefs_[0].dtype != X.dtype:
@@ -276,6 +276,10 @@ class _BaseMLP(BaseEstimator):
         else:
             self._sync()
             self._layer_sizes(X.shape[1])
+            if Y.ndim == 2 and Y.shape[1] != self.n_outputs_:
+                raise ValueError(f"y has {Y.shape[1]} outputs, but {type(self).__name__} was "
+                                 f"fitted with {self.n_outputs_}; warm_start and partial_fit "
+                                 "continue with the same outputs")
         if self.solver == "lbfgs":
             if incremental:
                 raise AttributeError("partial_fit is only available for stochastic "
@@ -824,6 +828,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                     "multilabel-indicator":
                 if self._label_binarizer.y_type_ != kind:
                     raise ValueError("`y` has different type than the previous call.")
+            elif self.warm_start:
+                if set(unique_labels(y)) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in "
+                        f"the previous call to fit. Previously got {self.classes_}, `y` has "
+                        f"{unique_labels(y)}")
             elif not np.isin(unique_labels(y), self.classes_).all():
                 raise ValueError("`y` has classes not in `self.classes_`. `self.classes_` "
                                  "has %s. 'y' has %s." % (self.classes_, unique_labels(y)))
