@@ -366,12 +366,40 @@ def test_verbose_prints_sklearns_lines(small, capsys):
     assert out == [f"Iteration {i + 1}, loss = {m.loss_curve_[i]:.8f}" for i in range(3)]
 
 
+@pytest.mark.parametrize("params", [
+    dict(solver="sgd", learning_rate_init=0.1, tol=0.05, n_iter_no_change=2),
+    dict(solver="sgd", learning_rate_init=0.1, early_stopping=True, tol=0.05,
+         n_iter_no_change=2),
+    dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.3, tol=0.05,
+         n_iter_no_change=1),
+], ids=["loss", "early_stopping", "adaptive"])
+def test_verbose_output_is_sklearns(small, capsys, params):
+    # binary target: the early-stopping split is the same as scikit-learn's
+    _quiet()
+    X, y = small
+    y = (y > 4).astype(int)
+    kw = dict(hidden_layer_sizes=(8,), max_iter=40, verbose=True, random_state=0) | params
+    sknn.MLPClassifier(**kw).fit(X, y)
+    theirs = capsys.readouterr().out.splitlines()
+    MLPClassifier(**kw).fit(X, y)
+    ours = capsys.readouterr().out.splitlines()
+    number = re.compile(r"\d+\.\d+")
+    assert [number.sub("#", line) for line in ours] == [number.sub("#", line) for line in theirs]
+    assert any("Stopping" in line for line in ours)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose([float(v) for v in number.findall(a)],
+                                   [float(v) for v in number.findall(b)], rtol=1e-4)
+
+
 def test_convergence_warning_at_max_iter(small):
     X, y = small
     with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(2\) reached"):
         MLPClassifier((8,), max_iter=2, random_state=0).fit(X, y)
     with pytest.warns(ConvergenceWarning, match="lbfgs failed to converge"):
         MLPClassifier((8,), solver="lbfgs", max_iter=2, random_state=0).fit(X, y)
+    with pytest.warns(ConvergenceWarning, match="EVALUATIONS EXCEEDS LIMIT"):
+        m = MLPClassifier((8,), solver="lbfgs", max_fun=5, random_state=0).fit(X, y)
+    assert m.n_iter_ <= 5
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         m = MLPClassifier((8,), max_iter=500, tol=0.1, n_iter_no_change=1,
