@@ -27,9 +27,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, gen_batches
+# (_param_validation is private, but its constraints are the documented way for estimators
+# outside scikit-learn to declare _parameter_constraints; InvalidParameterError is
+# scikit-learn's error for a bad parameter)
 from sklearn.utils._param_validation import InvalidParameterError, Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
-from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .. import optim as _optim_pkg
