@@ -1030,11 +1030,11 @@ cdef class TensorPlan:
     def prepare_tensors(self, list tensors, tuple dtypes, str where, int need, view):
         """Like `prepare`, with the gradients read from ``tensors[i].grad``: the tensors (of
         a framework such as PyTorch, exposing ``grad``, ``data_ptr()``, ``dtype``,
-        ``is_cpu``, ``is_contiguous()`` and ``numel()``) whose memory this plan's parameter
-        arrays view, in order.
+        ``is_contiguous()`` and ``numel()``, whose gradients lie on their device) whose
+        memory this plan's parameter arrays view, in order.
 
-        A gradient of the parameter's dtype (``dtypes[i]``), dense, on the CPU, contiguous
-        and of the parameter's size is used where it lies; any other goes through
+        A gradient of the parameter's dtype (``dtypes[i]``), dense, contiguous and of the
+        parameter's size is used where it lies; any other goes through
         ``view(grad, name)`` (an ndarray viewing it, or an error naming it) and the checks
         of `prepare`. ``where`` names the list in messages (``param_groups[0]['params']``).
         Returns the list of tensors that have a gradient (the ones the step will update).
@@ -1059,7 +1059,10 @@ cdef class TensorPlan:
                 raise StaleParameter(i)
             if not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>self.params[i]):
                 raise ValueError(f"{where}[{i}] is read-only; parameters are updated in place")
-            if (g.dtype is <object>PyTuple_GET_ITEM(dtypes, i) and g.is_cpu
+            # (the device needs no check: the parameter's memory is the CPU's, and torch
+            # refuses a gradient, or a .data swap, on another device; size and dtype it
+            # allows to change through grad.data, so they are checked)
+            if (g.dtype is <object>PyTuple_GET_ITEM(dtypes, i)
                     and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>self.params[i])
                     and g.is_contiguous() and <size_t>g.numel() == self.tensors.numel[i]):
                 ptr = <intptr_t>g.data_ptr()
