@@ -18,8 +18,9 @@ cores are shared with other work, ``--threads 1`` keeps BLAS workers from conten
 from __future__ import annotations
 
 import argparse
-import platform
+import os
 import statistics
+import sys
 import time
 import warnings
 from typing import Any
@@ -31,6 +32,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as SkMLP
 
 from fastgd.sklearn import MLPClassifier as FgMLP
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import _cpu_model  # noqa: E402  (the benchmarks' shared helpers)
 
 
 def _cases() -> list[tuple[str, Any, Any, dict[str, Any], float]]:
@@ -47,17 +51,6 @@ def _cases() -> list[tuple[str, Any, Any, dict[str, Any], float]]:
     ]
 
 
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
@@ -70,7 +63,7 @@ def main() -> None:
         from threadpoolctl import threadpool_limits
         threadpool_limits(args.threads)
         fastgd.set_num_threads(args.threads)
-    print(f"CPU: {_cpu()}; repeats: {args.repeats} (medians); threads: "
+    print(f"CPU: {_cpu_model()}; repeats: {args.repeats} (medians); threads: "
           f"{'default' if args.threads is None else args.threads}; input {args.dtype}")
     for name, X, y, params, goal in _cases():
         Xtr, Xte, ytr, yte = train_test_split(X.astype(args.dtype), y, test_size=0.25,
