@@ -490,14 +490,7 @@ cdef class Program:
             for h in range(nh):
                 hk[h] = <fgd_hook *>PyCapsule_GetPointer(keep[h], FGD_HOOK_NAME)
             with nogil:
-                if red != NULL:
-                    if self.typenum == cnp.NPY_FLOAT32:
-                        k = self._steps_reduced(kind, <const float *>xp, tp, ip, nsteps,
-                                                rows_all, batch_size, save, hk, nh, out, red)
-                    else:
-                        k = self._steps_reduced(kind, <const double *>xp, tp, ip, nsteps,
-                                                rows_all, batch_size, save, hk, nh, out, red)
-                elif accumulate > 1:
+                if accumulate > 1:
                     if self.typenum == cnp.NPY_FLOAT32:
                         k = self._steps_accumulated(kind, <const float *>xp, tp, ip, nsteps,
                                                     rows_all, batch_size, accumulate, save, hk,
@@ -508,10 +501,10 @@ cdef class Program:
                                                     nh, out, <double *>acc)
                 elif self.typenum == cnp.NPY_FLOAT32:
                     k = self._steps(kind, <const float *>xp, tp, ip, nsteps, rows_all,
-                                    batch_size, save, hk, nh, out)
+                                    batch_size, save, hk, nh, out, red)
                 else:
                     k = self._steps(kind, <const double *>xp, tp, ip, nsteps, rows_all,
-                                    batch_size, save, hk, nh, out)
+                                    batch_size, save, hk, nh, out, red)
         finally:
             PyMem_Free(hk)
         return k
@@ -519,30 +512,55 @@ cdef class Program:
     cdef Py_ssize_t _steps(self, int kind, const floating *x, const void *t, const int64_t *ip,
                            Py_ssize_t nsteps, Py_ssize_t rows_all, Py_ssize_t batch_size,
                            fgd_hook *save, fgd_hook **hk, Py_ssize_t nh,
-                           double *losses) noexcept nogil:
+                           double *losses, fgd_reduce *red) noexcept nogil:
         """train_steps' loop, once its arguments are checked: up to ``nsteps`` steps over
-        ``ip[:rows_all]``; the number taken (losses written)."""
+        ``ip[:rows_all]``; the number taken (losses written). With ``red`` (data-parallel
+        training) each step is this rank's rows of its batch and the reduction over the
+        ranks, and the decisions are the same on every rank: the same reductions follow."""
         cdef Py_ssize_t k = 0, mark = -1, j
         cdef double value
+        cdef bint bad = False
         while k < nsteps:
-            value = self._forward_at(kind, x, t, ip, k, rows_all, batch_size)
+            value = self._loss_at(kind, x, t, ip, k, rows_all, batch_size, red, &bad)
             losses[k] = value
             k += 1
-            if not isfinite(value):
+            if bad:
                 if save != NULL and mark >= 0:
                     # back to the checkpoint, then again up to the last finite step
                     save.undo(save.ctx)
                     for j in range(mark, k - 2):
-                        self._forward_at(kind, x, t, ip, j, rows_all, batch_size)
-                        self._update_at(ip, j, rows_all, batch_size, hk, nh)
+                        self._loss_at(kind, x, t, ip, j, rows_all, batch_size, red, &bad)
+                        self._finish_at(ip, j, rows_all, batch_size, hk, nh, red)
                     if mark < k - 2:
                         save.run(save.ctx)
                 break
             if save != NULL and (mark < 0 or k - 1 - mark >= CHECKPOINT_EVERY or k == nsteps):
                 save.run(save.ctx)
                 mark = k - 1
-            self._update_at(ip, k - 1, rows_all, batch_size, hk, nh)
+            self._finish_at(ip, k - 1, rows_all, batch_size, hk, nh, red)
         return k
+
+    cdef double _loss_at(self, int kind, const floating *x, const void *t, const int64_t *ip,
+                         Py_ssize_t k, Py_ssize_t rows_all, Py_ssize_t batch_size,
+                         fgd_reduce *red, bint *bad) noexcept nogil:
+        """Step ``k`` up to its gradient (`_forward_at`, or `_reduced_at` with ``red``): its
+        loss, and in ``bad`` whether it (any rank's, with ``red``) was not finite."""
+        cdef double value
+        if red != NULL:
+            return self._reduced_at(kind, x, t, ip, k, rows_all, batch_size, red, bad)
+        value = self._forward_at(kind, x, t, ip, k, rows_all, batch_size)
+        bad[0] = not isfinite(value)
+        return value
+
+    cdef void _finish_at(self, const int64_t *ip, Py_ssize_t k, Py_ssize_t rows_all,
+                         Py_ssize_t batch_size, fgd_hook **hk, Py_ssize_t nh,
+                         fgd_reduce *red) noexcept nogil:
+        """Step ``k``'s updates after `_loss_at` (its backward first, unless `_reduced_at`
+        has run it before the reduction)."""
+        if red != NULL:
+            self._hooks_at(k, hk, nh)
+        else:
+            self._update_at(ip, k, rows_all, batch_size, hk, nh)
 
     cdef int _check_arena(self, fgd_reduce *red) except -1:
         """That ``red``'s buffer is this program's gradients back to back, then the flag."""
@@ -567,38 +585,6 @@ cdef class Program:
                     raise ValueError(f"op {i}'s db is not where the gradient arena has it")
                 at += o.fout * item
         return 0
-
-    cdef Py_ssize_t _steps_reduced(self, int kind, const floating *x, const void *t,
-                                   const int64_t *ip, Py_ssize_t nsteps, Py_ssize_t rows_all,
-                                   Py_ssize_t batch_size, fgd_hook *save, fgd_hook **hk,
-                                   Py_ssize_t nh, double *losses,
-                                   fgd_reduce *red) noexcept nogil:
-        """`_steps` of data-parallel training: each step's rows of this rank, the reduction
-        of the gradients (and of the non-finite flag) over the ranks, then the decision and
-        the updates, the same on every rank."""
-        cdef Py_ssize_t k = 0, mark = -1, j
-        cdef double value
-        cdef bint bad = False
-        while k < nsteps:
-            value = self._reduced_at(kind, x, t, ip, k, rows_all, batch_size, red, &bad)
-            losses[k] = value
-            k += 1
-            if bad:
-                if save != NULL and mark >= 0:
-                    # back to the checkpoint, then again up to the last finite step (the
-                    # same on every rank: the same decisions, so the same reductions)
-                    save.undo(save.ctx)
-                    for j in range(mark, k - 2):
-                        self._reduced_at(kind, x, t, ip, j, rows_all, batch_size, red, &bad)
-                        self._hooks_at(j, hk, nh)
-                    if mark < k - 2:
-                        save.run(save.ctx)
-                break
-            if save != NULL and (mark < 0 or k - 1 - mark >= CHECKPOINT_EVERY or k == nsteps):
-                save.run(save.ctx)
-                mark = k - 1
-            self._hooks_at(k - 1, hk, nh)
-        return k
 
     cdef double _reduced_at(self, int kind, const floating *x, const void *t,
                             const int64_t *ip, Py_ssize_t k, Py_ssize_t rows_all,
@@ -705,13 +691,8 @@ cdef class Program:
     cdef void _update_at(self, const int64_t *ip, Py_ssize_t k, Py_ssize_t rows_all,
                          Py_ssize_t batch_size, fgd_hook **hk, Py_ssize_t nh) noexcept nogil:
         """Step ``k``'s backward (after its `_forward_at`) and updates."""
-        cdef Py_ssize_t h
         self._backward(min(batch_size, rows_all - k * batch_size), False)
-        for h in range(nh):
-            if hk[h].run_at != NULL:
-                hk[h].run_at(hk[h].ctx, k)
-            else:
-                hk[h].run(hk[h].ctx)
+        self._hooks_at(k, hk, nh)
 
     cdef void _backward(self, Py_ssize_t rows, bint input_grad) noexcept nogil:
         """The backward pass of the last forward over ``rows`` rows, from the loss gradient
