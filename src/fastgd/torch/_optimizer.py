@@ -57,6 +57,15 @@ def _increment_version(tensors: list[torch.Tensor]) -> None:
             torch.autograd.graph.increment_version(t)
 
 
+def _refuse_unsupported(group: dict[str, Any], gi: int) -> None:
+    """A ValueError when the group asks for what fastgd's kernels cannot do (checked when
+    the group is added and at every step, since a group may be edited in between)."""
+    for k in _REFUSED:
+        if group.get(k):
+            raise ValueError(f"param_groups[{gi}]: {k}=True is not supported: fastgd's "
+                             "kernels are neither capturable nor differentiable")
+
+
 def _grad_view(g: Any, name: str) -> np.ndarray:
     return _checks.array_view(g, name, writeable=False)
 
@@ -93,10 +102,7 @@ class _Group:
     def sync(self, group: dict[str, Any], gi: int) -> tuple[dict[str, Any], int]:
         """Copy the torch group's hyper-parameters into the fastgd group (a schedule or the
         user may have changed them) and return the checked kernel arguments and state mask."""
-        for k in _REFUSED:
-            if group.get(k):
-                raise ValueError(f"param_groups[{gi}][{k!r}] is True: fastgd's kernels are "
-                                 f"neither capturable nor differentiable")
+        _refuse_unsupported(group, gi)
         inner_group = self.inner.param_groups[0]
         for k in self.keys:
             v = group[k]
@@ -261,10 +267,6 @@ class Optimizer(torch.optim.Optimizer):
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         if self.fastgd_class is None:
             raise TypeError(f"{type(self).__name__} names no fastgd_class")
-        for k in _REFUSED:
-            if defaults.get(k):
-                raise ValueError(f"{k}=True is not supported: fastgd's kernels are neither "
-                                 "capturable nor differentiable")
         self._fgd: list[_Group] = []
         super().__init__(params, defaults)
 
@@ -301,15 +303,12 @@ class Optimizer(torch.optim.Optimizer):
         gi = len(self.param_groups) - 1
         group = self.param_groups[gi]
         try:
+            _refuse_unsupported(group, gi)
             fg = _Group(self, group, gi)
             existing = [a for other in self._fgd for a in other.arrays]
             names = [f"param_groups[{k}]['params'][{i}]" for k, other in enumerate(self._fgd)
                      for i in range(other.n)] + [f"{fg.where}[{i}]" for i in range(fg.n)]
             _checks.disjoint(existing + fg.arrays, names)
-            for k in _REFUSED:
-                if group.get(k):
-                    raise ValueError(f"param_groups[{gi}][{k!r}] is True: fastgd's kernels "
-                                     "are neither capturable nor differentiable")
             if self._eager:
                 fg.sync(group, gi)  # allocates the state
                 fg.show(self.state, self._has_step, np.ones(fg.n, dtype=bool))
